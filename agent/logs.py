@@ -1,0 +1,283 @@
+"""Logging for posdiag: structlog in front, stdlib logging routed through the same pipeline.
+
+Logs go to stderr because stdout carries command output (tables, JSON reports) that people pipe
+into other tools. Two formats exist: ``console`` for a person at the bench and ``json`` (one object
+per line) for collectors. Whatever the format, two processors run just before rendering:
+
+* redaction, because terminal passwords, PINs, keys and merchant identifiers must never reach a
+  log file, a ticket or a screenshot;
+* bytes-to-hex, because protocol traces are bytes and Python's escaped bytes repr is
+  unreadable next to the hex dumps in the protocol specs.
+
+``mask_identifier`` and ``redact`` are public so reports mask identifiers the same way logs do.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any, Literal, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+__all__ = [
+    "HEX_LIMIT",
+    "REDACTED",
+    "configure_logging",
+    "get_logger",
+    "hex_bytes",
+    "mask_identifier",
+    "redact",
+    "redact_processor",
+    "render_bytes",
+]
+
+REDACTED = "[redacted]"
+HEX_LIMIT = 512
+"""Bytes shown before a hex rendering is cut short; a full firmware blob helps nobody in a log."""
+
+SECRET_KEYS = frozenset(
+    {"password", "pin", "pan", "key", "secret", "token", "signature", "private_key", "adbkey"}
+)
+IDENTIFIER_KEYS = frozenset({"terminal_id", "tid", "merchant_id", "mid", "vu_number"})
+
+_LEVEL_NAMES = ("debug", "info", "warning", "error", "critical")
+_HANDLER_NAME = "posdiag"
+_MASK = "****"
+
+
+def _normalise_key(key: object) -> str | None:
+    """Lower-case a key and treat ``-`` like ``_`` so ``Private-Key`` is caught too."""
+    return key.lower().replace("-", "_") if isinstance(key, str) else None
+
+
+def mask_identifier(value: str | None, keep: int = 4) -> str | None:
+    """Hide all but the last ``keep`` characters of a terminal or merchant identifier.
+
+    The prefix is always four asterisks whatever the length, so the mask does not leak how long
+    the identifier is; the tail stays so a person can still tell two terminals apart.
+
+    Args:
+        value: the identifier; None passes through so "not known" stays visible.
+        keep: how many trailing characters stay readable.
+
+    Returns:
+        ``"****2000"`` for ``"52002000"``; ``"****"`` when the value is too short to show any of
+        it safely; ``""`` for an empty value; None for None.
+    """
+    if value is None:
+        return None
+    text = str(value)
+    if not text:
+        return ""
+    if keep <= 0 or len(text) <= keep:
+        return _MASK
+    return _MASK + text[-keep:]
+
+
+def _mask_value(value: Any) -> Any:
+    """Mask an identifier value, descending into containers; unchanged values keep identity."""
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        # ZVT carries the terminal id as BCD, whose hex spelling is the id people know.
+        return mask_identifier(bytes(value).hex())
+    if isinstance(value, Mapping):
+        return _redact_mapping(value)
+    if isinstance(value, list | tuple):
+        return [_mask_value(item) for item in value]
+    return mask_identifier(str(value))
+
+
+def _redact_value(key: object, value: Any) -> Any:
+    """Redact one value according to its key; return the same object when nothing changed."""
+    name = _normalise_key(key)
+    if name in SECRET_KEYS:
+        # None stays None: "no password set" is useful and reveals nothing.
+        return value if value is None else REDACTED
+    if name in IDENTIFIER_KEYS:
+        return _mask_value(value)
+    if isinstance(value, Mapping):
+        return _redact_mapping(value)
+    if isinstance(value, list | tuple):
+        items = [_redact_value(None, item) for item in value]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        return items if isinstance(value, list) else tuple(items)
+    return value
+
+
+def _redact_mapping(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
+    """Redact a nested mapping, copying it only if something inside had to change."""
+    redacted = {key: _redact_value(key, value) for key, value in mapping.items()}
+    if all(redacted[key] is value for key, value in mapping.items()):
+        return mapping
+    return redacted
+
+
+def redact(event_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``event_dict`` with secrets replaced and identifiers masked.
+
+    Secrets (password, pin, pan, key, secret, token, signature, private_key, adbkey) become
+    ``"[redacted]"``; identifiers (terminal_id, tid, merchant_id, mid, vu_number) keep their last
+    four characters. Key names match case-insensitively, at any depth inside dicts and lists. The
+    input is never modified: nested dicts usually belong to the caller.
+
+    Args:
+        event_dict: a structlog event dict, or any report section keyed by field name.
+
+    Returns:
+        A new dict, safe to log or print.
+    """
+    return {key: _redact_value(key, value) for key, value in event_dict.items()}
+
+
+def redact_processor(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> EventDict:
+    """Structlog processor wrapper around :func:`redact`."""
+    return redact(event_dict)
+
+
+def hex_bytes(data: bytes | bytearray | memoryview, limit: int = HEX_LIMIT) -> str:
+    """Render bytes as spaced lowercase hex, the way protocol specs print frames.
+
+    Args:
+        data: the bytes to show.
+        limit: how many bytes to show before cutting the rendering short.
+
+    Returns:
+        ``"10 02 80 00"``; longer data ends with ``" … (+N bytes)"``.
+    """
+    raw = data.tobytes() if isinstance(data, memoryview) else bytes(data)
+    shown = raw[:limit].hex(" ")
+    if len(raw) > limit:
+        return f"{shown} … (+{len(raw) - limit} bytes)"
+    return shown
+
+
+def _hexify(value: Any) -> Any:
+    """Replace bytes-like values with hex, descending into dicts and lists."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return hex_bytes(value)
+    if isinstance(value, Mapping):
+        return {key: _hexify(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_hexify(item) for item in value]
+    return value
+
+
+def render_bytes(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> EventDict:
+    """Structlog processor turning every bytes-like value into readable hex."""
+    for key, value in event_dict.items():
+        if isinstance(value, bytes | bytearray | memoryview | Mapping | list | tuple):
+            event_dict[key] = _hexify(value)
+    return event_dict
+
+
+def _parse_level(level: str) -> int:
+    """Turn ``"warning"``/``"DEBUG"`` into a logging level, rejecting typos loudly."""
+    levels = logging.getLevelNamesMapping()
+    try:
+        return levels[level.strip().upper()]
+    except KeyError:
+        known = ", ".join(
+            name.lower() for name in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        )
+        raise ValueError(f"unknown log level {level!r} (use one of {known})") from None
+
+
+def _is_tty(stream: TextIO) -> bool:
+    """Whether colours make sense on ``stream``; closed or odd streams count as not a tty."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _renderer(fmt: Literal["console", "json"], stream: TextIO) -> list[Processor]:
+    """The final processors for ``fmt``, each ending in a renderer."""
+    if fmt == "json":
+        # format_exc_info gives a plain traceback string; dict_tracebacks would add locals,
+        # which can hold PINs and keys that redaction never sees.
+        return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    if fmt == "console":
+        # plain_traceback rather than rich's default, which prints local variables (secrets).
+        return [
+            structlog.dev.ConsoleRenderer(
+                colors=_is_tty(stream), exception_formatter=structlog.dev.plain_traceback
+            )
+        ]
+    raise ValueError(f"unknown log format {fmt!r} (use console or json)")
+
+
+def configure_logging(
+    fmt: Literal["console", "json"] = "console",
+    level: str = "warning",
+    stream: TextIO | None = None,
+) -> None:
+    """Configure structlog and stdlib logging; calling it again replaces the previous setup.
+
+    Stdlib records (from pyserial, pyusb or our own ``logging`` users) go through the same
+    redaction and rendering as structlog events, so there is one format and one safety net.
+    Only the handler installed here is replaced on reconfiguration; handlers others put on the
+    root logger (pytest's caplog, for one) are left alone.
+
+    Args:
+        fmt: ``console`` for people, ``json`` for one JSON object per line.
+        level: minimum level name (``debug``, ``info``, ``warning``, ``error``, ``critical``).
+        stream: where logs go; stderr (looked up at call time) when None.
+
+    Raises:
+        ValueError: for an unknown format or level.
+    """
+    numeric_level = _parse_level(level)
+    out = stream if stream is not None else sys.stderr
+    final = _renderer(fmt, out)
+
+    shared: list[Processor] = [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.contextvars.merge_contextvars,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Caching would pin loggers created before a reconfiguration to the old setup.
+        cache_logger_on_first_use=False,
+    )
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            redact_processor,
+            render_bytes,
+            *final,
+        ],
+    )
+    handler = logging.StreamHandler(out)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if old.get_name() == _HANDLER_NAME:
+            root.removeHandler(old)
+            old.close()
+    root.addHandler(handler)
+    root.setLevel(numeric_level)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger named ``name`` (use ``__name__``), following the current configuration."""
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

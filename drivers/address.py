@@ -1,0 +1,149 @@
+"""Device addresses: one string names a terminal everywhere (CLI, logs, ledger, certificates).
+
+Forms understood here::
+
+    zvt+serial:///dev/ttyACM0?baud=9600&password=000000
+    zvt+tcp://10.0.0.5:20007?password=123456
+    zvt+sim://activated            (an in-process simulated terminal, for tests and demos)
+    /dev/ttyUSB0, COM3             (a bare serial device: ZVT over serial is assumed)
+
+Query parameters are family options (baud, password, timeouts). The password never appears in
+``Address.display()`` because addresses end up in logs and the ledger.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from .errors import AddressError
+
+FAMILIES = ("zvt",)
+LINKS = {"zvt": ("serial", "tcp", "sim")}
+SECRET_OPTIONS = frozenset({"password"})
+_BARE_DEVICE = re.compile(r"^(/dev/\S+|COM\d+|\\\\\.\\COM\d+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Address:
+    """A parsed device address.
+
+    Attributes:
+        family: protocol family, e.g. ``zvt``.
+        link: how the family is reached: ``serial``, ``tcp`` or ``sim``.
+        target: device path for serial, ``host:port`` for TCP, scenario name for ``sim``.
+        options: query parameters (``baud``, ``password``…), as strings.
+    """
+
+    family: str
+    link: str
+    target: str
+    options: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
+
+    def __str__(self) -> str:
+        return self.display()
+
+    def display(self, *, with_secrets: bool = False) -> str:
+        """Render the canonical address string; secrets are dropped unless asked for."""
+        options = {k: v for k, v in self.options.items() if with_secrets or k not in SECRET_OPTIONS}
+        query = f"?{urlencode(options)}" if options else ""
+        if self.link == "serial":
+            return f"{self.family}+serial://{self.target}{query}"
+        return f"{self.family}+{self.link}://{self.target}{query}"
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        """The (host, port) of a TCP address."""
+        if self.link != "tcp":
+            raise AddressError(f"{self} is not a TCP address")
+        host, _, port = self.target.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def option_int(self, name: str, default: int) -> int:
+        """An integer option, with a clear error when it is not a number."""
+        raw = self.options.get(name)
+        if raw is None:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise AddressError(f"option {name}={raw!r} in {self} is not a number") from None
+
+    def option_float(self, name: str, default: float) -> float:
+        """A float option (timeouts in seconds), with a clear error when it is not a number."""
+        raw = self.options.get(name)
+        if raw is None:
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise AddressError(f"option {name}={raw!r} in {self} is not a number") from None
+
+
+def parse_address(text: str) -> Address:
+    """Parse an address string, raising AddressError with the reason when it is not one.
+
+    Args:
+        text: what the user typed or the ledger stored.
+
+    Returns:
+        The parsed Address.
+    """
+    text = text.strip()
+    if not text:
+        raise AddressError("empty device address")
+    if _BARE_DEVICE.match(text):
+        return Address("zvt", "serial", text, {})
+    if "://" not in text:
+        raise AddressError(
+            f"{text!r} is not a device address (expected e.g. zvt+serial:///dev/ttyACM0, "
+            "zvt+tcp://HOST:PORT or a device path like /dev/ttyUSB0)"
+        )
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # e.g. an unclosed or malformed [IPv6] host
+        raise AddressError(f"{text!r} is not a valid address: {exc}") from None
+    family, plus, link = parts.scheme.partition("+")
+    if not plus or family not in FAMILIES:
+        raise AddressError(
+            f"unknown address scheme {parts.scheme!r} in {text!r} "
+            f"(known: {', '.join(f'{f}+{lk}' for f in FAMILIES for lk in LINKS[f])})"
+        )
+    if link not in LINKS[family]:
+        raise AddressError(
+            f"{family} terminals are not reached over {link!r} "
+            f"(use one of {', '.join(LINKS[family])})"
+        )
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if link == "serial":
+        target = parts.path
+        if parts.netloc:
+            # ``zvt+serial://COM3`` is what display() renders for a bare COM port; anything else
+            # in the host slot (``zvt+serial://dev/ttyACM0``) would silently open the wrong path.
+            if parts.path or not _BARE_DEVICE.match(parts.netloc):
+                raise AddressError(
+                    f"{text!r}: a serial device path needs three slashes "
+                    "(zvt+serial:///dev/ttyACM0)"
+                )
+            target = parts.netloc
+        if not target:
+            raise AddressError(f"{text!r} names no serial device (zvt+serial:///dev/ttyACM0)")
+    elif link == "tcp":
+        if not parts.hostname:
+            raise AddressError(f"{text!r} names no host (zvt+tcp://HOST:PORT)")
+        try:
+            port = parts.port
+        except ValueError:
+            raise AddressError(f"{text!r} has an invalid port") from None
+        if port == 0:
+            raise AddressError(f"{text!r} has an invalid port (0)")
+        if port is None:
+            port = 20007  # ZVT's default port (PA00P016 §2.2)
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        target = f"{host}:{port}"
+    else:
+        target = (parts.netloc + parts.path).strip("/")
+        if not target:
+            raise AddressError(f"{text!r} names no scenario (zvt+sim://activated)")
+    return Address(family, link, target, options)

@@ -1,0 +1,41 @@
+"""Typed errors shared by every layer below the agent.
+
+The agent turns any of these into one readable line and an exit code, so every error carries a
+message written for the person at the bench, not for the developer.
+"""
+
+
+class PosdiagError(Exception):
+    """Base of every error posdiag raises on purpose; its message is shown to the user."""
+
+
+class AddressError(PosdiagError, ValueError):
+    """A device address string could not be understood."""
+
+
+class TransportError(PosdiagError):
+    """The byte pipe to the terminal failed."""
+
+
+class TransportOpenError(TransportError):
+    """The transport could not be opened (no such device, connection refused, busy port)."""
+
+
+class TransportTimeout(TransportError):
+    """Nothing (or not enough) arrived before a deadline."""
+
+
+class TransportClosed(TransportError):
+    """The other side went away: cable pulled, socket closed, simulator stopped."""
+
+
+class ProtocolError(PosdiagError):
+    """Bytes on the wire do not follow the protocol (malformed frame, bad checksum, garbage)."""
+
+
+class DeviceError(PosdiagError):
+    """The terminal understood us and refused or failed the operation."""
+
+
+class UnsupportedError(PosdiagError):
+    """The terminal or its protocol cannot answer this question; never guessed around."""

@@ -1,0 +1,198 @@
+"""The Terminal contract: the one seam the agent sees, and the records its probes return.
+
+Every protocol family implements :class:`Terminal`. A probe returns its record or raises
+:class:`~posdiag.drivers.errors.UnsupportedError`; it never guesses. Field names are defined once
+here and reused by reports, the ledger and certificates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol, runtime_checkable
+
+
+class ActivationState(str, Enum):
+    """Whether a terminal is still bound to a merchant."""
+
+    ACTIVATED = "activated"
+    NOT_ACTIVATED = "not_activated"
+    PARTIAL = "partial"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the terminal is."""
+
+    vendor: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    hardware: str | None = None
+    imei: str | None = None
+    device_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One observed fact behind a conclusion, so a person can check the reasoning."""
+
+    source: str
+    fact: str
+
+
+@dataclass(frozen=True)
+class Activation:
+    """Activation: the merchant binding, and the evidence it was concluded from."""
+
+    state: ActivationState
+    terminal_id: str | None = None
+    merchant_id: str | None = None
+    keys_loaded: bool | None = None
+    host_registered: bool | None = None
+    evidence: tuple[Evidence, ...] = ()
+    device_state: str | None = None
+    status_code: int | None = None
+    status_text: str | None = None
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """Firmware and software component versions, name to version."""
+
+    components: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NetworkInterface:
+    """One network interface as the terminal reports it."""
+
+    name: str
+    up: bool | None = None
+    mac: str | None = None
+    ip: str | None = None
+    mode: str | None = None
+
+
+@dataclass(frozen=True)
+class Network:
+    """Network health: interfaces, cellular facts, and whether the payment host answers."""
+
+    interfaces: tuple[NetworkInterface, ...] = ()
+    sim_state: str | None = None
+    operator: str | None = None
+    registration: str | None = None
+    signal_dbm: int | None = None
+    host_reachable: bool | None = None
+    host: str | None = None
+    modem: str | None = None
+    tms: str | None = None
+    details: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Battery:
+    """Battery health; fields the terminal does not report stay None."""
+
+    present: bool | None = None
+    level_pct: int | None = None
+    voltage_mv: int | None = None
+    temperature_c: float | None = None
+    health: str | None = None
+    charging: bool | None = None
+    cycle_count: int | None = None
+    soh_pct: int | None = None
+    coin_cell_mv: int | None = None
+
+
+@dataclass(frozen=True)
+class PendingTransactions:
+    """Unsettled money held in the terminal's turnover store."""
+
+    count: int
+    total_cents: int
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class MerchantData:
+    """What of the merchant is still on the terminal."""
+
+    pending_transactions: PendingTransactions | None = None
+    journal_entries: int | None = None
+    network_profiles: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    apps: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Tamper:
+    """Tamper state; a tampered unit is quarantined, never wiped."""
+
+    tampered: bool
+    details: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WipeStep:
+    """One step of a wipe plan.
+
+    Attributes:
+        name: stable identifier, journaled in the ledger.
+        erases: what this step removes, in words for the operator and the certificate.
+        run: performs the step; must be safe to call again after an interruption.
+        done: reads the terminal's state to tell whether the step's effect is in place.
+        optional: the plan may end ``erased_with_exceptions`` when this step is unavailable.
+    """
+
+    name: str
+    erases: str
+    run: Callable[[], None]
+    done: Callable[[], bool]
+    optional: bool = False
+
+
+@runtime_checkable
+class Terminal(Protocol):
+    """What every protocol family offers the agent."""
+
+    address: str
+    family: str
+
+    def identify(self) -> Identity:
+        """Vendor, model, serial."""
+        ...
+
+    def activation(self) -> Activation:
+        """Merchant binding with evidence."""
+        ...
+
+    def firmware(self) -> Firmware:
+        """Firmware components."""
+        ...
+
+    def network(self) -> Network:
+        """Network health."""
+        ...
+
+    def battery(self) -> Battery:
+        """Battery health, or UnsupportedError."""
+        ...
+
+    def merchant_data(self) -> MerchantData:
+        """Merchant data present."""
+        ...
+
+    def tamper(self) -> Tamper:
+        """Tamper state."""
+        ...
+
+    def wipe_plan(self) -> list[WipeStep]:
+        """Ordered wipe steps (executed by the wipe workflow)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...

@@ -1,0 +1,481 @@
+"""ZvtDriver: the ECR side of ZVT over a Transport, with the protocol's timers and retries.
+
+The codec (``connection.py``) knows bytes; this module knows time. It owns:
+
+* T1 (inter-byte, 200 ms): a frame that stalls is dropped and answered with NAK;
+* T2 (frame → ACK, 5 s) and the NAK/T2 repeats, at most 2 (PA00P016 §3.4–3.5);
+* T3 (command → ``80 00``/``84 xx``, 5 s) and T4 (``80 00`` → completion, 180 s, restarted by every
+  ``04 FF``/``04 0F`` and set anew by a ``04 FF`` that carries minutes);
+* the master/slave hand-over: every message the PT sends while it is master is answered with
+  ``80 00 00`` (unknown ones with ``84 83 00``) until it ends with ``06 0F`` or ``06 1E``.
+
+Operations return typed results or raise typed errors; nothing here prints or guesses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+import structlog
+
+from ..errors import TransportClosed
+from ..transport.base import Transport
+from .connection import (
+    FrameRejected,
+    GarbageReceived,
+    Link,
+    LinkAck,
+    LinkNak,
+    MessageReceived,
+    Role,
+    ZvtConnection,
+)
+from .constants import error_text, result_text
+from .errors import (
+    ZvtCommandError,
+    ZvtNotSupportedError,
+    ZvtPasswordError,
+    ZvtTimeoutError,
+    ZvtTransmissionError,
+)
+from .framing import NEED_DATA
+from .messages import (
+    FEIG_FACTORY_RESET,
+    FEIG_SYSTEM_INFO,
+    AbortCommand,
+    AbortFromTerminal,
+    Completion,
+    Diagnosis,
+    EndOfDay,
+    FeigRequest,
+    FeigSystemInfo,
+    IntermediateStatus,
+    LogOff,
+    MalformedMessage,
+    Message,
+    NegativeAck,
+    PositiveAck,
+    PrintLine,
+    PrintSystemConfiguration,
+    PrintTextBlock,
+    Registration,
+    ResetTerminal,
+    SendTurnoverTotals,
+    SetTerminalId,
+    StatusEnquiry,
+    StatusInformation,
+    StatusReport,
+    Totals,
+    decode_status_completion,
+    decode_totals,
+)
+
+log = structlog.get_logger(__name__)
+
+# Config byte for a diagnostic session: receipts and admin printouts come to the ECR as
+# 06 D1/06 D3 (0x80 | 0x04 | 0x02) and the PT sends intermediate status (0x08).
+DIAGNOSTIC_CONFIG_BYTE = 0x8E
+# Status-Enquiry service byte: send TLV in the completion (0x04); keep the SW-version string.
+STATUS_SERVICE_TLV = 0x04
+PASSWORD_ERRORS = frozenset({0x37})
+NOT_SUPPORTED = 0x83
+MAX_REPEATS = 2
+POLL = 0.05
+
+
+@dataclass(frozen=True)
+class ZvtTimers:
+    """Protocol timers in seconds (PA00P016 §3.4, §5.2.5–5.2.6), all adjustable."""
+
+    t1: float = 0.2
+    t2: float = 5.0
+    t3: float = 5.0
+    t4: float = 180.0
+
+
+@dataclass
+class CommandResult:
+    """Everything the PT sent while it was master for one command."""
+
+    completion: Completion | None = None
+    status_infos: list[StatusInformation] = field(default_factory=list)
+    intermediate: list[int] = field(default_factory=list)
+    print_lines: list[str] = field(default_factory=list)
+    positive_ack: PositiveAck | None = None
+
+
+@dataclass(frozen=True)
+class DiagnosisResult:
+    """Outcome of 06 70: did the PT reach its host, and what it printed about it."""
+
+    host_reachable: bool
+    result_code: int | None
+    result_text: str
+    print_lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EndOfDayResult:
+    """Outcome of 06 50: the totals the PT submitted, and its receipt."""
+
+    totals: Totals | None
+    result_code: int | None
+    print_lines: tuple[str, ...]
+
+
+class ZvtDriver:
+    """Speak ZVT as the ECR over any Transport.
+
+    Args:
+        transport: an unopened or open byte pipe (serial, TCP, memory).
+        link: serial framing (DLE/STX/CRC/ACK) or TCP (bare APDUs).
+        password: the 6-digit ZVT password; never logged.
+        timers: T1–T4.
+        currency: ISO 4217 numeric code for Registration (some PTs ignore a wrong one).
+        clock: monotonic time source (tests may pass a fake).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        link: Link,
+        *,
+        password: str = "000000",
+        timers: ZvtTimers | None = None,
+        currency: int = 978,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if len(password) != 6 or not password.isdigit():
+            raise ValueError("the ZVT password is exactly 6 digits")
+        self.transport = transport
+        self.link = link
+        self.timers = timers or ZvtTimers()
+        self.currency = currency
+        self._password = password
+        self._clock = clock
+        self._conn = ZvtConnection(Role.ECR, link)
+        self._inbox: deque[MessageReceived] = deque()
+        self._registered = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the transport and drop stale bytes a previous session left in the line."""
+        self.transport.open()
+        self.transport.reset_input()
+
+    def close(self) -> None:
+        """Close the transport (never raises)."""
+        self.transport.close()
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- link layer --------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        data = self._conn.data_to_send()
+        if data:
+            self.transport.write(data)
+
+    def _pump(self, deadline: float) -> bool:
+        """Read once (bounded by the deadline and T1) and feed the codec.
+
+        Returns:
+            False when the deadline passed without any byte.
+        """
+        now = self._clock()
+        if now >= deadline:
+            return False
+        wait = min(deadline - now, self.timers.t1 if self._conn.frame_in_progress else POLL * 4)
+        data = self.transport.read(4096, wait)
+        if data:
+            self._conn.receive_data(data)
+            return True
+        if (
+            self._conn.frame_in_progress
+            and self.link is Link.SERIAL
+            and self._conn.inter_byte_timeout()
+        ):
+            log.debug("zvt.t1_expired", action="nak")
+            self._flush()
+        return self._clock() < deadline
+
+    def _events(self, deadline: float) -> object | None:
+        """Next link event before the deadline, or None on timeout; ACKs go out at once."""
+        while True:
+            event = self._conn.next_event()
+            self._flush()  # the immediate ACK/NAK for a frame just parsed
+            if event is not NEED_DATA:
+                return event
+            if not self._pump(deadline):
+                event = self._conn.next_event()
+                self._flush()
+                return None if event is NEED_DATA else event
+
+    def _send(self, message: Message) -> None:
+        """Send one message; on serial wait for ACK, repeating on NAK/T2 at most twice."""
+        log.debug("zvt.tx", message=message.NAME)
+        self._conn.send(message)
+        self._flush()
+        if self.link is Link.TCP:
+            return
+        for attempt in range(MAX_REPEATS + 1):
+            deadline = self._clock() + self.timers.t2
+            while True:
+                event = self._events(deadline)
+                if event is None:
+                    reason = "no ACK within T2"
+                    break
+                if isinstance(event, LinkAck):
+                    return
+                if isinstance(event, LinkNak):
+                    reason = "NAK"
+                    break
+                if isinstance(event, MessageReceived):
+                    # Our ACK was lost but the PT acted on the frame: its answer proves receipt.
+                    self._inbox.append(event)
+                    return
+                self._note(event)
+            if attempt < MAX_REPEATS:
+                log.debug("zvt.repeat", message=message.NAME, reason=reason, attempt=attempt + 1)
+                self._conn.resend()
+                self._flush()
+        raise ZvtTransmissionError(
+            f"the terminal did not acknowledge {message.NAME} ({reason}, "
+            f"{MAX_REPEATS + 1} attempts on {self.transport.description})"
+        )
+
+    def _note(self, event: object) -> None:
+        if isinstance(event, FrameRejected):
+            log.debug("zvt.frame_rejected", reason=event.reason)
+        elif isinstance(event, GarbageReceived):
+            log.debug("zvt.garbage", length=len(event.data))
+
+    def _receive(self, deadline: float, waiting_for: str) -> Message:
+        """The next message from the PT before the deadline."""
+        if self._inbox:
+            return self._inbox.popleft().message
+        while True:
+            event = self._events(deadline)
+            if event is None:
+                raise ZvtTimeoutError(
+                    f"the terminal sent no {waiting_for} in time on {self.transport.description}"
+                )
+            if isinstance(event, MessageReceived):
+                log.debug("zvt.rx", message=event.message.NAME)
+                return event.message
+            self._note(event)
+
+    def _drain_stale(self) -> None:
+        """Acknowledge and drop anything left from an earlier command (e.g. a repeated frame)."""
+        self._inbox.clear()
+        while True:
+            event = self._events(self._clock())
+            if event is None:
+                return
+            self._note(event)
+
+    # --- master/slave sequence ---------------------------------------------------------------
+
+    def transact(self, command: Message, *, expect_completion: bool = True) -> CommandResult:
+        """Run one ECR command to its end, answering the PT while it is master.
+
+        Raises:
+            ZvtNotSupportedError: ``84 83``.
+            ZvtPasswordError: the PT rejected the password.
+            ZvtCommandError: any other refusal or an abort from the PT.
+            ZvtTimeoutError: T3 or T4 expired.
+            ZvtTransmissionError: the link layer gave up.
+        """
+        self._drain_stale()
+        self._send(command)
+        result = CommandResult()
+        first = self._receive(self._clock() + self.timers.t3, f"answer to {command.NAME} (T3)")
+        if isinstance(first, NegativeAck):
+            raise self._refusal(command, first.error_code)
+        if not isinstance(first, PositiveAck):
+            if self.link is Link.TCP:
+                self.transport.close()  # PA00P016 §5.2.5: no valid answer within T3 aborts
+            raise ZvtCommandError(
+                f"the terminal answered {command.NAME} with {first.NAME} instead of 80 00",
+                command=command.NAME,
+            )
+        result.positive_ack = first
+        if not expect_completion:
+            return result
+        t4_deadline = self._clock() + self.timers.t4
+        try:
+            while True:
+                message = self._receive(t4_deadline, f"completion of {command.NAME} (T4)")
+                if isinstance(message, IntermediateStatus):
+                    result.intermediate.append(message.status)
+                    t4 = message.timeout_minutes * 60 if message.timeout_minutes else self.timers.t4
+                    t4_deadline = self._clock() + t4
+                elif isinstance(message, StatusInformation):
+                    result.status_infos.append(message)
+                    t4_deadline = self._clock() + self.timers.t4
+                elif isinstance(message, PrintLine):
+                    result.print_lines.append(message.text)
+                elif isinstance(message, PrintTextBlock):
+                    result.print_lines.extend(message.lines())
+                elif isinstance(message, Completion):
+                    self._send(PositiveAck())
+                    result.completion = message
+                    return result
+                elif isinstance(message, AbortFromTerminal):
+                    self._send(PositiveAck())
+                    raise ZvtCommandError(
+                        f"the terminal aborted {command.NAME}: {result_text(message.result_code)}",
+                        code=message.result_code,
+                        command=command.NAME,
+                    )
+                if isinstance(message, MalformedMessage) or message.NAME == "Unknown":
+                    self._send(NegativeAck(NOT_SUPPORTED))
+                else:
+                    self._send(PositiveAck())
+        except KeyboardInterrupt:
+            self._try_abort()
+            raise
+
+    def _refusal(self, command: Message, code: int) -> ZvtCommandError:
+        text = error_text(code)
+        if code == NOT_SUPPORTED:
+            return ZvtNotSupportedError(
+                f"the terminal does not support {command.NAME} (84 83)",
+                code=code,
+                command=command.NAME,
+            )
+        if code in PASSWORD_ERRORS:
+            return ZvtPasswordError(
+                f"the terminal rejected the ZVT password for {command.NAME}",
+                code=code,
+                command=command.NAME,
+            )
+        return ZvtCommandError(
+            f"the terminal refused {command.NAME}: {text} (84 {code:02X})",
+            code=code,
+            command=command.NAME,
+        )
+
+    def _try_abort(self) -> None:
+        try:
+            self._send(AbortCommand())
+        except (ZvtTransmissionError, TransportClosed, OSError):
+            log.debug("zvt.abort_failed")
+
+    # --- operations --------------------------------------------------------------------------
+
+    def register(
+        self, config_byte: int = DIAGNOSTIC_CONFIG_BYTE, *, allow_tlv: bool = True
+    ) -> Completion:
+        """06 00 Registration: route printouts to us and allow TLV until Log-Off."""
+        command = Registration(
+            password=self._password,
+            config_byte=config_byte,
+            currency=self.currency,
+            tlv=() if allow_tlv else None,
+        )
+        result = self.transact(command)
+        self._registered = True
+        assert result.completion is not None
+        return result.completion
+
+    def status_enquiry(self) -> StatusReport:
+        """05 01 Status-Enquiry, asking for TLV (device name, SW, serial, state, TID)."""
+        command = StatusEnquiry(password=self._password, service_byte=STATUS_SERVICE_TLV)
+        result = self.transact(command)
+        assert result.completion is not None
+        return decode_status_completion(result.completion.data, sw_version_expected=True)
+
+    def diagnosis(self, diagnosis_type: int | None = None) -> DiagnosisResult:
+        """06 70 Diagnosis: the PT dials its host; an abort means the host was not reached."""
+        try:
+            result = self.transact(Diagnosis(diagnosis_type))
+        except ZvtNotSupportedError:
+            raise
+        except ZvtCommandError as exc:
+            if exc.code is None:
+                raise
+            return DiagnosisResult(False, exc.code, result_text(exc.code), ())
+        code = _result_code(result)
+        reachable = code in (None, 0)
+        text = "host reached" if reachable else result_text(code or 0)
+        return DiagnosisResult(reachable, code, text, tuple(result.print_lines))
+
+    def print_system_configuration(self) -> list[str]:
+        """06 1A: the PT's configuration printout, collected from 06 D1/06 D3."""
+        return self.transact(PrintSystemConfiguration()).print_lines
+
+    def turnover_totals(self) -> Totals | None:
+        """06 10 Send Turnover Totals: what the store holds, without settling it."""
+        return _totals(self.transact(SendTurnoverTotals(self._password)))
+
+    def end_of_day(self) -> EndOfDayResult:
+        """06 50 End-of-Day: settle and empty the turnover store."""
+        result = self.transact(EndOfDay(self._password))
+        return EndOfDayResult(_totals(result), _result_code(result), tuple(result.print_lines))
+
+    def set_terminal_id(self, terminal_id: str | None) -> None:
+        """06 1B: set the TID, or reset it with None (refused while the store holds turnover)."""
+        self.transact(SetTerminalId(self._password, terminal_id))
+
+    def log_off(self) -> None:
+        """06 02 Log-Off: the PT answers 80 00 only; config byte back to 86, TLV off."""
+        self.transact(LogOff(), expect_completion=False)
+        self._registered = False
+
+    def reset_terminal(self) -> None:
+        """06 18 Reset: the PT restarts after its completion."""
+        self.transact(ResetTerminal())
+
+    def abort(self) -> None:
+        """06 B0 Abort, sent while we are master."""
+        self.transact(AbortCommand(), expect_completion=False)
+
+    def feig_system_info(self) -> FeigSystemInfo:
+        """Feig 0F A1 0001: serial, SW version, TID and temperature."""
+        result = self.transact(FeigRequest(FEIG_SYSTEM_INFO))
+        assert result.completion is not None
+        return FeigSystemInfo.decode(result.completion.data)
+
+    def feig_factory_reset(self) -> None:
+        """Feig 0F A1 0255: factory reset (destructive; only the wipe workflow calls it)."""
+        self.transact(FeigRequest(FEIG_FACTORY_RESET, self._password))
+
+
+def _result_code(result: CommandResult) -> int | None:
+    for info in reversed(result.status_infos):
+        for bmp in info.bmps():
+            if bmp.bmp_id == 0x27:
+                return bmp.data[0]
+    if result.completion is not None:
+        try:
+            for bmp in result.completion.bmps():
+                if bmp.bmp_id == 0x27:
+                    return bmp.data[0]
+        except ValueError:
+            return None
+    return None
+
+
+def _totals(result: CommandResult) -> Totals | None:
+    for info in result.status_infos:
+        for bmp in info.bmps():
+            if bmp.bmp_id == 0x60:
+                return decode_totals(bmp.data)
+    return None

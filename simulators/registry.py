@@ -1,0 +1,84 @@
+"""Build simulator engines by family and scenario name (used by the CLI and the possim:// URLs).
+
+Kept apart from the families so ``posdiag simulate`` and pyserial's URL handler share one way of
+turning ``zvt`` + ``activated`` + options into a running terminal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from posdiag.drivers.errors import PosdiagError
+from posdiag.drivers.zvt.connection import Link
+
+from .zvt.engine import ZvtSimulator
+from .zvt.state import Faults, available_scenarios, load_scenario
+
+FAMILIES = ("zvt",)
+
+
+def _number(options: dict[str, str], name: str) -> float | None:
+    raw = options.get(name)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise PosdiagError(f"simulator option {name}={raw!r} is not a number") from None
+
+
+def zvt_overrides(options: dict[str, str]) -> dict[str, Any]:
+    """Turn string options (time_scale, baud, latency, password, fault names) into overrides."""
+    overrides: dict[str, Any] = {}
+    timing: dict[str, Any] = {}
+    for option, key in (("time_scale", "scale"), ("scale", "scale"), ("latency", "latency")):
+        value = _number(options, option)
+        if value is not None:
+            timing[key] = value
+    baud = _number(options, "baud")
+    if baud is not None:
+        timing["baud"] = int(baud)
+    if timing:
+        overrides["timing"] = timing
+    if "password" in options:
+        overrides["terminal"] = {"password": options["password"]}
+    faults: dict[str, Any] = {}
+    known = {f for f in Faults.__dataclass_fields__}
+    for name, raw in options.items():
+        key = name.replace("-", "_")
+        if key not in known:
+            continue
+        default = getattr(Faults(), key)
+        if isinstance(default, bool):
+            faults[key] = raw.lower() in ("1", "true", "yes", "")
+        elif key == "garbage":
+            faults[key] = raw
+        elif key in ("corrupt_crc", "drop_ack", "disconnect_after"):
+            faults[key] = int(_number(options, name) or 0)
+        else:
+            faults[key] = _number(options, name)
+    if faults:
+        overrides["faults"] = faults
+    return overrides
+
+
+def create_zvt(
+    scenario: str, options: dict[str, str] | None = None, link: Link = Link.SERIAL
+) -> ZvtSimulator:
+    """A ZVT simulator in the named scenario with options applied."""
+    options = options or {}
+    return ZvtSimulator(load_scenario(scenario, zvt_overrides(options)), link)
+
+
+def create_engine(family: str, scenario: str, options: dict[str, str]) -> ZvtSimulator:
+    """The engine for ``possim://FAMILY/SCENARIO?options`` (serial framing)."""
+    if family != "zvt":
+        raise PosdiagError(f"no simulator for family {family!r} (available: {', '.join(FAMILIES)})")
+    return create_zvt(scenario, options, Link.SERIAL)
+
+
+def scenarios(family: str) -> list[str]:
+    """Scenario names of a family."""
+    if family != "zvt":
+        raise PosdiagError(f"no simulator for family {family!r}")
+    return available_scenarios()

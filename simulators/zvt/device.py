@@ -1,0 +1,348 @@
+"""How a simulated ZVT terminal answers each command, and how its state changes.
+
+``ZvtDeviceModel.handle()`` turns one ECR command into a :class:`Reply`: the immediate answer
+(``80 00`` or ``84 xx``), the messages the PT then sends as master (intermediate status, status
+information, print lines, completion or abort), and the state change that takes effect when the
+sequence has been delivered. Protocol mechanics (framing, ACKs, timers) live in ``engine.py``;
+this module is only the terminal's behaviour, as PA00P015 describes it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from posdiag.drivers.zvt.bcd import encode_bcd
+from posdiag.drivers.zvt.bmp import encode_bmp
+from posdiag.drivers.zvt.messages import (
+    FEIG_FACTORY_RESET,
+    FEIG_SYSTEM_INFO,
+    AbortCommand,
+    AbortFromTerminal,
+    Completion,
+    Diagnosis,
+    EndOfDay,
+    FeigRequest,
+    FeigSystemInfo,
+    Initialisation,
+    IntermediateStatus,
+    LogOff,
+    Message,
+    NegativeAck,
+    PositiveAck,
+    PrintLine,
+    PrintSystemConfiguration,
+    PrintTextBlock,
+    Registration,
+    ResetTerminal,
+    SelfTest,
+    SendTurnoverTotals,
+    SetTerminalId,
+    StatusEnquiry,
+    StatusInformation,
+    StatusReport,
+    Totals,
+    encode_status_completion,
+    encode_totals,
+)
+
+from .printout import render_printout
+from .state import TerminalState
+
+NOT_SUPPORTED = 0x83
+WRONG_PASSWORD = 0x37
+RC_NOT_POSSIBLE = 0x83
+RC_COMMUNICATION = 0x7D
+SERVICE_NO_SW_VERSION = 0x02
+SERVICE_TLV = 0x04
+CONFIG_RECEIPTS_TO_ECR = 0x80
+CONFIG_ADMIN_RECEIPTS = 0x04
+CONFIG_INTERMEDIATE = 0x08
+LOG_OFF_CONFIG = 0x86
+STATUS_HOST_CONNECTING = 0x17  # intermediate status: "please wait" while dialling the host
+REGISTRATION_INIT_NECESSARY = 0x01
+REGISTRATION_DIAGNOSIS_NECESSARY = 0x02
+REGISTRATION_VENDING_MODE = 0x10  # a cVEND is a vending terminal (the capture's 19 10)
+MAX_BLOCK_TEXT = 3800  # keep one 06 D3 under the 4 KB a real Feig sends
+
+
+@dataclass
+class Reply:
+    """What the PT does in answer to one command.
+
+    Attributes:
+        first: ``80 00`` or ``84 xx``, sent within T3.
+        sequence: (delay before, message) sent while the PT is master; each is answered by the ECR.
+        effect: state change applied once the whole sequence was delivered.
+        restart: the PT reboots after the sequence (06 18).
+    """
+
+    first: Message
+    sequence: list[tuple[float, Message]] = field(default_factory=list)
+    effect: Callable[[], None] | None = None
+    restart: bool = False
+
+
+class ZvtDeviceModel:
+    """The behaviour of one simulated terminal; thread-safe over its state."""
+
+    def __init__(self, state: TerminalState) -> None:
+        self.state = state
+        self.lock = threading.RLock()
+        self.commands_seen: list[str] = []
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _password_ok(self, password: str | None) -> bool:
+        return password is None or password == self.state.password
+
+    def _intermediate(self, status: int) -> list[tuple[float, Message]]:
+        if self.state.config_byte & CONFIG_INTERMEDIATE:
+            return [(0.0, IntermediateStatus(status))]
+        return []
+
+    def _print(self, lines: list[str]) -> list[tuple[float, Message]]:
+        """Printout to the ECR if the config byte routes admin receipts there, else nothing."""
+        state = self.state
+        if not (state.config_byte & CONFIG_RECEIPTS_TO_ECR) or not (
+            state.config_byte & CONFIG_ADMIN_RECEIPTS
+        ):
+            return []  # the PT would use its own printer
+        if not state.tlv_enabled:
+            return [(0.0, PrintLine(0x00, line)) for line in lines]
+        blocks: list[tuple[float, Message]] = []
+        chunk: list[str] = []
+        size = 0
+        for line in lines:
+            if size + len(line) + 2 > MAX_BLOCK_TEXT and chunk:
+                blocks.append((0.0, PrintTextBlock.from_lines(chunk)))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line) + 2
+        if chunk:
+            blocks.append((0.0, PrintTextBlock.from_lines(chunk)))
+        return blocks
+
+    def _totals(self) -> Totals:
+        txs = self.state.transactions
+        first = min((tx.receipt_number for tx in txs), default=0)
+        last = max((tx.receipt_number for tx in txs), default=0)
+        return Totals(first, last, self.state.totals_by_scheme())
+
+    def _totals_info(self, with_amount: bool) -> StatusInformation:
+        totals = self._totals()
+        data = encode_bmp(0x27, b"\x00")
+        if with_amount:
+            data += encode_bmp(0x04, encode_bcd(totals.total_cents, 6))
+        data += encode_bmp(0x60, encode_totals(totals))
+        return StatusInformation(data)
+
+    def _registration_status(self) -> int:
+        """BMP 19 of the Registration completion: bit flags, not the terminal status code."""
+        flags = REGISTRATION_VENDING_MODE if self.state.vendor_commands else 0
+        if self.state.status_byte == 0x51 or self.state.device_state == 0x01:
+            flags |= REGISTRATION_INIT_NECESSARY
+        if self.state.status_byte == 0xC2:
+            flags |= REGISTRATION_DIAGNOSIS_NECESSARY
+        return flags
+
+    def status_report(self) -> StatusReport:
+        """The state as a Status-Enquiry completion describes it."""
+        s = self.state
+        return StatusReport(
+            terminal_status=s.status_byte,
+            sw_version=s.sw_version,
+            terminal_id=s.terminal_id,
+            device_name=s.device_name,
+            device_sw_version=s.sw_version,
+            serial=s.serial,
+            device_state=s.device_state,
+        )
+
+    # --- dispatch ------------------------------------------------------------------------------
+
+    def handle(self, message: Message) -> Reply:
+        """Answer one command from the ECR."""
+        with self.lock:
+            self.commands_seen.append(message.NAME)
+            handler = self._HANDLERS.get(type(message))
+            if handler is None:
+                return Reply(NegativeAck(NOT_SUPPORTED))
+            password = getattr(message, "password", None)
+            if not self._password_ok(password):
+                return Reply(NegativeAck(WRONG_PASSWORD))
+            return handler(self, message)
+
+    def _registration(self, msg: Registration) -> Reply:
+        s = self.state
+
+        def effect() -> None:
+            s.config_byte = msg.config_byte
+            s.tlv_enabled = msg.tlv is not None or s.tlv_enabled
+            s.registered = True
+
+        data = encode_bmp(0x19, bytes([self._registration_status()]))
+        if s.terminal_id:
+            data += encode_bmp(0x29, encode_bcd(s.terminal_id, 4))
+        data += encode_bmp(0x49, encode_bcd(s.currency_code, 2))
+        # The config byte is in force from the completion on; apply it before the sequence so
+        # the registration's own completion already follows it.
+        effect()
+        return Reply(PositiveAck(), [(0.0, Completion(data))])
+
+    def _log_off(self, msg: LogOff) -> Reply:
+        s = self.state
+
+        def effect() -> None:
+            s.config_byte = LOG_OFF_CONFIG
+            s.tlv_enabled = False
+            s.registered = False
+
+        return Reply(PositiveAck(), effect=effect)
+
+    def _status_enquiry(self, msg: StatusEnquiry) -> Reply:
+        service = msg.service_byte or 0
+        send_tlv = bool(service & SERVICE_TLV) or msg.tlv is not None or self.state.tlv_enabled
+        data = encode_status_completion(
+            self.status_report(),
+            send_sw_version=not service & SERVICE_NO_SW_VERSION,
+            send_tlv=send_tlv,
+        )
+        return Reply(PositiveAck(), [(0.0, Completion(data))])
+
+    def _diagnosis(self, msg: Diagnosis) -> Reply:
+        s = self.state
+        seq = self._intermediate(STATUS_HOST_CONNECTING)
+        host_wait = s.timing.host_latency
+        if not s.host_reachable:
+            return Reply(PositiveAck(), [*seq, (host_wait, AbortFromTerminal(RC_COMMUNICATION))])
+        lines = [
+            "** Diagnose **".center(40),
+            f"Terminal-ID{(s.terminal_id or '--------'):>29}",
+            f"Host{'erreichbar':>36}",
+        ]
+        seq += self._print(lines)
+        seq.append((host_wait, Completion()))
+        return Reply(PositiveAck(), seq)
+
+    def _print_config(self, msg: PrintSystemConfiguration) -> Reply:
+        seq = self._print(render_printout(self.state))
+        return Reply(PositiveAck(), [*seq, (0.0, Completion())])
+
+    def _turnover_totals(self, msg: SendTurnoverTotals) -> Reply:
+        return Reply(PositiveAck(), [(0.0, self._totals_info(False)), (0.0, Completion())])
+
+    def _end_of_day(self, msg: EndOfDay) -> Reply:
+        s = self.state
+        seq = self._intermediate(STATUS_HOST_CONNECTING)
+        if not s.terminal_id:
+            return Reply(PositiveAck(), [*seq, (0.0, AbortFromTerminal(0x6B))])
+        if not s.host_reachable:
+            return Reply(
+                PositiveAck(), [*seq, (s.timing.host_latency, AbortFromTerminal(RC_COMMUNICATION))]
+            )
+        totals = self._totals()
+        seq.append((s.timing.host_latency, self._totals_info(True)))
+        seq += self._print(
+            [
+                "** Kassenschnitt **".center(40),
+                f"Anzahl{totals.count:>34}",
+                f"Summe {s.currency}{totals.total_cents / 100:>30.2f}",
+            ]
+        )
+        seq.append((0.0, Completion()))
+
+        def effect() -> None:
+            s.transactions.clear()
+            if s.status_byte in (0xB1, 0xF0):
+                s.status_byte = 0x00
+
+        return Reply(PositiveAck(), seq, effect)
+
+    def _set_terminal_id(self, msg: SetTerminalId) -> Reply:
+        s = self.state
+        if not s.store_empty:
+            return Reply(PositiveAck(), [(0.0, AbortFromTerminal(RC_NOT_POSSIBLE))])
+
+        def effect() -> None:
+            s.terminal_id = msg.terminal_id
+            if msg.terminal_id is None:
+                # Unbound: no merchant, no host, keys of the old TID are useless.
+                s.status_byte = 0x51
+                s.device_state = 0x01
+                s.keys_present = False
+                s.host_operator = ""
+                s.host_address = ""
+                s.host_port = 0
+                s.merchant_lines = []
+
+        return Reply(PositiveAck(), [(0.0, Completion())], effect)
+
+    def _initialisation(self, msg: Initialisation) -> Reply:
+        s = self.state
+        seq = self._intermediate(STATUS_HOST_CONNECTING)
+        if not s.host_reachable or not s.terminal_id:
+            rc = RC_COMMUNICATION if not s.host_reachable else 0x6B
+            return Reply(PositiveAck(), [*seq, (s.timing.host_latency, AbortFromTerminal(rc))])
+
+        def effect() -> None:
+            s.status_byte = 0x00
+            s.device_state = 0x00
+            s.keys_present = True
+
+        return Reply(PositiveAck(), [*seq, (s.timing.host_latency, Completion())], effect)
+
+    def _reset(self, msg: ResetTerminal) -> Reply:
+        return Reply(PositiveAck(), [(0.0, Completion())], restart=True)
+
+    def _self_test(self, msg: SelfTest) -> Reply:
+        return Reply(PositiveAck(), [(0.0, Completion())])
+
+    def _abort(self, msg: AbortCommand) -> Reply:
+        return Reply(PositiveAck())
+
+    def _feig(self, msg: FeigRequest) -> Reply:
+        s = self.state
+        if not s.vendor_commands:
+            return Reply(NegativeAck(NOT_SUPPORTED))
+        if msg.function == FEIG_SYSTEM_INFO:
+            info = FeigSystemInfo(
+                s.serial, s.sw_version, s.terminal_id or "00000000", s.temperature_c
+            )
+            return Reply(PositiveAck(), [(0.0, Completion(info.encode()))])
+        if msg.function == FEIG_FACTORY_RESET:
+            if not s.store_empty:
+                return Reply(PositiveAck(), [(0.0, AbortFromTerminal(RC_NOT_POSSIBLE))])
+
+            def effect() -> None:
+                s.terminal_id = None
+                s.status_byte = 0x51
+                s.device_state = 0x01
+                s.keys_present = False
+                s.host_operator = ""
+                s.host_address = ""
+                s.host_port = 0
+                s.merchant_lines = []
+                s.config_byte = LOG_OFF_CONFIG
+                s.tlv_enabled = False
+                s.registered = False
+
+            return Reply(PositiveAck(), [(0.0, Completion())], effect, restart=True)
+        return Reply(NegativeAck(NOT_SUPPORTED))
+
+    _HANDLERS: dict[type, Callable[[ZvtDeviceModel, Message], Reply]] = {
+        Registration: _registration,
+        LogOff: _log_off,
+        StatusEnquiry: _status_enquiry,
+        Diagnosis: _diagnosis,
+        PrintSystemConfiguration: _print_config,
+        SendTurnoverTotals: _turnover_totals,
+        EndOfDay: _end_of_day,
+        SetTerminalId: _set_terminal_id,
+        Initialisation: _initialisation,
+        ResetTerminal: _reset,
+        SelfTest: _self_test,
+        AbortCommand: _abort,
+        FeigRequest: _feig,
+    }  # type: ignore[dict-item]

@@ -1,0 +1,262 @@
+"""The simulated ZVT terminal's protocol loop: the PT side of the link, with timing and faults.
+
+``ZvtSimulator.serve()`` owns one connection: it reads the ECR's bytes into a PT-role
+:class:`~posdiag.drivers.zvt.connection.ZvtConnection`, acknowledges frames (serial), hands each
+command to the device model, then plays the PT's master sequence, waiting for the ECR's
+``80 00 00`` after every message and repeating frames the ECR NAKs, as PA00P016 requires.
+
+Faults are injected here, at the wire: corrupt CRCs, dropped or late ACKs, split writes, stalls
+inside a frame, garbage, silence, babble, and a pulled cable.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import structlog
+
+from posdiag.drivers.errors import TransportClosed, TransportError
+from posdiag.drivers.transport.base import Transport
+from posdiag.drivers.zvt.connection import (
+    Link,
+    LinkAck,
+    LinkNak,
+    MessageReceived,
+    Role,
+    ZvtConnection,
+)
+from posdiag.drivers.zvt.framing import ACK, NEED_DATA
+from posdiag.drivers.zvt.messages import (
+    MalformedMessage,
+    Message,
+    NegativeAck,
+    PositiveAck,
+    UnknownMessage,
+)
+
+from .device import NOT_SUPPORTED, Reply, ZvtDeviceModel
+from .state import TerminalState
+
+log = structlog.get_logger(__name__)
+
+POLL = 0.1
+MAX_REPEATS = 2
+BABBLE = b"\xfe\x00?ZVT\xff\x13\x37"
+
+
+class _LinkLost(Exception):
+    """The ECR stopped answering or the transport closed; abandon the running sequence."""
+
+
+class ZvtSimulator:
+    """A simulated ZVT payment terminal, attachable to any transport.
+
+    Args:
+        state: the terminal's state (shared by every connection, as a real unit's memory is).
+        link: serial framing or TCP.
+        ack_timeout: T2 on the PT side, seconds to wait for the ECR's ACK.
+        answer_timeout: seconds to wait for the ECR's ``80 00 00`` while the PT is master.
+    """
+
+    def __init__(
+        self,
+        state: TerminalState,
+        link: Link = Link.SERIAL,
+        *,
+        ack_timeout: float = 5.0,
+        answer_timeout: float = 5.0,
+    ) -> None:
+        self.model = ZvtDeviceModel(state)
+        self.link = link
+        self.ack_timeout = ack_timeout
+        self.answer_timeout = answer_timeout
+        self.commands_received = 0
+
+    @property
+    def state(self) -> TerminalState:
+        """The live terminal state."""
+        return self.model.state
+
+    def serve(self, transport: Transport, stop: threading.Event) -> None:
+        """Serve one connection until it closes or ``stop`` is set."""
+        _Session(self, transport, stop).run()
+
+
+class _Session:
+    """One connection's protocol state."""
+
+    def __init__(self, sim: ZvtSimulator, transport: Transport, stop: threading.Event) -> None:
+        self.sim = sim
+        self.transport = transport
+        self.stop = stop
+        self.conn = ZvtConnection(Role.PT, sim.link)
+        self.pending: deque[MessageReceived] = deque()
+        self.last_command: bytes | None = None
+
+    @property
+    def state(self) -> TerminalState:
+        return self.sim.state
+
+    @property
+    def serial(self) -> bool:
+        return self.sim.link is Link.SERIAL
+
+    # --- wire -----------------------------------------------------------------------------------
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.stop.wait(seconds)
+
+    def _write_acks(self) -> None:
+        """Send the immediate ACK/NAK the codec queued, unless a fault eats or delays it."""
+        out = self.conn.data_to_send()
+        if not out:
+            return
+        faults = self.state.faults
+        if out == bytes([ACK]) and faults.drop_ack > 0:
+            faults.drop_ack -= 1
+            log.debug("sim.zvt.fault", fault="drop_ack")
+            return
+        if faults.ack_delay:
+            self._sleep(faults.ack_delay)
+        self.transport.write(out)
+
+    def _write_frame(self, wire: bytes) -> None:
+        faults = self.state.faults
+        timing = self.state.timing
+        if faults.garbage:
+            self.transport.write(faults.garbage)
+        if self.serial:
+            self._sleep(timing.line_time(len(wire)))
+            if faults.corrupt_crc > 0:
+                faults.corrupt_crc -= 1
+                wire = wire[:-1] + bytes([wire[-1] ^ 0xFF])
+                log.debug("sim.zvt.fault", fault="corrupt_crc")
+        if faults.stall_mid_frame > 0 and len(wire) > 4:
+            half = len(wire) // 2
+            self.transport.write(wire[:half])
+            stall, faults.stall_mid_frame = faults.stall_mid_frame, 0.0
+            log.debug("sim.zvt.fault", fault="stall_mid_frame", seconds=stall)
+            self._sleep(stall)
+            self.transport.write(wire[half:])
+        elif faults.split_writes:
+            for i in range(0, len(wire), 3):
+                self.transport.write(wire[i : i + 3])
+        else:
+            self.transport.write(wire)
+
+    def _next(self, timeout: float) -> object | None:
+        """The next codec event within ``timeout`` seconds, or None."""
+        deadline = time.monotonic() + timeout
+        while not self.stop.is_set():
+            event = self.conn.next_event()
+            self._write_acks()
+            if event is not NEED_DATA:
+                return event
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            data = self.transport.read(4096, min(POLL, remaining))
+            if data:
+                self.conn.receive_data(data)
+            elif self.conn.frame_in_progress and self.serial:
+                # T1 on the PT side: a stalled frame is dropped and NAKed.
+                self.conn.inter_byte_timeout()
+                self._write_acks()
+        return None
+
+    def _send(self, message: Message) -> None:
+        """Send one message and, on serial, wait for the ECR's ACK with up to two repeats."""
+        self.conn.send(message)
+        wire = self.conn.data_to_send()
+        self._write_frame(wire)
+        if not self.serial:
+            return
+        for attempt in range(MAX_REPEATS + 1):
+            deadline = time.monotonic() + self.sim.ack_timeout
+            while True:
+                event = self._next(max(0.0, deadline - time.monotonic()))
+                if event is None or isinstance(event, LinkNak):
+                    break
+                if isinstance(event, LinkAck):
+                    return
+                if isinstance(event, MessageReceived):
+                    self.pending.append(event)  # the ECR answered: it has our frame
+                    return
+            if self.stop.is_set():
+                raise _LinkLost("stopped")
+            if attempt < MAX_REPEATS:
+                log.debug("sim.zvt.repeat", message=message.NAME, attempt=attempt + 1)
+                self._write_frame(wire)
+        raise _LinkLost(f"ECR did not acknowledge {message.NAME}")
+
+    def _receive(self, timeout: float) -> MessageReceived | None:
+        if self.pending:
+            return self.pending.popleft()
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self._next(max(0.0, deadline - time.monotonic()))
+            if event is None:
+                return None
+            if isinstance(event, MessageReceived):
+                return event
+
+    # --- behaviour ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                faults = self.state.faults
+                if faults.silent:
+                    self.transport.read(4096, POLL)
+                    continue
+                received = self._receive(POLL)
+                if received is None:
+                    continue
+                if faults.babble:
+                    self.transport.write(BABBLE)
+                    continue
+                if received.apdu.encode() == self.last_command and self.serial:
+                    continue  # a repeat of a command whose ACK the ECR missed: already handled
+                self.sim.commands_received += 1
+                if (
+                    faults.disconnect_after is not None
+                    and self.sim.commands_received > faults.disconnect_after
+                ):
+                    log.debug("sim.zvt.fault", fault="disconnect")
+                    disconnect = getattr(self.transport, "disconnect", self.transport.close)
+                    disconnect()
+                    return
+                self.last_command = received.apdu.encode()
+                self._handle(received.message)
+        except _LinkLost as exc:
+            log.debug("sim.zvt.link_lost", reason=str(exc))
+        except (TransportClosed, TransportError):
+            log.debug("sim.zvt.closed")
+
+    def _handle(self, message: Message) -> None:
+        if isinstance(message, PositiveAck | NegativeAck):
+            return  # a stray acknowledgement while idle needs no answer
+        if isinstance(message, MalformedMessage | UnknownMessage):
+            reply = Reply(NegativeAck(NOT_SUPPORTED))
+        else:
+            reply = self.sim.model.handle(message)
+        timing = self.state.timing
+        self._sleep(timing.delay(timing.latency) + self.state.faults.answer_delay)
+        log.debug("sim.zvt.command", command=message.NAME, answer=reply.first.NAME)
+        self._send(reply.first)
+        for delay, follow_up in reply.sequence:
+            self._sleep(timing.delay(delay))
+            self._send(follow_up)
+            answer = self._receive(self.sim.answer_timeout)
+            if answer is None:
+                raise _LinkLost(f"ECR did not answer {follow_up.NAME}")
+        if reply.effect is not None:
+            with self.sim.model.lock:
+                reply.effect()
+        if reply.restart:
+            self._sleep(timing.delay(1.0))
+            self.conn = ZvtConnection(Role.PT, self.sim.link)
+            self.last_command = None
