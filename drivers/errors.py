@@ -39,3 +39,7 @@ class DeviceError(PosdiagError):
 
 class UnsupportedError(PosdiagError):
     """The terminal or its protocol cannot answer this question; never guessed around."""
+
+
+class AuthenticationError(DeviceError):
+    """The terminal rejected our credentials (a ZVT password, an ADB key)."""

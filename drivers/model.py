@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 
-class ActivationState(str, Enum):
+class ActivationState(StrEnum):
     """Whether a terminal is still bound to a merchant."""
 
     ACTIVATED = "activated"
@@ -136,6 +136,14 @@ class Tamper:
 
 
 @dataclass(frozen=True)
+class Health:
+    """Faults the terminal reports about itself (printer, reader, clock, memory...)."""
+
+    faults: tuple[str, ...] = ()
+    status: str | None = None
+
+
+@dataclass(frozen=True)
 class WipeStep:
     """One step of a wipe plan.
 
@@ -187,6 +195,10 @@ class Terminal(Protocol):
 
     def tamper(self) -> Tamper:
         """Tamper state."""
+        ...
+
+    def health(self) -> Health:
+        """Self-reported faults."""
         ...
 
     def wipe_plan(self) -> list[WipeStep]:

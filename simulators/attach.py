@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import select
 import socket
 import threading
 import time
@@ -24,7 +23,7 @@ import serial
 import structlog
 
 from posdiag.drivers.errors import TransportClosed, TransportOpenError, TransportTimeout
-from posdiag.drivers.transport.base import Transport, check_read_args
+from posdiag.drivers.transport.base import Transport, check_read_args, wait_fd
 from posdiag.drivers.transport.memory import Manipulator, MemoryTransport
 from posdiag.drivers.transport.tcp import TcpTransport
 
@@ -146,7 +145,7 @@ class FdTransport(Transport):
                 written = os.write(fd, view)
             except BlockingIOError:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([], [fd], [], remaining)[1]:
+                if remaining <= 0 or not wait_fd(fd, True, remaining):
                     raise TransportTimeout(
                         f"{self.description}: nobody read the line for {self.write_timeout:g} s"
                     ) from None
@@ -165,8 +164,7 @@ class FdTransport(Transport):
         while True:
             remaining = max(0.0, deadline - time.monotonic())
             try:
-                ready = select.select([fd], [], [], remaining)[0]
-                if ready:
+                if wait_fd(fd, False, remaining):
                     data = os.read(fd, max_bytes)
                     if data:
                         return data
@@ -176,7 +174,7 @@ class FdTransport(Transport):
             except OSError as exc:
                 if exc.errno != errno.EIO:
                     raise TransportClosed(f"{self.description}: read failed: {exc}") from exc
-                # Hung up (no client): select would report ready again at once, so wait
+                # Hung up (no client): poll would report ready again at once, so wait
                 # out the rest of the timeout instead of spinning.
                 time.sleep(max(0.0, deadline - time.monotonic()))
                 return b""
@@ -332,7 +330,7 @@ class TcpAttachment(_Attachment):
         assert listener is not None
         while not self._stop.is_set():
             try:
-                if not select.select([listener], [], [], POLL_INTERVAL)[0]:
+                if not wait_fd(listener.fileno(), False, POLL_INTERVAL):
                     continue
                 conn, peer = listener.accept()
             except (OSError, ValueError):  # listener closed under us by stop()
@@ -388,6 +386,13 @@ class MemoryAttachment(_Attachment):
         self.description = description
         self._host: MemoryTransport | None = None
         self._device: MemoryTransport | None = None
+
+    @property
+    def host(self) -> MemoryTransport:
+        """The host (cash register) end, also returned by :meth:`start`."""
+        if self._host is None:
+            raise RuntimeError("MemoryAttachment has not been started")
+        return self._host
 
     @property
     def device(self) -> MemoryTransport:

@@ -9,6 +9,8 @@ on a real cable.
 from __future__ import annotations
 
 import abc
+import math
+import select
 import time
 from types import TracebackType
 from typing import Self
@@ -158,3 +160,14 @@ def check_read_args(max_bytes: int, timeout: float) -> float:
     if max_bytes < 1:
         raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
     return max(0.0, timeout)
+
+
+def wait_fd(fd: int, writable: bool, timeout: float) -> bool:
+    """Wait until ``fd`` is readable (or writable); return False when ``timeout`` elapses.
+
+    Uses ``poll`` rather than ``select`` so descriptors above 1023 work in a long-running agent.
+    Hang-up and error conditions count as ready: the following read or write then reports them.
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT if writable else select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(math.ceil(max(0.0, timeout) * 1000)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import sys
 from typing import Any
 
 import serial
@@ -59,6 +60,19 @@ def _set_read_timeout(port: Any, timeout: float) -> None:
     ``_timeout`` afresh at the start of ``read()``, so setting it directly is exact and cheap.
     """
     port._timeout = timeout
+
+
+def _close_trace_file(port: Any) -> None:
+    """Close the log file of a ``spy://...?file=PATH`` port.
+
+    pyserial's spy handler opens that file when the URL is parsed and never closes it, which
+    would leak one descriptor per reopen in a long-running agent.
+    """
+    output = getattr(getattr(port, "formatter", None), "output", None)
+    if output is None or output in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        return
+    with contextlib.suppress(Exception):
+        output.close()
 
 
 class SerialTransport(Transport):
@@ -123,6 +137,7 @@ class SerialTransport(Transport):
         """
         if self.is_open:
             return
+        port: Any = None
         try:
             port = serial.serial_for_url(
                 self.url,
@@ -139,6 +154,7 @@ class SerialTransport(Transport):
             )
             port.open()
         except (serial.SerialException, OSError, ValueError) as exc:
+            _close_trace_file(port)
             raise TransportOpenError(f"cannot open {self.url}: {describe_error(exc)}") from exc
         # Many terminals and USB adapters only talk once the host asserts these lines. URL
         # handlers and ptys may not implement them; that is fine, so errors are ignored.
@@ -157,6 +173,7 @@ class SerialTransport(Transport):
             return
         with contextlib.suppress(Exception):
             port.close()
+        _close_trace_file(port)
         log.debug("serial transport closed", transport=self.description)
 
     def _require_port(self) -> Any:

@@ -11,11 +11,12 @@ import contextlib
 import errno
 import os
 import socket
+import time
 
 import structlog
 
 from ..errors import TransportClosed, TransportOpenError, TransportTimeout
-from .base import Transport, check_read_args
+from .base import Transport, check_read_args, wait_fd
 
 log = structlog.get_logger(__name__)
 
@@ -113,6 +114,9 @@ class TcpTransport(Transport):
         log.debug("tcp transport open", transport=self.description)
 
     def _adopt(self, sock: socket.socket) -> None:
+        # Non-blocking for good: every wait is an explicit poll with its own timeout, so a
+        # reader and a writer in different threads never fight over the socket's timeout.
+        sock.setblocking(False)
         # OSError: not a TCP socket (e.g. a socketpair in a test); Nagle is moot then.
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -137,13 +141,18 @@ class TcpTransport(Transport):
     def write(self, data: bytes) -> None:
         """Send all of ``data``; see :meth:`Transport.write`."""
         sock = self._require_socket()
+        view = memoryview(data)
+        deadline = time.monotonic() + self.write_timeout
         try:
-            sock.settimeout(self.write_timeout)
-            sock.sendall(data)
-        except TimeoutError as exc:
-            raise TransportTimeout(
-                f"{self.description}: peer did not accept data for {self.write_timeout:g} s"
-            ) from exc
+            while view:
+                try:
+                    view = view[sock.send(view) :]
+                except BlockingIOError:
+                    if not wait_fd(sock.fileno(), True, deadline - time.monotonic()):
+                        raise TransportTimeout(
+                            f"{self.description}: peer did not accept data "
+                            f"for {self.write_timeout:g} s"
+                        ) from None
         except OSError as exc:
             raise TransportClosed(f"{self.description}: connection lost: {exc}") from exc
 
@@ -151,25 +160,29 @@ class TcpTransport(Transport):
         """Receive what is available; see :meth:`Transport.read`."""
         timeout = check_read_args(max_bytes, timeout)
         sock = self._require_socket()
+        deadline = time.monotonic() + timeout
         try:
-            sock.settimeout(timeout)
-            data = sock.recv(max_bytes)
-        except (TimeoutError, BlockingIOError):
-            return b""
+            while True:
+                try:
+                    data = sock.recv(max_bytes)
+                except BlockingIOError:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not wait_fd(sock.fileno(), False, remaining):
+                        return b""
+                    continue
+                if not data:
+                    raise TransportClosed(f"{self.description}: connection closed by peer")
+                return data
         except OSError as exc:
             raise TransportClosed(f"{self.description}: connection lost: {exc}") from exc
-        if not data:
-            raise TransportClosed(f"{self.description}: connection closed by peer")
-        return data
 
     def reset_input(self) -> None:
         """Drop whatever the socket has already received; EOF is left for the next read."""
         sock = self._require_socket()
         try:
-            sock.settimeout(0.0)
             while sock.recv(4096):
                 pass
-        except (BlockingIOError, TimeoutError):
+        except BlockingIOError:
             pass
         except OSError as exc:
             raise TransportClosed(f"{self.description}: connection lost: {exc}") from exc

@@ -40,6 +40,7 @@ from .errors import (
     ZvtCommandError,
     ZvtNotSupportedError,
     ZvtPasswordError,
+    ZvtProtocolError,
     ZvtTimeoutError,
     ZvtTransmissionError,
 )
@@ -161,6 +162,7 @@ class ZvtDriver:
         self._conn = ZvtConnection(Role.ECR, link)
         self._inbox: deque[MessageReceived] = deque()
         self._registered = False
+        self._noise = 0  # bytes of garbage or corrupt frames seen since the last command
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -262,9 +264,22 @@ class ZvtDriver:
 
     def _note(self, event: object) -> None:
         if isinstance(event, FrameRejected):
+            self._noise += len(event.raw)
             log.debug("zvt.frame_rejected", reason=event.reason)
         elif isinstance(event, GarbageReceived):
+            self._noise += len(event.data)
             log.debug("zvt.garbage", length=len(event.data))
+
+    def _silence_error(self, waiting_for: str) -> ZvtTimeoutError | ZvtProtocolError:
+        """The error for a timer that expired: silence, or a line full of non-ZVT bytes."""
+        if self._noise:
+            return ZvtProtocolError(
+                f"the terminal on {self.transport.description} sent {self._noise} bytes that are"
+                f" not ZVT frames instead of the {waiting_for} (wrong protocol or baud rate?)"
+            )
+        return ZvtTimeoutError(
+            f"the terminal sent no {waiting_for} in time on {self.transport.description}"
+        )
 
     def _receive(self, deadline: float, waiting_for: str) -> Message:
         """The next message from the PT before the deadline."""
@@ -273,9 +288,7 @@ class ZvtDriver:
         while True:
             event = self._events(deadline)
             if event is None:
-                raise ZvtTimeoutError(
-                    f"the terminal sent no {waiting_for} in time on {self.transport.description}"
-                )
+                raise self._silence_error(waiting_for)
             if isinstance(event, MessageReceived):
                 log.debug("zvt.rx", message=event.message.NAME)
                 return event.message
@@ -303,6 +316,7 @@ class ZvtDriver:
             ZvtTransmissionError: the link layer gave up.
         """
         self._drain_stale()
+        self._noise = 0
         self._send(command)
         result = CommandResult()
         first = self._receive(self._clock() + self.timers.t3, f"answer to {command.NAME} (T3)")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from ..errors import DeviceError, ProtocolError, TransportTimeout
+from ..errors import AuthenticationError, DeviceError, ProtocolError, TransportTimeout
 
 
 class ZvtDecodeError(ProtocolError):
     """Bytes that claim to be ZVT but cannot be decoded (length, BMP, TLV, BCD)."""
+
+
+class ZvtProtocolError(ProtocolError):
+    """The peer sends bytes, but not ZVT (wrong protocol, wrong baud rate, a babbling line)."""
 
 
 class ZvtTransmissionError(ProtocolError):
@@ -31,7 +35,7 @@ class ZvtCommandError(DeviceError):
         self.command = command
 
 
-class ZvtPasswordError(ZvtCommandError):
+class ZvtPasswordError(ZvtCommandError, AuthenticationError):
     """The terminal rejected the ZVT password."""
 
 

@@ -103,7 +103,7 @@ def decode_tlv(data: bytes) -> tuple[Tlv, ...]:
                 offset += 1
                 if not more:
                     break
-                if offset - start > 4:
+                if offset - start >= 4:
                     raise ZvtDecodeError("TLV tag longer than 4 bytes")
         tag = int.from_bytes(data[start:offset], "big")
         length, offset = decode_length(data, offset)

@@ -74,7 +74,7 @@ class Reply:
     Attributes:
         first: ``80 00`` or ``84 xx``, sent within T3.
         sequence: (delay before, message) sent while the PT is master; each is answered by the ECR.
-        effect: state change applied once the whole sequence was delivered.
+        effect: state change, applied just before the PT sends the sequence's last message.
         restart: the PT reboots after the sequence (06 18).
     """
 

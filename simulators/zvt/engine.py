@@ -183,6 +183,10 @@ class _Session:
                 if isinstance(event, LinkAck):
                     return
                 if isinstance(event, MessageReceived):
+                    if self.serial and event.apdu.encode() == self.last_command:
+                        # The ECR repeated its command because our ACK was lost (it was ACKed
+                        # again just now); that is no answer to our frame, so keep waiting.
+                        continue
                     self.pending.append(event)  # the ECR answered: it has our frame
                     return
             if self.stop.is_set():
@@ -218,8 +222,6 @@ class _Session:
                 if faults.babble:
                     self.transport.write(BABBLE)
                     continue
-                if received.apdu.encode() == self.last_command and self.serial:
-                    continue  # a repeat of a command whose ACK the ECR missed: already handled
                 self.sim.commands_received += 1
                 if (
                     faults.disconnect_after is not None
@@ -246,17 +248,25 @@ class _Session:
         timing = self.state.timing
         self._sleep(timing.delay(timing.latency) + self.state.faults.answer_delay)
         log.debug("sim.zvt.command", command=message.NAME, answer=reply.first.NAME)
+        # The effect takes hold before the PT sends its last message: once the ECR sees the
+        # command end (80 00 for Log-Off, else the completion) the new state must be visible.
+        if not reply.sequence:
+            self._apply(reply)
         self._send(reply.first)
-        for delay, follow_up in reply.sequence:
+        for index, (delay, follow_up) in enumerate(reply.sequence):
             self._sleep(timing.delay(delay))
+            if index == len(reply.sequence) - 1:
+                self._apply(reply)
             self._send(follow_up)
             answer = self._receive(self.sim.answer_timeout)
             if answer is None:
                 raise _LinkLost(f"ECR did not answer {follow_up.NAME}")
-        if reply.effect is not None:
-            with self.sim.model.lock:
-                reply.effect()
         if reply.restart:
             self._sleep(timing.delay(1.0))
             self.conn = ZvtConnection(Role.PT, self.sim.link)
             self.last_command = None
+
+    def _apply(self, reply: Reply) -> None:
+        if reply.effect is not None:
+            with self.sim.model.lock:
+                reply.effect()

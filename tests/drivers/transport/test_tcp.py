@@ -49,7 +49,7 @@ def test_client_disables_nagle(connected: tuple[TcpTransport, TcpTransport]) -> 
 def test_from_socket_is_open_and_knows_its_peer(
     connected: tuple[TcpTransport, TcpTransport],
 ) -> None:
-    client, server = connected
+    _, server = connected
     assert server.is_open
     assert server.description == "cash register connection"
     assert server.host == "127.0.0.1"

@@ -94,7 +94,9 @@ def make_link(kind: str) -> tuple[Link, Callable[[], None]]:
         host = SerialTransport(os.ttyname(slave))
         host.open()
         device = FdTransport(master, "pty master")
-        link = Link(kind, host, device, device_sees_host_close=False, host_drains_before_close=False)
+        link = Link(
+            kind, host, device, device_sees_host_close=False, host_drains_before_close=False
+        )
         return link, lambda: os.close(slave)
     raise AssertionError(kind)
 
@@ -198,7 +200,7 @@ def test_read_exact_across_chunks(link: Link) -> None:
 def test_read_exact_timeout_says_how_much_arrived(link: Link) -> None:
     link.device.write(b"abc")
     started = time.monotonic()
-    with pytest.raises(TransportTimeout, match="expected 5 bytes.*got 3") as info:
+    with pytest.raises(TransportTimeout, match=r"expected 5 bytes.*got 3") as info:
         link.host.read_exact(5, 0.2)
     assert time.monotonic() - started < 1.0
     assert isinstance(info.value, ReadExactTimeout)
@@ -292,9 +294,7 @@ def _unused_loopback_port() -> int:
     ],
     ids=["tcp", "serial-socket", "serial-device"],
 )
-def test_open_failure_is_one_readable_line(
-    make: Callable[[int], Transport], message: str
-) -> None:
+def test_open_failure_is_one_readable_line(make: Callable[[int], Transport], message: str) -> None:
     transport = make(_unused_loopback_port())
     with pytest.raises(TransportOpenError, match=message) as info:
         transport.open()

@@ -1,0 +1,303 @@
+"""posdiag's command line: the only module that prints.
+
+Exit codes (every command): 0 ready / success, 1 checked but not ready, 2 usage error (bad
+address, bad option, wrong password), 3 unreachable. Errors are one readable line on stderr;
+tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from posdiag.drivers.address import parse_address
+from posdiag.drivers.errors import AddressError, AuthenticationError, PosdiagError, TransportError
+
+from . import __version__
+from .connect import open_terminal
+from .discovery import discover_serial
+from .inspect import inspect_terminal
+from .logs import configure_logging
+from .policy import PolicyError, load_policy
+from .render import render_report, render_summary
+from .report import DeviceReport, Verdict, VerdictStatus, to_json
+
+EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class Context:
+    """Options shared by every command."""
+
+    debug: bool = False
+
+
+def fail(message: str, code: int, ctx: Context | None = None) -> NoReturn:
+    """One line on stderr, then exit; the traceback too under --debug."""
+    if ctx is not None and ctx.debug and sys.exc_info()[0] is not None:
+        traceback.print_exc()
+    err.print(f"[bold red]posdiag: error:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn typed errors into one line and the right exit code."""
+
+    @click.pass_obj
+    def wrapper(ctx: Context, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(ctx, *args, **kwargs)
+        except (AddressError, PolicyError) as exc:
+            fail(str(exc), EXIT_USAGE, ctx)
+        except AuthenticationError as exc:
+            fail(f"{exc} (give the right one with --password or ?password=NNNNNN)", EXIT_USAGE, ctx)
+        except TransportError as exc:
+            fail(str(exc), EXIT_UNREACHABLE, ctx)
+        except PosdiagError as exc:
+            fail(str(exc), EXIT_NOT_READY, ctx)
+        except KeyboardInterrupt:
+            fail("interrupted", 130, ctx)
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="posdiag")
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    show_default=True,
+    help="Logs on stderr: readable, or JSON lines for stations and collectors.",
+)
+@click.option("--log-level", default="warning", show_default=True, help="debug, info, warning…")
+@click.option("--debug", is_flag=True, help="Debug logs and tracebacks on errors.")
+@click.pass_context
+def main(click_ctx: click.Context, log_format: str, log_level: str, debug: bool) -> None:
+    """posdiag: diagnose and wipe payment terminals over their own cable."""
+    try:
+        configure_logging(log_format, "debug" if debug else log_level)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    ctx = Context()
+    ctx.debug = debug
+    click_ctx.obj = ctx
+
+
+# --- check -------------------------------------------------------------------------------------
+
+
+def _unreachable(address: str, message: str) -> DeviceReport:
+    from datetime import UTC, datetime
+
+    report = DeviceReport(
+        address=address,
+        family=address.split("+", 1)[0] if "+" in address else "zvt",
+        checked_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    )
+    report.errors.append(message)
+    report.verdict = Verdict(VerdictStatus.UNREACHABLE, (message,))
+    return report
+
+
+def check_one(text: str, password: str | None, policy_file: Path | None) -> DeviceReport:
+    """Check one terminal by address (raises AddressError/AuthenticationError for the CLI)."""
+    address = parse_address(text)
+    policy = load_policy(policy_file)
+    terminal = open_terminal(address, password=password)
+    try:
+        return inspect_terminal(terminal, policy, simulated=address.link == "sim")
+    except TransportError as exc:
+        return _unreachable(str(address), str(exc))
+
+
+def _exit_code(reports: list[DeviceReport]) -> int:
+    if any(r.verdict.status is VerdictStatus.UNREACHABLE for r in reports):
+        return EXIT_UNREACHABLE
+    if any(r.verdict.status is not VerdictStatus.READY for r in reports):
+        return EXIT_NOT_READY
+    return EXIT_READY
+
+
+@main.command()
+@click.argument("addresses", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (schema posdiag.report/1).")
+@click.option("--password", help="ZVT password (6 digits); else ?password=, $POSDIAG_ZVT_PASSWORD.")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(path_type=Path),
+    help="Policy TOML overriding the shipped thresholds.",
+)
+@guarded
+def check(
+    ctx: Context,
+    addresses: tuple[str, ...],
+    as_json: bool,
+    password: str | None,
+    policy_file: Path | None,
+) -> None:
+    """Check terminals: identity, activation, firmware, network, battery, merchant data.
+
+    ADDRESSES are e.g. zvt+serial:///dev/ttyUSB0?baud=9600, zvt+tcp://10.0.0.5:20007,
+    /dev/ttyACM0 or zvt+sim://activated. Without an address, every attached terminal is
+    checked; with none attached, simulated terminals are checked to show what posdiag does.
+    """
+    load_policy(policy_file)  # a bad policy file is a usage error before any I/O
+    demo = False
+    targets = list(addresses)
+    if not targets:
+        targets = [found.address for found in discover_serial()]
+        if not targets:
+            from posdiag.simulators.zvt.state import available_scenarios
+
+            demo = True
+            targets = [f"zvt+sim://{name}" for name in available_scenarios()]
+            err.print(
+                "[yellow]No terminal attached: checking simulated ZVT terminals instead "
+                f"({', '.join(available_scenarios())}).[/]",
+                highlight=False,
+            )
+    reports = [check_one(target, password, policy_file) for target in targets]
+    if as_json:
+        payload: Any = to_json(reports[0]) if len(reports) == 1 else [to_json(r) for r in reports]
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        for index, report in enumerate(reports):
+            if index:
+                out.print()
+            out.print(render_report(report))
+        if len(reports) > 1:
+            out.print()
+            out.print(render_summary(reports))
+    if demo:
+        sys.exit(EXIT_READY)  # the demonstration ran; its verdicts are not the user's terminals
+    sys.exit(_exit_code(reports))
+
+
+# --- list --------------------------------------------------------------------------------------
+
+
+@main.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="JSON array.")
+@guarded
+def list_devices(ctx: Context, as_json: bool) -> None:
+    """List attached terminals (serial ports the catalogue knows)."""
+    found = discover_serial()
+    if as_json:
+        click.echo(json.dumps([f.__dict__ for f in found], indent=2))
+        return
+    if not found:
+        err.print("No terminal found on serial ports (USB terminals over ADB come later).")
+        return
+    from rich.table import Table
+
+    table = Table("address", "kind", "model guess", "serial", "usb id")
+    for f in found:
+        table.add_row(f.address, f.kind, f.model_guess, f.serial or "", f.usb_id or "")
+    out.print(table)
+
+
+# --- simulate ----------------------------------------------------------------------------------
+
+
+def _parse_fault(values: tuple[str, ...]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for value in values:
+        name, _, setting = value.partition("=")
+        options[name.strip().replace("-", "_")] = setting.strip() if setting else "1"
+    return options
+
+
+@main.command()
+@click.argument("family", type=click.Choice(["zvt"]))
+@click.option("--scenario", default="activated", show_default=True, help="Scenario name.")
+@click.option("--pty", "use_pty", is_flag=True, help="Attach to a pseudo terminal (default).")
+@click.option("--tcp", "tcp", metavar="HOST:PORT", help="Listen on TCP (port 0 picks a free one).")
+@click.option(
+    "--time-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Delays: 1 = realistic line speed and latency, 0 = as fast as possible.",
+)
+@click.option("--password", help="The simulated terminal's ZVT password.")
+@click.option("--fault", "faults", multiple=True, metavar="NAME[=VALUE]", help="Inject a fault.")
+@click.option("--list-scenarios", is_flag=True, help="List scenarios and exit.")
+@guarded
+def simulate(
+    ctx: Context,
+    family: str,
+    scenario: str,
+    use_pty: bool,
+    tcp: str | None,
+    time_scale: float,
+    password: str | None,
+    faults: tuple[str, ...],
+    list_scenarios: bool,
+) -> None:
+    """Run a simulated terminal until interrupted; the first line is its address.
+
+    Faults: corrupt_crc=N, drop_ack=N, split_writes, stall_mid_frame=S, ack_delay=S,
+    answer_delay=S, garbage=HEX, disconnect_after=N, silent, babble.
+    """
+    from posdiag.drivers.zvt.connection import Link
+    from posdiag.simulators.attach import PtyAttachment, TcpAttachment
+    from posdiag.simulators.registry import create_zvt
+    from posdiag.simulators.zvt.state import ScenarioError, available_scenarios
+
+    if list_scenarios:
+        for name in available_scenarios():
+            click.echo(name)
+        return
+    if use_pty and tcp:
+        raise click.UsageError("choose one of --pty and --tcp")
+    options = {"time_scale": str(time_scale), **_parse_fault(faults)}
+    if password:
+        options["password"] = password
+    try:
+        simulator = create_zvt(scenario, options, Link.TCP if tcp else Link.SERIAL)
+    except ScenarioError as exc:
+        fail(str(exc), EXIT_USAGE, ctx)
+    except (TypeError, ValueError) as exc:
+        fail(f"bad fault option: {exc}", EXIT_USAGE, ctx)
+    attachment: PtyAttachment | TcpAttachment
+    if tcp:
+        host, sep, port_text = tcp.rpartition(":")
+        if not sep or not port_text.isdigit():
+            raise click.UsageError(f"--tcp wants HOST:PORT, got {tcp!r}")
+        attachment = TcpAttachment(simulator, host.strip("[]") or "127.0.0.1", int(port_text))
+        bound_host, bound_port = attachment.start()
+        address = f"zvt+tcp://{bound_host}:{bound_port}"
+    else:
+        attachment = PtyAttachment(simulator)
+        address = f"zvt+serial://{attachment.start()}"
+    click.echo(address)
+    state = simulator.state
+    err.print(
+        f"Simulated {state.vendor} {state.model} (serial {state.serial}), scenario "
+        f"[bold]{scenario}[/]: {state.description}. Ctrl-C to stop.",
+        highlight=False,
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        attachment.stop()

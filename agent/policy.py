@@ -1,0 +1,153 @@
+"""Depot policy: thresholds and rules (TOML) that turn a device report into a verdict.
+
+The shipped ``policy.toml`` holds the defaults; a user file overrides any subset of its keys.
+Rules only read the report's records, never a family's internals, so they hold for every family.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from posdiag.drivers.errors import PosdiagError
+
+from .logs import mask_identifier
+from .report import DeviceReport, Verdict, VerdictStatus
+
+
+class PolicyError(PosdiagError):
+    """A policy file that cannot be used."""
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if key not in base:
+            raise PolicyError(f"{where}: unknown policy key {key!r} (known: {', '.join(base)})")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise PolicyError(f"{where}: [{key}] must be a table")
+            out[key] = _merge(base[key], value, f"{where} [{key}]")
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The thresholds in force."""
+
+    data: dict[str, Any]
+
+    def get(self, section: str, key: str) -> Any:
+        """A policy value."""
+        return self.data[section][key]
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """The shipped defaults, overridden by ``path`` when given.
+
+    Raises:
+        PolicyError: unreadable file, bad TOML, unknown keys.
+    """
+    default = tomllib.loads(
+        (resources.files("posdiag.agent") / "policy.toml").read_text(encoding="utf-8")
+    )
+    if path is None:
+        return Policy(default)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror or exc}") from None
+    try:
+        override = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"policy file {path} is not valid TOML: {exc}") from None
+    return Policy(_merge(default, override, str(path)))
+
+
+def _money(cents: int, currency: str | None) -> str:
+    return f"{currency or ''} {cents / 100:.2f}".strip()
+
+
+def decide(report: DeviceReport, policy: Policy) -> Verdict:
+    """The verdict and every reason that led to it."""
+    if report.identity is None and report.activation is None:
+        reasons = tuple(report.errors) or ("the terminal did not answer",)
+        return Verdict(VerdictStatus.UNREACHABLE, reasons)
+    found: dict[str, list[str]] = {s.value: [] for s in VerdictStatus}
+
+    if report.tamper and report.tamper.tampered:
+        details = "; ".join(report.tamper.details) or "tamper reported"
+        found["quarantine"].append(f"tampered: {details}; keep for investigation, never wipe")
+    serial = report.identity.serial if report.identity else None
+    if not serial and policy.get("verdict", "quarantine_unknown_identity"):
+        found["quarantine"].append("identity unknown: the terminal reported no serial number")
+
+    activation = report.activation
+    if activation and activation.state.value in policy.get("activation", "wipe_states"):
+        tid = mask_identifier(activation.terminal_id)
+        bound = f" (terminal ID {tid})" if tid else ""
+        found["wipe_required"].append(f"{activation.state.value}{bound}: bound to a merchant")
+    merchant = report.merchant_data
+    if merchant and merchant.pending_transactions and merchant.pending_transactions.count:
+        pending = merchant.pending_transactions
+        found["wipe_required"].append(
+            f"{pending.count} unsettled transactions "
+            f"({_money(pending.total_cents, pending.currency)}): settle (End-of-Day) before wiping"
+        )
+    if merchant and (merchant.apps or merchant.files or merchant.network_profiles):
+        found["wipe_required"].append("merchant apps, files or network profiles remain")
+
+    battery = report.battery
+    if battery:
+        level_min = policy.get("battery", "min_level_pct")
+        if battery.level_pct is not None and battery.level_pct < level_min and not battery.charging:
+            found["service_required"].append(
+                f"battery at {battery.level_pct}% and not charging (minimum {level_min}%)"
+            )
+        volt_min = policy.get("battery", "min_voltage_mv")
+        for label, mv in (("battery", battery.voltage_mv), ("coin cell", battery.coin_cell_mv)):
+            if mv is not None and mv < volt_min and battery.level_pct is None:
+                found["service_required"].append(
+                    f"{label} voltage {mv / 1000:.2f} V below {volt_min / 1000:.2f} V: replace it"
+                )
+        temp_max = policy.get("battery", "max_temperature_c")
+        if battery.temperature_c is not None and battery.temperature_c > temp_max:
+            found["service_required"].append(
+                f"temperature {battery.temperature_c:.1f} °C above {temp_max:.1f} °C"
+            )
+        if battery.soh_pct is not None and battery.soh_pct < policy.get("battery", "min_soh_pct"):
+            found["service_required"].append(f"battery state of health {battery.soh_pct}%")
+        cycles = policy.get("battery", "max_cycle_count")
+        if battery.cycle_count is not None and battery.cycle_count >= cycles:
+            found["service_required"].append(f"battery worn: {battery.cycle_count} cycles")
+        if battery.health and battery.health not in policy.get("battery", "good_health"):
+            found["service_required"].append(f"battery health: {battery.health}")
+
+    network = report.network
+    if (
+        network
+        and network.host_reachable is False
+        and policy.get("network", "require_host_reachable")
+    ):
+        detail = "; ".join(network.details)
+        found["service_required"].append(
+            "payment host not reachable" + (f" ({detail})" if detail else "")
+        )
+    if report.health:
+        found["service_required"].extend(report.health.faults)
+
+    for status in policy.get("verdict", "precedence"):
+        if found.get(status):
+            reasons = found[status] + [
+                reason
+                for other in policy.get("verdict", "precedence")
+                if other != status
+                for reason in found.get(other, [])
+            ]
+            return Verdict(VerdictStatus(status), tuple(reasons))
+    return Verdict(VerdictStatus.READY, ("no merchant data found; healthy",))

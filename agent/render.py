@@ -1,0 +1,185 @@
+"""Human rendering of reports: the verdict first, then one compact row per probe.
+
+Returns rich renderables; only the CLI prints them. Identifiers are masked here as in JSON.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .logs import mask_identifier
+from .report import DeviceReport, VerdictStatus
+
+STYLE = {
+    VerdictStatus.READY: "bold green",
+    VerdictStatus.WIPE_REQUIRED: "bold yellow",
+    VerdictStatus.SERVICE_REQUIRED: "bold magenta",
+    VerdictStatus.QUARANTINE: "bold red",
+    VerdictStatus.UNREACHABLE: "bold red",
+}
+
+
+def _title(report: DeviceReport) -> str:
+    ident = report.identity
+    parts = [p for p in (ident.vendor, ident.model) if p] if ident else []
+    if ident and ident.serial:
+        parts.append(f"serial {ident.serial}")
+    return " ".join(parts) or report.address
+
+
+def _identity(report: DeviceReport) -> str:
+    i = report.identity
+    if i is None:
+        return "—"
+    parts = [f"{i.vendor or '?'} {i.model or '?'}", f"serial {i.serial or 'unknown'}"]
+    if i.hardware and i.hardware != i.model:
+        parts.append(f"hardware {i.hardware}")
+    return ", ".join(parts)
+
+
+def _activation(report: DeviceReport) -> str:
+    a = report.activation
+    if a is None:
+        return "—"
+    parts = [a.state.value.replace("_", " ")]
+    if a.terminal_id:
+        parts.append(f"TID {mask_identifier(a.terminal_id)}")
+    if a.keys_loaded is not None:
+        parts.append("keys loaded" if a.keys_loaded else "no keys")
+    if a.status_text:
+        parts.append(f"status: {a.status_text}")
+    return ", ".join(parts)
+
+
+def _firmware(report: DeviceReport) -> str:
+    f = report.firmware
+    if f is None:
+        return "unsupported"
+    return "\n".join(f"{name}: {version}" for name, version in f.components.items())
+
+
+def _network(report: DeviceReport) -> str:
+    n = report.network
+    if n is None:
+        return "unsupported"
+    lines = []
+    for itf in n.interfaces:
+        state = "UP" if itf.up else "DOWN" if itf.up is False else "?"
+        extra = ", ".join(x for x in (itf.ip, itf.mode, itf.mac) if x)
+        lines.append(f"{itf.name} {state}" + (f" ({extra})" if extra else ""))
+    if n.host_reachable is not None:
+        reach = "reachable" if n.host_reachable else "NOT reachable"
+        lines.append(f"payment host {n.host or ''} {reach}".replace("  ", " "))
+    if n.sim_state or n.operator:
+        lines.append(f"SIM {n.sim_state or '?'} {n.operator or ''}".strip())
+    if n.signal_dbm is not None:
+        lines.append(f"signal {n.signal_dbm} dBm")
+    if n.modem:
+        lines.append(f"modem: {n.modem}")
+    if n.tms:
+        lines.append(f"TMS: {n.tms}")
+    return "\n".join(lines) or "—"
+
+
+def _battery(report: DeviceReport) -> str:
+    b = report.battery
+    if b is None:
+        return "unsupported"
+    parts = []
+    if b.level_pct is not None:
+        parts.append(f"{b.level_pct}%")
+    if b.voltage_mv is not None:
+        parts.append(f"{b.voltage_mv / 1000:.2f} V")
+    if b.temperature_c is not None:
+        parts.append(f"{b.temperature_c:.1f} °C")
+    if b.health:
+        parts.append(f"health {b.health}")
+    if b.charging is not None:
+        parts.append("charging" if b.charging else "not charging")
+    if b.cycle_count is not None:
+        parts.append(f"{b.cycle_count} cycles")
+    if b.coin_cell_mv is not None:
+        parts.append(f"coin cell {b.coin_cell_mv / 1000:.2f} V")
+    return ", ".join(parts) or "present"
+
+
+def _merchant(report: DeviceReport) -> str:
+    m = report.merchant_data
+    if m is None:
+        return "unsupported"
+    lines = []
+    p = m.pending_transactions
+    if p is None:
+        lines.append("pending transactions: unknown")
+    elif p.count:
+        money = (
+            f"{p.currency} {p.total_cents / 100:.2f}"
+            if p.currency
+            else f"{p.total_cents / 100:.2f}"
+        )
+        lines.append(f"{p.count} UNSETTLED transactions, {money}")
+    else:
+        lines.append("no unsettled transactions")
+    lines.extend(m.notes)
+    lines.extend(f"app: {a}" for a in m.apps)
+    lines.extend(f"file: {f}" for f in m.files)
+    lines.extend(f"network profile: {n}" for n in m.network_profiles)
+    return "\n".join(lines)
+
+
+def _tamper(report: DeviceReport) -> str:
+    t = report.tamper
+    if t is None:
+        return "unsupported"
+    return "TAMPERED: " + "; ".join(t.details) if t.tampered else "none reported"
+
+
+def render_report(report: DeviceReport) -> RenderableType:
+    """The verdict line, its reasons, and the facts table."""
+    status = report.verdict.status
+    head = Text.assemble(
+        (f" {status.value.upper().replace('_', ' ')} ", STYLE[status] + " reverse"),
+        "  ",
+        (_title(report), "bold"),
+        ("  (simulated)" if report.simulated else "", "dim"),
+    )
+    reasons = Text("\n".join(f"  • {r}" for r in report.verdict.reasons))
+    if status is VerdictStatus.UNREACHABLE:
+        return Group(head, reasons)
+    table = Table(show_header=False, box=None, padding=(0, 2, 0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("Address", report.address)
+    table.add_row("Identity", _identity(report))
+    table.add_row("Activation", _activation(report))
+    table.add_row("Firmware", _firmware(report))
+    table.add_row("Network", _network(report))
+    table.add_row("Battery", _battery(report))
+    table.add_row("Merchant data", _merchant(report))
+    table.add_row("Tamper", _tamper(report))
+    if report.health and report.health.faults:
+        table.add_row("Faults", "\n".join(report.health.faults))
+    if report.errors:
+        table.add_row("Errors", "\n".join(report.errors))
+    table.add_row("Checked", f"{report.checked_at} in {report.duration_s:.1f} s")
+    return Group(head, reasons, Text(""), table)
+
+
+def render_summary(reports: list[DeviceReport]) -> RenderableType:
+    """One row per terminal, for checks of several terminals."""
+    table = Table(title="posdiag check", show_lines=False)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("address", overflow="fold")
+    table.add_column("terminal")
+    table.add_column("reasons", ratio=2)
+    for report in reports:
+        status = report.verdict.status
+        table.add_row(
+            Text(status.value, style=STYLE[status]),
+            report.address,
+            _title(report),
+            "\n".join(report.verdict.reasons),
+        )
+    return table

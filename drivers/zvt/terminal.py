@@ -1,0 +1,363 @@
+"""The Terminal contract for ZVT terminals.
+
+ZVT has no single "tell me everything" command, so the facts are gathered in one session, in an
+order that disturbs the terminal least: Registration (routes printouts to us, allows TLV),
+Status-Enquiry (identity, TID, state), Print System Configuration (firmware, hardware, battery,
+network), Send Turnover Totals (unsettled money, without settling), Diagnosis (can it reach its
+host), the vendor's system info where the catalogue says there is one, and Log-Off so the
+terminal's menu is free again. Each probe then reads from those facts and says ``unsupported``
+where ZVT exposes nothing, rather than guessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+
+from ..catalogue import Catalogue, ModelEntry, load_catalogue
+from ..errors import PosdiagError, TransportError, UnsupportedError
+from ..model import (
+    Activation,
+    ActivationState,
+    Battery,
+    Evidence,
+    Firmware,
+    Health,
+    Identity,
+    MerchantData,
+    Network,
+    NetworkInterface,
+    PendingTransactions,
+    Tamper,
+    WipeStep,
+)
+from .constants import (
+    DEVICE_STATE,
+    DEVICE_STATE_TAMPER,
+    SERVICE_STATUS,
+    UNPROVISIONED_STATUS,
+    status_text,
+)
+from .driver import DiagnosisResult, ZvtDriver
+from .errors import ZvtCommandError, ZvtPasswordError, ZvtTransmissionError
+from .messages import FeigSystemInfo, StatusReport, Totals
+from .printout import PrintoutFacts, parse_printout
+
+log = structlog.get_logger(__name__)
+
+CURRENCIES = {978: "EUR", 756: "CHF", 752: "SEK", 208: "DKK", 826: "GBP", 985: "PLN"}
+
+
+@dataclass
+class ZvtFacts:
+    """What one ZVT session learned; probes are computed from it."""
+
+    status: StatusReport | None = None
+    printout: PrintoutFacts | None = None
+    totals: Totals | None = None
+    diagnosis: DiagnosisResult | None = None
+    vendor_info: FeigSystemInfo | None = None
+    entry: ModelEntry | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _masked(tid: str) -> str:
+    return "****" + tid[-4:] if len(tid) > 4 else "****"
+
+
+def _real_tid(tid: str | None) -> str | None:
+    """A TID that is set: terminals report an unset TID as all zeros."""
+    if tid is None or not tid.strip("0 "):
+        return None
+    return tid
+
+
+class ZvtTerminal:
+    """A ZVT payment terminal behind a ZvtDriver.
+
+    Args:
+        driver: the protocol driver (its transport is opened on first use).
+        address: the address string, for reports.
+        catalogue: model entries (defaults to the shipped catalogue).
+    """
+
+    family = "zvt"
+
+    def __init__(self, driver: ZvtDriver, address: str, catalogue: Catalogue | None = None) -> None:
+        self.driver = driver
+        self.address = address
+        self.catalogue = catalogue or load_catalogue()
+        self._facts: ZvtFacts | None = None
+        self._opened = False
+
+    # --- the session -----------------------------------------------------------------------------
+
+    def _ensure_open(self) -> None:
+        if not self._opened:
+            self.driver.open()
+            self._opened = True
+
+    def facts(self) -> ZvtFacts:
+        """Gather the facts once per terminal object (a check is one session)."""
+        if self._facts is None:
+            self._facts = self._collect()
+        return self._facts
+
+    def refresh(self) -> ZvtFacts:
+        """Forget gathered facts and read the terminal again (after a wipe step)."""
+        self._facts = None
+        return self.facts()
+
+    def _collect(self) -> ZvtFacts:
+        facts = ZvtFacts()
+        self._ensure_open()
+        # The first exchange decides reachability: link errors propagate to the caller.
+        self.driver.register()
+        link_alive = True
+
+        def step(name: str, action: object) -> object | None:
+            nonlocal link_alive
+            if not link_alive:
+                return None
+            try:
+                return action()  # type: ignore[operator]
+            except ZvtPasswordError:
+                raise
+            except ZvtCommandError as exc:
+                facts.errors.append(f"{name}: {exc}")
+            except (TransportError, ZvtTransmissionError) as exc:
+                facts.errors.append(f"{name}: {exc}")
+                link_alive = False
+            except PosdiagError as exc:
+                facts.errors.append(f"{name}: {exc}")
+            return None
+
+        facts.status = step("status enquiry", self.driver.status_enquiry)  # type: ignore[assignment]
+        names = [facts.status.device_name] if facts.status else []
+        lines = step("print system configuration", self.driver.print_system_configuration)
+        entry = self.catalogue.by_name("zvt", *names)
+        if lines:
+            label_set = entry.label_set if entry.match_names else None
+            facts.printout = parse_printout(lines, vendor=label_set)  # type: ignore[arg-type]
+            if not entry.match_names:
+                entry = self.catalogue.by_name("zvt", facts.printout.hardware)
+        facts.entry = entry
+        facts.totals = step("turnover totals", self.driver.turnover_totals)  # type: ignore[assignment]
+        facts.diagnosis = step("diagnosis", self.driver.diagnosis)  # type: ignore[assignment]
+        if entry.vendor_extension == "feig":
+            facts.vendor_info = step("vendor system info", self.driver.feig_system_info)  # type: ignore[assignment]
+        step("log-off", self.driver.log_off)
+        log.info("zvt.collected", address=self.address, errors=len(facts.errors))
+        return facts
+
+    def close(self) -> None:
+        """Release the line."""
+        self.driver.close()
+        self._opened = False
+
+    # --- probes ----------------------------------------------------------------------------------
+
+    def identify(self) -> Identity:
+        """Vendor and model from the catalogue, serial from the terminal itself."""
+        f = self.facts()
+        entry = f.entry or self.catalogue.generic("zvt")
+        serial = (
+            (f.status.serial if f.status else None)
+            or (f.printout.serial if f.printout else None)
+            or (f.vendor_info.serial if f.vendor_info else None)
+        )
+        device_name = f.status.device_name if f.status else None
+        hardware = f.printout.hardware if f.printout else None
+        model = entry.model if entry.match_names else (device_name or hardware or entry.model)
+        return Identity(
+            vendor=entry.vendor or None,
+            model=model,
+            serial=serial,
+            hardware=hardware,
+            device_name=device_name,
+        )
+
+    def _terminal_id(self) -> str | None:
+        f = self.facts()
+        return _real_tid(
+            (f.status.terminal_id if f.status else None)
+            or (f.printout.terminal_id if f.printout else None)
+        )
+
+    def activation(self) -> Activation:
+        """Activation from the TID, the device state (1F43) and the terminal status byte."""
+        f = self.facts()
+        if f.status is None and f.printout is None:
+            return Activation(ActivationState.UNKNOWN, evidence=(Evidence("zvt", "no status"),))
+        evidence: list[Evidence] = []
+        tid = self._terminal_id()
+        if tid:
+            evidence.append(Evidence("status enquiry", f"terminal ID {_masked(tid)} assigned"))
+        else:
+            evidence.append(Evidence("status enquiry", "no terminal ID assigned"))
+        status = f.status.terminal_status if f.status else None
+        device_state = f.status.device_state if f.status else None
+        if status is not None:
+            evidence.append(
+                Evidence("status enquiry", f"terminal status {status:02X}: {status_text(status)}")
+            )
+        if device_state is not None:
+            text = DEVICE_STATE.get(device_state, f"{device_state:02X}")
+            evidence.append(Evidence("status enquiry", f"device state: {text}"))
+        keys = None if device_state is None else device_state == 0x00
+        merchant = bool(f.printout and f.printout.merchant_lines)
+        if merchant:
+            evidence.append(Evidence("printout", "merchant name/address configured"))
+        host_registered = bool(f.printout and f.printout.host)
+        if tid and keys and (status is None or status not in UNPROVISIONED_STATUS):
+            state = ActivationState.ACTIVATED
+        elif tid or merchant or host_registered:
+            state = ActivationState.PARTIAL
+        elif status is None and device_state is None:
+            state = ActivationState.UNKNOWN
+        else:
+            state = ActivationState.NOT_ACTIVATED
+        return Activation(
+            state=state,
+            terminal_id=tid,
+            keys_loaded=keys,
+            host_registered=host_registered,
+            evidence=tuple(evidence),
+            device_state=DEVICE_STATE.get(device_state) if device_state is not None else None,
+            status_code=status,
+            status_text=status_text(status) if status is not None else None,
+        )
+
+    def firmware(self) -> Firmware:
+        """The ZVT application version and every component the printout lists."""
+        f = self.facts()
+        components: dict[str, str] = {}
+        if f.status and (f.status.device_sw_version or f.status.sw_version):
+            components["ZVT application"] = str(f.status.device_sw_version or f.status.sw_version)
+        if f.printout:
+            components.update(f.printout.firmware)
+        if not components:
+            raise UnsupportedError("the terminal reported no software versions")
+        return Firmware(components)
+
+    def network(self) -> Network:
+        """Host reachability from Diagnosis; interfaces, modem and TMS from the printout."""
+        f = self.facts()
+        p = f.printout
+        interfaces = tuple(
+            NetworkInterface(name=i.name, up=i.up, mac=i.mac, ip=i.ip, mode=i.mode)
+            for i in (p.interfaces if p else ())
+        )
+        details: list[str] = []
+        if f.diagnosis is not None:
+            details.append(f"diagnosis: {f.diagnosis.result_text}")
+        if p is None and f.diagnosis is None:
+            raise UnsupportedError("neither a printout nor a diagnosis was available")
+        modem = None
+        if p and p.modem is not None:
+            modem = "none" if p.modem.strip().lower() in ("nein", "no", "none", "aus") else p.modem
+        return Network(
+            interfaces=interfaces,
+            host_reachable=f.diagnosis.host_reachable if f.diagnosis else None,
+            host=p.host if p else None,
+            modem=modem,
+            tms=p.tms_url if p else None,
+            details=tuple(details),
+        )
+
+    def battery(self) -> Battery:
+        """Battery voltage where the vendor's printout shows it; ZVT has no battery command."""
+        f = self.facts()
+        if f.printout is None or f.printout.battery_voltage_mv is None:
+            raise UnsupportedError("ZVT exposes no battery data for this terminal")
+        return Battery(
+            present=True,
+            voltage_mv=f.printout.battery_voltage_mv,
+            temperature_c=f.printout.temperature_c,
+        )
+
+    def merchant_data(self) -> MerchantData:
+        """Unsettled turnover (Send Turnover Totals) and merchant details still configured."""
+        f = self.facts()
+        pending = None
+        if f.totals is not None:
+            currency = CURRENCIES.get(self.driver.currency)
+            pending = PendingTransactions(f.totals.count, f.totals.total_cents, currency)
+        notes: list[str] = []
+        if f.printout and f.printout.merchant_lines:
+            notes.append(f"merchant name/address printed ({len(f.printout.merchant_lines)} lines)")
+        tid = self._terminal_id()
+        if tid:
+            notes.append(f"terminal ID {_masked(tid)}")
+        if f.printout and f.printout.host:
+            notes.append("payment host configured")
+        return MerchantData(pending_transactions=pending, notes=tuple(notes))
+
+    def tamper(self) -> Tamper:
+        """Device state 03 (fraud) is the terminal's own tamper verdict."""
+        f = self.facts()
+        if f.status is None or f.status.device_state is None:
+            raise UnsupportedError("the terminal did not report its device state")
+        if f.status.device_state == DEVICE_STATE_TAMPER:
+            return Tamper(True, ("security module reports fraud (device state 03)",))
+        return Tamper(False)
+
+    def health(self) -> Health:
+        """Faults from the terminal status byte (printer, reader, clock…)."""
+        f = self.facts()
+        if f.status is None:
+            raise UnsupportedError("no status enquiry answer")
+        code = f.status.terminal_status
+        faults = (
+            (f"terminal status {code:02X}: {status_text(code)}",) if code in SERVICE_STATUS else ()
+        )
+        return Health(faults=faults, status=status_text(code))
+
+    def wipe_plan(self) -> list[WipeStep]:
+        """De-provisioning steps in the order PA00P015 allows (described; run by the wipe)."""
+        f = self.facts()
+        entry = f.entry or self.catalogue.generic("zvt")
+
+        def store_empty() -> bool:
+            totals = self.driver.turnover_totals()
+            return totals is None or totals.count == 0
+
+        def tid_cleared() -> bool:
+            return _real_tid(self.driver.status_enquiry().terminal_id) is None
+
+        def settle() -> None:
+            if not store_empty():
+                self.driver.end_of_day()
+
+        steps = [
+            WipeStep(
+                "settle",
+                "unsettled transactions, submitted to the host by End-of-Day (only with consent)",
+                settle,
+                store_empty,
+            ),
+            WipeStep(
+                "reset_terminal_id",
+                "the terminal ID binding the unit to the merchant (06 1B without TID)",
+                lambda: self.driver.set_terminal_id(None),
+                tid_cleared,
+            ),
+            WipeStep(
+                "log_off",
+                "the cash register registration and TLV permission (06 02)",
+                self.driver.log_off,
+                lambda: True,
+            ),
+        ]
+        if entry.factory_reset == "feig":
+            steps.append(
+                WipeStep(
+                    "factory_reset",
+                    "merchant configuration and host parameters (Feig factory reset 0F A1 0255)",
+                    self.driver.feig_factory_reset,
+                    tid_cleared,
+                    optional=True,
+                )
+            )
+        return steps
