@@ -23,7 +23,7 @@ from posdiag.drivers.zvt.terminal import ZvtTerminal
 
 PASSWORD_ENV = "POSDIAG_ZVT_PASSWORD"
 DEFAULT_PASSWORD = "000000"
-DRIVER_OPTIONS = frozenset({"password", "t1", "t2", "t3", "t4", "currency"})
+DRIVER_OPTIONS = frozenset({"password", "t1", "t2", "t3", "t4", "currency", "trace"})
 
 
 def zvt_password(address: Address, override: str | None = None) -> str:
@@ -75,7 +75,13 @@ def zvt_transport(address: Address) -> tuple[Transport, Link]:
         url = f"possim://zvt/{address.target}?{urlencode(sim_options)}"
         return SerialTransport(url), Link.SERIAL
     baud = address.option_int("baud", 9600)
-    return SerialTransport(address.target, baudrate=baud), Link.SERIAL
+    target = address.target
+    trace = address.options.get("trace")
+    if trace:
+        # pyserial's spy:// writes a hex dump of every byte both ways: the technician's
+        # protocol trace. It holds merchant data, so it is only written when asked for.
+        target = f"spy://{target}?{urlencode({'file': trace})}"
+    return SerialTransport(target, baudrate=baud), Link.SERIAL
 
 
 def open_terminal(address: Address, *, password: str | None = None) -> Terminal:

@@ -76,8 +76,9 @@ def _money(cents: int, currency: str | None) -> str:
 def decide(report: DeviceReport, policy: Policy) -> Verdict:
     """The verdict and every reason that led to it."""
     if report.identity is None and report.activation is None:
-        reasons = tuple(report.errors) or ("the terminal did not answer",)
-        return Verdict(VerdictStatus.UNREACHABLE, reasons)
+        return Verdict(
+            VerdictStatus.UNREACHABLE, tuple(report.errors) or ("the terminal did not answer",)
+        )
     found: dict[str, list[str]] = {s.value: [] for s in VerdictStatus}
 
     if report.tamper and report.tamper.tampered:

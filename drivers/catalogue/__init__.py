@@ -7,10 +7,12 @@ is a data change.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import TypeVar
 
 from ..errors import PosdiagError
 
@@ -75,14 +77,18 @@ class Catalogue:
     def by_usb(self, vid: int, pid: int) -> ModelEntry | AdapterEntry | None:
         """The model or adapter with this USB ID."""
         key = f"{vid:04x}:{pid:04x}"
-        for entry in (*self.models, *self.adapters):
+        entries: tuple[ModelEntry | AdapterEntry, ...] = (*self.models, *self.adapters)
+        for entry in entries:
             if key in entry.usb:
                 return entry
         return None
 
 
-def _entry(cls: type, data: dict[str, object], where: str) -> object:
-    fields = set(cls.__dataclass_fields__)
+T = TypeVar("T")
+
+
+def _entry(cls: type[T], data: dict[str, object], where: str) -> T:
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(data) - fields
     if unknown:
         raise CatalogueError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
@@ -106,7 +112,7 @@ def load_catalogue() -> Catalogue:
         except tomllib.TOMLDecodeError as exc:
             raise CatalogueError(f"catalogue {resource.name}: {exc}") from None
         for index, item in enumerate(data.get("model", [])):
-            models.append(_entry(ModelEntry, item, f"{resource.name} model #{index + 1}"))  # type: ignore[arg-type]
+            models.append(_entry(ModelEntry, item, f"{resource.name} model #{index + 1}"))
         for index, item in enumerate(data.get("adapter", [])):
-            adapters.append(_entry(AdapterEntry, item, f"{resource.name} adapter #{index + 1}"))  # type: ignore[arg-type]
+            adapters.append(_entry(AdapterEntry, item, f"{resource.name} adapter #{index + 1}"))
     return Catalogue(tuple(models), tuple(adapters))

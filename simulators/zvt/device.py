@@ -345,4 +345,4 @@ class ZvtDeviceModel:
         SelfTest: _self_test,
         AbortCommand: _abort,
         FeigRequest: _feig,
-    }  # type: ignore[dict-item]
+    }

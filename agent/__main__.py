@@ -1,0 +1,5 @@
+"""``python -m posdiag.agent``: the same as the ``posdiag`` command."""
+
+from .cli import main
+
+main()
