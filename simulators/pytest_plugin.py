@@ -271,9 +271,7 @@ def zvt_driver(
     """
     drivers: list[ZvtDriver] = []
 
-    def make(
-        terminal: SimulatedZvt, *, password: str | None = None, **timers: float
-    ) -> ZvtDriver:
+    def make(terminal: SimulatedZvt, *, password: str | None = None, **timers: float) -> ZvtDriver:
         driver = ZvtDriver(
             terminal.transport(),
             terminal.link,

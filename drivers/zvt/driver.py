@@ -163,6 +163,7 @@ class ZvtDriver:
         self._inbox: deque[MessageReceived] = deque()
         self._registered = False
         self._noise = 0  # bytes of garbage or corrupt frames seen since the last command
+        self._rejected_in_row = 0  # consecutive corrupt frames: the PT's repeats that failed
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -291,8 +292,19 @@ class ZvtDriver:
                 raise self._silence_error(waiting_for)
             if isinstance(event, MessageReceived):
                 log.debug("zvt.rx", message=event.message.NAME)
+                self._rejected_in_row = 0
                 return event.message
             self._note(event)
+            if isinstance(event, FrameRejected):
+                self._rejected_in_row += 1
+                if self._rejected_in_row > MAX_REPEATS:
+                    # PA00P016 §3.5: after the original and two repeats both sides give up.
+                    self._rejected_in_row = 0
+                    raise ZvtTransmissionError(
+                        f"{MAX_REPEATS + 1} frames in a row from the terminal on "
+                        f"{self.transport.description} arrived corrupted ({event.reason}); "
+                        "line noise, a wrong baud rate or a bad cable?"
+                    )
 
     def _drain_stale(self) -> None:
         """Acknowledge and drop anything left from an earlier command (e.g. a repeated frame)."""
@@ -319,7 +331,14 @@ class ZvtDriver:
         self._noise = 0
         self._send(command)
         result = CommandResult()
-        first = self._receive(self._clock() + self.timers.t3, f"answer to {command.NAME} (T3)")
+        try:
+            first = self._receive(self._clock() + self.timers.t3, f"answer to {command.NAME} (T3)")
+        except (ZvtTimeoutError, ZvtProtocolError):
+            if self.link is Link.TCP:
+                # PA00P016 §5.2.5: the command counts as aborted and the ECR closes the socket;
+                # left open, a late answer would be taken for the next command's.
+                self.transport.close()
+            raise
         if isinstance(first, NegativeAck):
             raise self._refusal(command, first.error_code)
         if not isinstance(first, PositiveAck):

@@ -180,6 +180,7 @@ class SerialFramer:
                     raw = bytes(self._raw)
                     self._reset()
                     if byte == STX:  # a new frame began inside the old one: resync on it
+                        raw = raw[:-2]  # that DLE STX belongs to the new frame, not the bad one
                         self._raw += bytes([DLE, STX])
                         self._state = _State.DATA
                     return BadFrame(f"DLE followed by {byte:02x} inside a frame", raw)

@@ -39,7 +39,7 @@ from posdiag.drivers.zvt.tlv import (
         ("123456", 3, "12 34 56"),
         (978, 2, "09 78"),
         ("0978", 2, "09 78"),
-        ("52523535", 4, "52 52 35 35"),
+        ("29001006", 4, "29 00 10 06"),
         (2500, 6, "00 00 00 00 25 00"),
         ("0", 1, "00"),
         (7, 1, "07"),
@@ -182,7 +182,7 @@ def test_object_length_boundaries_round_trip(size):
         "1F 81",  # continuation bit set, nothing follows
         "5F 81 81",
         "1F 44",  # no length
-        "1F 44 04 52 52 35",  # value truncated
+        "1F 44 04 29 00 10",  # value truncated
         "07 05 41",
         "07 81",  # long length truncated
         "07 82 00",
@@ -207,17 +207,17 @@ def test_empty_tlv_is_empty_tuple():
 
 
 STATUS_TLV = (
-    Tlv(0x1F44, bytes.fromhex("52 52 35 35")),
+    Tlv(0x1F44, bytes.fromhex("29 00 10 06")),
     Tlv.build(
         0xE4,
         [
-            Tlv(0x1F40, b"cVEND plug"),
-            Tlv(0x1F41, b"GER-APP-v2.0.9"),
-            Tlv(0x1F42, bytes.fromhex("17 FD 1E 3C")),
+            Tlv(0x1F40, b"Sim PT"),
+            Tlv(0x1F41, b"SIM-APP-1.0"),
+            Tlv(0x1F42, bytes.fromhex("0A 1B 2C 3D")),
             Tlv(0x1F43, b"\x00"),
         ],
     ),
-    Tlv.build(0x34, [Tlv(0x1F0E, bytes.fromhex("20230405")), Tlv(0x1F0F, bytes.fromhex("225655"))]),
+    Tlv.build(0x34, [Tlv(0x1F0E, bytes.fromhex("20240102")), Tlv(0x1F0F, bytes.fromhex("123000"))]),
 )
 
 
@@ -233,14 +233,14 @@ def test_constructed_flag():
 def test_find_paths():
     items = decode_tlv(encode_tlv(STATUS_TLV))
     assert items == STATUS_TLV
-    assert find(items, 0x1F44) == Tlv(0x1F44, bytes.fromhex("52 52 35 35"))
-    assert find(items, 0xE4, 0x1F40) == Tlv(0x1F40, b"cVEND plug")
-    assert find(items, 0xE4, 0x1F42).value == bytes.fromhex("17 FD 1E 3C")
-    assert find(items, 0x34, 0x1F0F).value == bytes.fromhex("225655")
-    assert find(items, 0xE4) is STATUS_TLV[1] or find(items, 0xE4) == STATUS_TLV[1]
+    assert find(items, 0x1F44) == Tlv(0x1F44, bytes.fromhex("29 00 10 06"))
+    assert find(items, 0xE4, 0x1F40) == Tlv(0x1F40, b"Sim PT")
+    assert find(items, 0xE4, 0x1F42).value == bytes.fromhex("0A 1B 2C 3D")
+    assert find(items, 0x34, 0x1F0F).value == bytes.fromhex("123000")
+    assert find(items, 0xE4) == STATUS_TLV[1]
     assert find(items, 0xE7) is None
     assert find(items, 0xE4, 0x1F57) is None
-    assert find(items, 0x1F44, 0x01) is None  # primitive value "52 52 35 35" is not a TLV list
+    assert find(items, 0x1F44, 0x01) is None  # primitive value "29 00 10 06" is not a TLV list
     assert find(items) is None
     assert find((), 0x1F44) is None
 
@@ -330,7 +330,7 @@ def test_tlv_random_bytes_decode_or_raise_decode_error(data):
     ("bmp_id", "data", "wire"),
     [
         (0x27, b"\x00", "27 00"),
-        (0x29, bytes.fromhex("52523535"), "29 52 52 35 35"),
+        (0x29, bytes.fromhex("29001006"), "29 29 00 10 06"),
         (0x04, bytes.fromhex("000000002500"), "04 00 00 00 00 25 00"),
         (0x49, bytes.fromhex("0978"), "49 09 78"),
         (0x19, b"\x10", "19 10"),
@@ -382,7 +382,7 @@ def test_bmp_sequence_like_a_status_information():
     [
         ("FF 00", "unknown BMP FF"),
         ("27 00 07 01", "unknown BMP 07"),
-        ("29 52 52", "needs 4 bytes"),
+        ("29 29 00", "needs 4 bytes"),
         ("22 F0", "length truncated"),
         ("3C F0 F1", "length truncated"),
         ("22 F1 0A 00", "bad length byte 0a"),

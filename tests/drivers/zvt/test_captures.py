@@ -144,8 +144,9 @@ def test_unknown_captured_commands_still_parse_as_bmps(path):
     message = decode_message(apdu)
     if not isinstance(message, UnknownMessage):
         return
-    # The untyped commands (06 22/23/25/C0, 08 13/14, 04 0C) carry BMPs, some after a password.
-    offset = 3 if apdu.cls == 0x08 and apdu.data[:1] == b"\x12" else 0
+    # The untyped commands (06 22/23/25/C0, 08 13/14, 04 0C) carry BMPs, after a positional
+    # prefix for 06 C0 (timeout byte) and 08 14 (password).
+    offset = {(0x06, 0xC0): 1, (0x08, 0x14): 3}.get(apdu.command, 0)
     bmps = message.bmps(offset)
     assert bmps
 

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from posdiag.drivers.address import parse_address
 from posdiag.drivers.errors import PosdiagError
+from posdiag.drivers.transport.serialport import SerialTransport
+from posdiag.drivers.transport.tcp import TcpTransport
 from posdiag.drivers.zvt.apdu import Apdu
 from posdiag.drivers.zvt.bcd import decode_bcd, decode_bcd_int
 from posdiag.drivers.zvt.bmp import bmp_map
@@ -79,14 +82,21 @@ def test_terminal_describes_its_attachment(connect: Connect, attach: str) -> Non
     if attach == "pty":
         assert terminal.address is not None
         assert terminal.address.startswith("zvt+serial:///dev/")
+        assert isinstance(driver.transport, SerialTransport)
+        assert parse_address(terminal.address).target == driver.transport.url
         assert terminal.url is None
     elif attach == "tcp":
         assert terminal.address is not None
         assert terminal.address.startswith("zvt+tcp://127.0.0.1:")
+        assert isinstance(driver.transport, TcpTransport)
+        address = parse_address(terminal.address)
+        assert address.host_port == (driver.transport.host, driver.transport.port)
     elif attach == "url":
         assert terminal.address is None
         assert terminal.url is not None
         assert terminal.url.startswith("possim://zvt/activated?")
+        assert isinstance(driver.transport, SerialTransport)
+        assert driver.transport.url == terminal.url
     else:
         assert terminal.address is None
         assert terminal.url is None
@@ -250,7 +260,8 @@ def test_end_of_day_without_terminal_id_is_refused(connect: Connect) -> None:
     driver.register()
     with pytest.raises(ZvtCommandError) as caught:
         driver.end_of_day()
-    assert caught.value.code == 0x6B
+    assert caught.value.code == 0x6B  # function deactivated: no merchant to settle for
+    assert terminal.state.terminal_id is None
 
 
 def test_terminal_id_reset_needs_an_empty_store(connect: Connect) -> None:

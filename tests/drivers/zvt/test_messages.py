@@ -405,20 +405,20 @@ def test_decode_message_never_raises_for_plausible_data(command, parts):
 
 FULL_REPORT = StatusReport(
     terminal_status=0x00,
-    sw_version="GER-APP-v2.0.9;cS02.01.01-10.10-2-2;CC26",
-    terminal_id="52523535",
-    device_name="cVEND plug",
-    device_sw_version="GER-APP-v2.0.9",
-    serial="17FD1E3C",
+    sw_version="SIM-APP-v1.2.3;base-01.02.03-04;XY12",
+    terminal_id="29001006",
+    device_name="Sim PT",
+    device_sw_version="SIM-APP-v1.2.3",
+    serial="0A1B2C3D",
     device_state=0,
-    date="20230405",
-    time="225655",
+    date="20240102",
+    time="123000",
 )
 
 
 def test_status_completion_with_sw_version_and_tlv():
     data = encode_status_completion(FULL_REPORT, send_sw_version=True, send_tlv=True)
-    assert data[:3] == encode_lllvar_length(40)
+    assert data[:3] == encode_lllvar_length(len(FULL_REPORT.sw_version))
     assert decode_status_completion(data) == FULL_REPORT
 
 
@@ -573,9 +573,9 @@ def test_totals_round_trip(first, last, groups):
 
 
 def test_feig_system_info_example():
-    info = FeigSystemInfo("17FD1E3C", "GER-APP-v2.0.9", "52523535", 24.4)
+    info = FeigSystemInfo("0A1B2C3D", "SIM-APP-v1.2.3", "29001006", 31.5)
     data = info.encode()
-    assert data == b"17FD1E3CGER-APP-v2.0.9   5252353524.4"
+    assert data == b"0A1B2C3DSIM-APP-v1.2.3   2900100631.5"
     assert FeigSystemInfo.decode(data) == info
 
 
