@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from posdiag.drivers.address import parse_address
 from posdiag.drivers.errors import AddressError, AuthenticationError, PosdiagError, TransportError
@@ -47,7 +48,7 @@ def fail(message: str, code: int, ctx: Context | None = None) -> NoReturn:
     """One line on stderr, then exit; the traceback too under --debug."""
     if ctx is not None and ctx.debug and sys.exc_info()[0] is not None:
         traceback.print_exc()
-    err.print(f"[bold red]posdiag: error:[/] {message}", highlight=False)
+    err.print(f"[bold red]posdiag: error:[/] {escape(message)}", highlight=False)
     sys.exit(code)
 
 
@@ -272,7 +273,7 @@ def simulate(
         simulator = create_zvt(scenario, options, Link.TCP if tcp else Link.SERIAL)
     except ScenarioError as exc:
         fail(str(exc), EXIT_USAGE, ctx)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, PosdiagError) as exc:
         fail(f"bad fault option: {exc}", EXIT_USAGE, ctx)
     attachment: PtyAttachment | TcpAttachment
     if tcp:
@@ -285,16 +286,17 @@ def simulate(
     else:
         attachment = PtyAttachment(simulator)
         address = f"zvt+serial://{attachment.start()}"
-    click.echo(address)
-    state = simulator.state
-    err.print(
-        f"Simulated {state.vendor} {state.model} (serial {state.serial}), scenario "
-        f"[bold]{scenario}[/]: {state.description}. Ctrl-C to stop.",
-        highlight=False,
-    )
+    # Handle SIGTERM before announcing the address: a supervisor may signal as soon as it reads it.
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    state = simulator.state
     try:
+        click.echo(address)
+        err.print(
+            f"Simulated {escape(state.vendor)} {escape(state.model)} (serial {state.serial}), "
+            f"scenario [bold]{escape(scenario)}[/]: {escape(state.description)}. Ctrl-C to stop.",
+            highlight=False,
+        )
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from posdiag.drivers.address import Address
 from posdiag.drivers.catalogue import load_catalogue
-from posdiag.drivers.errors import AddressError
+from posdiag.drivers.errors import AddressError, PosdiagError
 from posdiag.drivers.model import Terminal
 from posdiag.drivers.transport.base import Transport
 from posdiag.drivers.transport.serialport import SerialTransport
@@ -34,7 +34,8 @@ def zvt_password(address: Address, override: str | None = None) -> str:
         or os.environ.get(PASSWORD_ENV)
         or DEFAULT_PASSWORD
     )
-    if len(password) != 6 or not password.isdigit():
+    # isascii: str.isdigit() also accepts "１２３４５６" and "²", which cannot be BCD-encoded.
+    if len(password) != 6 or not (password.isascii() and password.isdigit()):
         raise AddressError("the ZVT password must be exactly 6 digits")
     return password
 
@@ -69,6 +70,12 @@ def zvt_transport(address: Address) -> tuple[Transport, Link]:
                 f"unknown simulated scenario {address.target!r} "
                 f"(available: {', '.join(available_scenarios())})"
             )
+        from posdiag.simulators.registry import zvt_overrides
+
+        try:
+            zvt_overrides(sim_options)  # a bad option is the user's typo, not an unreachable unit
+        except PosdiagError as exc:
+            raise AddressError(str(exc)) from None
         from posdiag.simulators.attach import register_url_handler
 
         register_url_handler()

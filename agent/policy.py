@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from posdiag.drivers.errors import PosdiagError
+from posdiag.drivers.model import ActivationState
 
 from .logs import mask_identifier
 from .report import DeviceReport, Verdict, VerdictStatus
@@ -20,6 +21,14 @@ from .report import DeviceReport, Verdict, VerdictStatus
 
 class PolicyError(PosdiagError):
     """A policy file that cannot be used."""
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, int | float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
@@ -31,9 +40,29 @@ def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[s
             if not isinstance(value, dict):
                 raise PolicyError(f"{where}: [{key}] must be a table")
             out[key] = _merge(base[key], value, f"{where} [{key}]")
+        elif not _same_kind(base[key], value):
+            raise PolicyError(
+                f"{where}: {key} = {value!r} has the wrong type (default: {base[key]!r})"
+            )
         else:
             out[key] = value
     return out
+
+
+def _validate(data: dict[str, Any], where: str) -> None:
+    """Reject values a typo would turn into a silent "ready" (an unknown status or state)."""
+    statuses = [s.value for s in VerdictStatus if s is not VerdictStatus.UNREACHABLE]
+    if sorted(data["verdict"]["precedence"]) != sorted(statuses):
+        raise PolicyError(
+            f"{where}: [verdict] precedence must list each of {', '.join(statuses)} once"
+        )
+    states = {s.value for s in ActivationState}
+    unknown = [s for s in data["activation"]["wipe_states"] if s not in states]
+    if unknown:
+        raise PolicyError(
+            f"{where}: [activation] wipe_states: unknown state(s) {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(sorted(states))})"
+        )
 
 
 @dataclass(frozen=True)
@@ -62,11 +91,21 @@ def load_policy(path: Path | None = None) -> Policy:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"cannot read policy file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"policy file {path} is not UTF-8 text: {exc.reason}") from None
     try:
         override = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"policy file {path} is not valid TOML: {exc}") from None
-    return Policy(_merge(default, override, str(path)))
+    merged = _merge(default, override, str(path))
+    _validate(merged, str(path))
+    return Policy(merged)
+
+
+STATE_WORDS = {
+    "activated": "activated",
+    "partial": "partly activated (merchant traces remain but the binding is incomplete)",
+}
 
 
 def _money(cents: int, currency: str | None) -> str:
@@ -92,12 +131,13 @@ def decide(report: DeviceReport, policy: Policy) -> Verdict:
     if activation and activation.state.value in policy.get("activation", "wipe_states"):
         tid = mask_identifier(activation.terminal_id)
         bound = f" (terminal ID {tid})" if tid else ""
-        found["wipe_required"].append(f"{activation.state.value}{bound}: bound to a merchant")
+        state = STATE_WORDS.get(activation.state.value, activation.state.value)
+        found["wipe_required"].append(f"{state}{bound}: still bound to a merchant")
     merchant = report.merchant_data
     if merchant and merchant.pending_transactions and merchant.pending_transactions.count:
         pending = merchant.pending_transactions
         found["wipe_required"].append(
-            f"{pending.count} unsettled transactions "
+            f"{pending.count} unsettled transaction{'s' if pending.count != 1 else ''} "
             f"({_money(pending.total_cents, pending.currency)}): settle (End-of-Day) before wiping"
         )
     if merchant and (merchant.apps or merchant.files or merchant.network_profiles):
@@ -111,8 +151,10 @@ def decide(report: DeviceReport, policy: Policy) -> Verdict:
                 f"battery at {battery.level_pct}% and not charging (minimum {level_min}%)"
             )
         volt_min = policy.get("battery", "min_voltage_mv")
-        for label, mv in (("battery", battery.voltage_mv), ("coin cell", battery.coin_cell_mv)):
-            if mv is not None and mv < volt_min and battery.level_pct is None:
+        # A main battery with a reported level is judged by that level; a coin cell always by volts.
+        main_mv = battery.voltage_mv if battery.level_pct is None else None
+        for label, mv in (("battery", main_mv), ("coin cell", battery.coin_cell_mv)):
+            if mv is not None and mv < volt_min:
                 found["service_required"].append(
                     f"{label} voltage {mv / 1000:.2f} V below {volt_min / 1000:.2f} V: replace it"
                 )
@@ -141,6 +183,11 @@ def decide(report: DeviceReport, policy: Policy) -> Verdict:
         )
     if report.health:
         found["service_required"].extend(report.health.faults)
+    if report.errors:
+        # Facts that could not be read (merchant data, network…) must never certify "ready".
+        found["service_required"].append(
+            f"check incomplete ({len(report.errors)} error(s), see Errors): check again"
+        )
 
     for status in policy.get("verdict", "precedence"):
         if found.get(status):

@@ -151,19 +151,21 @@ def render_report(report: DeviceReport) -> RenderableType:
     table = Table(show_header=False, box=None, padding=(0, 2, 0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column(overflow="fold")
-    table.add_row("Address", report.address)
-    table.add_row("Identity", _identity(report))
-    table.add_row("Activation", _activation(report))
-    table.add_row("Firmware", _firmware(report))
-    table.add_row("Network", _network(report))
-    table.add_row("Battery", _battery(report))
-    table.add_row("Merchant data", _merchant(report))
-    table.add_row("Tamper", _tamper(report))
+    table.add_row("Address", Text(report.address))
+    table.add_row("Identity", Text(_identity(report)))
+    table.add_row("Activation", Text(_activation(report)))
+    table.add_row("Firmware", Text(_firmware(report)))
+    table.add_row("Network", Text(_network(report)))
+    table.add_row("Battery", Text(_battery(report)))
+    table.add_row("Merchant data", Text(_merchant(report)))
+    table.add_row("Tamper", Text(_tamper(report)))
+    if report.health and report.health.temperature_c is not None:
+        table.add_row("Temperature", Text(f"{report.health.temperature_c:.1f} °C (device)"))
     if report.health and report.health.faults:
-        table.add_row("Faults", "\n".join(report.health.faults))
+        table.add_row("Faults", Text("\n".join(report.health.faults)))
     if report.errors:
-        table.add_row("Errors", "\n".join(report.errors))
-    table.add_row("Checked", f"{report.checked_at} in {report.duration_s:.1f} s")
+        table.add_row("Errors", Text("\n".join(report.errors)))
+    table.add_row("Checked", Text(f"{report.checked_at} in {report.duration_s:.1f} s"))
     return Group(head, reasons, Text(""), table)
 
 
@@ -177,9 +179,9 @@ def render_summary(reports: list[DeviceReport]) -> RenderableType:
     for report in reports:
         status = report.verdict.status
         table.add_row(
-            Text(status.value, style=STYLE[status]),
-            report.address,
-            _title(report),
-            "\n".join(report.verdict.reasons),
+            Text(status.value.upper().replace("_", " "), style=STYLE[status]),
+            Text(report.address + (" (simulated)" if report.simulated else "")),
+            Text(_title(report)),
+            Text("\n".join(report.verdict.reasons)),
         )
     return table

@@ -141,6 +141,7 @@ class Health:
 
     faults: tuple[str, ...] = ()
     status: str | None = None
+    temperature_c: float | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 TERMINAL_STATUS: dict[int, str] = {
     0x00: "ready",
-    0x51: "initialisation required",
+    0x51: "initialisation required (no merchant configuration loaded)",
     0x62: "date/time wrong",
     0x9C: "please wait (e.g. software update running)",
     0x9D: "partial issue of goods",

@@ -232,11 +232,10 @@ class ZvtTerminal:
     def firmware(self) -> Firmware:
         """The ZVT application version and every component the printout lists."""
         f = self.facts()
-        components: dict[str, str] = {}
-        if f.status and (f.status.device_sw_version or f.status.sw_version):
-            components["ZVT application"] = str(f.status.device_sw_version or f.status.sw_version)
-        if f.printout:
-            components.update(f.printout.firmware)
+        components: dict[str, str] = dict(f.printout.firmware) if f.printout else {}
+        reported = f.status.device_sw_version or f.status.sw_version if f.status else None
+        if reported and reported not in components.values():
+            components = {"ZVT application": reported, **components}
         if not components:
             raise UnsupportedError("the terminal reported no software versions")
         return Firmware(components)
@@ -271,11 +270,8 @@ class ZvtTerminal:
         f = self.facts()
         if f.printout is None or f.printout.battery_voltage_mv is None:
             raise UnsupportedError("ZVT exposes no battery data for this terminal")
-        return Battery(
-            present=True,
-            voltage_mv=f.printout.battery_voltage_mv,
-            temperature_c=f.printout.temperature_c,
-        )
+        # The printout's temperature is the module's, not the battery's: it goes to health().
+        return Battery(present=True, voltage_mv=f.printout.battery_voltage_mv)
 
     def merchant_data(self) -> MerchantData:
         """Unsettled turnover (Send Turnover Totals) and merchant details still configured."""
@@ -312,7 +308,8 @@ class ZvtTerminal:
         faults = (
             (f"terminal status {code:02X}: {status_text(code)}",) if code in SERVICE_STATUS else ()
         )
-        return Health(faults=faults, status=status_text(code))
+        temperature = f.printout.temperature_c if f.printout else None
+        return Health(faults=faults, status=status_text(code), temperature_c=temperature)
 
     def wipe_plan(self) -> list[WipeStep]:
         """De-provisioning steps in the order PA00P015 allows (described; run by the wipe)."""

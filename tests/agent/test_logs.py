@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import structlog
+
 from posdiag.agent.logs import (
     REDACTED,
     configure_logging,

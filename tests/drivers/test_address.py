@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from posdiag.drivers.address import Address, parse_address
 from posdiag.drivers.errors import AddressError, PosdiagError
 

@@ -369,7 +369,7 @@ def test_printout_parses_back_into_the_state(name: str) -> None:
     assert list(facts.merchant_lines) == state.merchant_lines
     assert facts.currency == state.currency
     assert facts.firmware["Firmware"] == state.firmware
-    assert facts.firmware["Terminal Version"] == state.sw_version
+    assert facts.firmware["Terminal application"] == state.sw_version
     assert facts.tms_url == state.tms_url
     assert [(i.name, i.up, i.mac) for i in facts.interfaces] == [
         (i.name, i.up, i.mac) for i in state.interfaces

@@ -99,12 +99,12 @@ def test_capture_identity(feig: PrintoutFacts) -> None:
 
 def test_capture_firmware_components(feig: PrintoutFacts) -> None:
     assert feig.firmware == {
-        "PIN-Pad Software": "SeW-700.02",
-        "PIN-Pad Release": "000.00008",
-        "RFID-Leser": "FECLR-02.06.00",
+        "PIN pad software": "SeW-700.02",
+        "PIN pad release": "000.00008",
+        "RFID reader": "FECLR-02.06.00",
         "Firmware": "cR02.01.01-00.09-2-2",
         "SDK": "02.01.01.09",
-        "Terminal Version": "GER-APP-v2.0.9",
+        "Terminal application": "GER-APP-v2.0.9",
         "General Texts": "02.01.02.00",
         "UI Texts": "02.01.03.00",
         "Receipt Texts": "02.01.04.00",
@@ -332,7 +332,7 @@ def test_wrapped_labels_are_rejoined(lines: list[str], expected: dict[str, str])
 
 def test_wrapped_label_joined_with_a_space() -> None:
     facts = parse_printout(["Terminal", "Version:        GER-APP-v9"], vendor="feig")
-    assert facts.firmware == {"Terminal Version": "GER-APP-v9"}
+    assert facts.firmware == {"Terminal application": "GER-APP-v9"}
 
 
 def test_right_aligned_value_does_not_swallow_the_next_line() -> None:

@@ -122,7 +122,10 @@ def test_activation_state(checked: dict[str, ZvtTerminal], scenario: str) -> Non
     else:
         assert activation.terminal_id is None
         assert "no terminal ID assigned" in facts
-        assert "terminal status 51: initialisation required" in facts
+        assert (
+            "terminal status 51: initialisation required (no merchant configuration loaded)"
+            in facts
+        )
         assert "device state: initialisation needed" in facts
         assert activation.keys_loaded is False
         assert activation.host_registered is False
@@ -151,10 +154,12 @@ def test_tampered_unit_is_partial_without_keys(checked: dict[str, ZvtTerminal]) 
 
 def test_firmware_components(checked: dict[str, ZvtTerminal], scenario: str) -> None:
     components = checked[scenario].firmware().components
-    assert components["ZVT application"] == "GER-APP-v2.0.9"
+    # The status enquiry's SW version equals the printout's, so it is listed once.
+    assert components["Terminal application"] == "GER-APP-v2.0.9"
+    assert "ZVT application" not in components
     assert components["Firmware"] == "cR02.01.01-00.09-2-2"
     assert components["SDK"] == "02.01.01.09"
-    assert components["PIN-Pad Software"] == "SeW-700.02"
+    assert components["PIN pad software"] == "SeW-700.02"
     assert "FECLR-02.06.00" in components.values()
 
 
@@ -182,7 +187,7 @@ def test_battery(checked: dict[str, ZvtTerminal], scenario: str) -> None:
     battery = checked[scenario].battery()
     assert battery.present is True
     assert battery.voltage_mv == (2410 if scenario == "low-battery" else 3120)
-    assert battery.temperature_c == 46.8
+    assert battery.temperature_c is None  # the printout's temperature is the module's
     assert battery.level_pct is None  # ZVT reports volts only
 
 
@@ -218,7 +223,9 @@ def test_tamper(checked: dict[str, ZvtTerminal], scenario: str) -> None:
 def test_health(checked: dict[str, ZvtTerminal], scenario: str) -> None:
     health = checked[scenario].health()
     assert health.faults == ()
-    assert health.status == ("ready" if scenario in BOUND else "initialisation required")
+    expected = "initialisation required (no merchant configuration loaded)"
+    assert health.status == ("ready" if scenario in BOUND else expected)
+    assert health.temperature_c == 46.8  # the module temperature from the printout
 
 
 def test_wipe_plan_steps(checked: dict[str, ZvtTerminal], scenario: str) -> None:
