@@ -62,7 +62,7 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
         except (AddressError, PolicyError) as exc:
             fail(str(exc), EXIT_USAGE, ctx)
         except AuthenticationError as exc:
-            fail(f"{exc} (give the right one with --password or ?password=NNNNNN)", EXIT_USAGE, ctx)
+            fail(str(exc), EXIT_USAGE, ctx)
         except TransportError as exc:
             fail(str(exc), EXIT_UNREACHABLE, ctx)
         except PosdiagError as exc:
@@ -114,11 +114,19 @@ def _unreachable(address: str, message: str) -> DeviceReport:
     return report
 
 
+def _auth_prompt() -> None:
+    err.print(
+        "[bold yellow]The terminal does not know this computer yet: allow USB debugging on its "
+        "screen (tick 'Always allow').[/]",
+        highlight=False,
+    )
+
+
 def check_one(text: str, password: str | None, policy_file: Path | None) -> DeviceReport:
     """Check one terminal by address (raises AddressError/AuthenticationError for the CLI)."""
     address = parse_address(text)
     policy = load_policy(policy_file)
-    terminal = open_terminal(address, password=password)
+    terminal = open_terminal(address, password=password, on_auth_prompt=_auth_prompt)
     try:
         return inspect_terminal(terminal, policy, simulated=address.link == "sim")
     except TransportError as exc:

@@ -8,8 +8,12 @@ against a simulator goes through exactly the same serial code path as a real RS-
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
+from posdiag.drivers.adb.driver import AdbDriver
+from posdiag.drivers.adb.terminal import AdbTerminal
 from posdiag.drivers.address import Address
 from posdiag.drivers.catalogue import load_catalogue
 from posdiag.drivers.errors import AddressError, PosdiagError
@@ -17,6 +21,7 @@ from posdiag.drivers.model import Terminal
 from posdiag.drivers.transport.base import Transport
 from posdiag.drivers.transport.serialport import SerialTransport
 from posdiag.drivers.transport.tcp import TcpTransport
+from posdiag.drivers.transport.usbbulk import UsbBulkTransport
 from posdiag.drivers.zvt.connection import Link
 from posdiag.drivers.zvt.driver import ZvtDriver, ZvtTimers
 from posdiag.drivers.zvt.terminal import ZvtTerminal
@@ -91,8 +96,92 @@ def zvt_transport(address: Address) -> tuple[Transport, Link]:
     return SerialTransport(target, baudrate=baud), Link.SERIAL
 
 
-def open_terminal(address: Address, *, password: str | None = None) -> Terminal:
+def _usb_selector(target: str) -> dict[str, Any]:
+    """``adb+usb://SERIAL``, ``adb+usb://VID:PID`` (hex) or ``adb+usb://`` (the only device)."""
+    if not target:
+        return {}
+    vid, sep, pid = target.partition(":")
+    if sep:
+        try:
+            return {"vid": int(vid, 16), "pid": int(pid, 16)}
+        except ValueError:
+            raise AddressError(f"{target!r} is not a USB VID:PID in hex (e.g. 2fb8:2201)") from None
+    return {"serial": target}
+
+
+def adb_terminal(address: Address, *, on_auth_prompt: Callable[[], None] | None = None) -> Terminal:
+    """An Android terminal over TCP, USB, or an in-process simulator (over memory or USB)."""
+    timeout = address.option_float("timeout", 10.0)
+    auth_timeout = address.option_float("auth_timeout", 60.0)
+    usb_serial = None
+    if address.link == "tcp":
+        host, port = address.host_port
+        transport: Transport = TcpTransport(host, port)
+        packetized = False
+    elif address.link == "usb":
+        selector = _usb_selector(address.target)
+        transport = UsbBulkTransport(**selector)
+        usb_serial = selector.get("serial")
+        packetized = True
+    else:
+        from posdiag.simulators.adb.state import AdbScenarioError, available_scenarios
+        from posdiag.simulators.registry import create_adb
+
+        if address.target not in available_scenarios():
+            raise AddressError(
+                f"unknown simulated Android scenario {address.target!r} "
+                f"(available: {', '.join(available_scenarios())})"
+            )
+        try:
+            simulator = create_adb(
+                address.target, address.options.get("model", "android-generic"), address.options
+            )
+        except AdbScenarioError as exc:
+            raise AddressError(str(exc)) from None
+        transport, packetized = _simulated_adb_transport(simulator, address.options.get("via"))
+    driver = AdbDriver(
+        transport,
+        packetized=packetized,
+        timeout=timeout,
+        auth_timeout=auth_timeout,
+        on_auth_prompt=on_auth_prompt,
+    )
+    return AdbTerminal(driver, str(address), load_catalogue(), usb_serial=usb_serial)
+
+
+def _simulated_adb_transport(simulator: Any, via: str | None) -> tuple[Transport, bool]:
+    """A simulated Android POS behind an in-process memory link or a simulated USB device.
+
+    ``?via=usb`` puts it behind a simulated pyusb backend, so the real USB transport code runs.
+    """
+    if via == "usb":
+        from posdiag.simulators.usb_backend import SimulatedUsbBackend, SimulatedUsbDevice
+
+        state = simulator.state
+        simulator.packetized = True
+        device = SimulatedUsbDevice(
+            state.usb_vid, state.usb_pid, state.serial, state.manufacturer, state.model, simulator
+        )
+        backend = SimulatedUsbBackend([device])
+        return UsbBulkTransport(serial=state.serial, backend=backend), True
+    if via not in (None, "memory"):
+        raise AddressError(
+            f"via={via!r}: simulated Android terminals are reached via memory or usb"
+        )
+    from posdiag.simulators.attach import MemoryAttachment
+
+    return MemoryAttachment(simulator).start(), False
+
+
+def open_terminal(
+    address: Address,
+    *,
+    password: str | None = None,
+    on_auth_prompt: Callable[[], None] | None = None,
+) -> Terminal:
     """A Terminal for the address (not yet connected: the first probe opens the line)."""
+    if address.family == "adb":
+        return adb_terminal(address, on_auth_prompt=on_auth_prompt)
     if address.family != "zvt":
         raise AddressError(f"no driver for the {address.family!r} family yet")
     transport, link = zvt_transport(address)

@@ -141,7 +141,16 @@ def decide(report: DeviceReport, policy: Policy) -> Verdict:
             f"({_money(pending.total_cents, pending.currency)}): settle (End-of-Day) before wiping"
         )
     if merchant and (merchant.apps or merchant.files or merchant.network_profiles):
-        found["wipe_required"].append("merchant apps, files or network profiles remain")
+        parts = [
+            f"{len(items)} {label}"
+            for items, label in (
+                (merchant.apps, "payment app(s) with data"),
+                (merchant.files, "merchant file(s)"),
+                (merchant.network_profiles, "saved Wi-Fi network(s)"),
+            )
+            if items
+        ]
+        found["wipe_required"].append(f"merchant data remains: {', '.join(parts)}")
 
     battery = report.battery
     if battery:

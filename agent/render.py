@@ -50,7 +50,9 @@ def _activation(report: DeviceReport) -> str:
         parts.append("keys loaded" if a.keys_loaded else "no keys")
     if a.status_text:
         parts.append(f"status: {a.status_text}")
-    return ", ".join(parts)
+    lines = [", ".join(parts)]
+    lines.extend(f"- {e.fact}" for e in a.evidence if e.source not in ("status enquiry",))
+    return "\n".join(lines)
 
 
 def _firmware(report: DeviceReport) -> str:
@@ -76,6 +78,7 @@ def _network(report: DeviceReport) -> str:
         lines.append(f"SIM {n.sim_state or '?'} {n.operator or ''}".strip())
     if n.signal_dbm is not None:
         lines.append(f"signal {n.signal_dbm} dBm")
+    lines.extend(d for d in n.details if not d.startswith("diagnosis:"))
     if n.modem:
         lines.append(f"modem: {n.modem}")
     if n.tms:

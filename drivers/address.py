@@ -5,6 +5,9 @@ Forms understood here::
     zvt+serial:///dev/ttyACM0?baud=9600&password=000000
     zvt+tcp://10.0.0.5:20007?password=123456
     zvt+sim://activated            (an in-process simulated terminal, for tests and demos)
+    adb+usb://0820533061           (an Android POS on USB by serial; adb+usb://2fb8:2201 by ID)
+    adb+tcp://127.0.0.1:5555       (adb over TCP; port 5555 by default)
+    adb+sim://activated?model=pax-a920
     /dev/ttyUSB0, COM3             (a bare serial device: ZVT over serial is assumed)
 
 Query parameters are family options (baud, password, timeouts). The password never appears in
@@ -19,8 +22,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .errors import AddressError
 
-FAMILIES = ("zvt",)
-LINKS = {"zvt": ("serial", "tcp", "sim")}
+FAMILIES = ("zvt", "adb")
+LINKS = {"zvt": ("serial", "tcp", "sim"), "adb": ("usb", "tcp", "sim")}
+DEFAULT_TCP_PORT = {"zvt": 20007, "adb": 5555}  # PA00P016 §2.2; adb connect's default
 SECRET_OPTIONS = frozenset({"password"})
 _BARE_DEVICE = re.compile(r"^(/dev/\S+|COM\d+|\\\\\.\\COM\d+)$", re.IGNORECASE)
 
@@ -139,11 +143,14 @@ def parse_address(text: str) -> Address:
         if port == 0:
             raise AddressError(f"{text!r} has an invalid port (0)")
         if port is None:
-            port = 20007  # ZVT's default port (PA00P016 §2.2)
+            port = DEFAULT_TCP_PORT[family]
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         target = f"{host}:{port}"
+    elif link == "usb":
+        # adb+usb://SERIAL or adb+usb://VID:PID (hex), or adb+usb:// for the only device
+        target = (parts.netloc + parts.path).strip("/")
     else:
         target = (parts.netloc + parts.path).strip("/")
         if not target:
-            raise AddressError(f"{text!r} names no scenario (zvt+sim://activated)")
+            raise AddressError(f"{text!r} names no scenario ({family}+sim://activated)")
     return Address(family, link, target, options)

@@ -11,6 +11,9 @@ from typing import Any
 from posdiag.drivers.errors import PosdiagError
 from posdiag.drivers.zvt.connection import Link
 
+from .adb.engine import AdbSimulator
+from .adb.state import Faults as AdbFaults
+from .adb.state import load_android
 from .zvt.engine import ZvtSimulator
 from .zvt.state import Faults, available_scenarios, load_scenario
 
@@ -82,3 +85,31 @@ def scenarios(family: str) -> list[str]:
     if family != "zvt":
         raise PosdiagError(f"no simulator for family {family!r}")
     return available_scenarios()
+
+
+def create_adb(
+    scenario: str, model: str = "android-generic", options: dict[str, str] | None = None
+) -> AdbSimulator:
+    """An Android POS simulator: a scenario applied to a model profile."""
+    options = options or {}
+    overrides: dict[str, Any] = {}
+    faults: dict[str, Any] = {}
+    known = set(AdbFaults.__dataclass_fields__)
+    for name, raw in options.items():
+        key = name.replace("-", "_")
+        if key not in known:
+            continue
+        default = getattr(AdbFaults(), key)
+        if isinstance(default, bool):
+            faults[key] = raw.lower() in ("1", "true", "yes", "")
+        elif isinstance(default, float):
+            faults[key] = _number(options, name)
+        else:
+            faults[key] = int(_number(options, name) or 0)
+    if faults:
+        overrides["faults"] = faults
+    if "auth" in options:
+        overrides["device"] = {"auth_required": options["auth"].lower() in ("1", "true", "yes")}
+    if "accept_keys" in options:
+        overrides.setdefault("device", {})["accept_new_keys"] = options["accept_keys"] != "0"
+    return AdbSimulator(load_android(scenario, model, overrides))

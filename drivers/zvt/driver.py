@@ -395,7 +395,8 @@ class ZvtDriver:
             )
         if code in PASSWORD_ERRORS:
             return ZvtPasswordError(
-                f"the terminal rejected the ZVT password for {command.NAME}",
+                f"the terminal rejected the ZVT password for {command.NAME} "
+                "(give the right one with --password or ?password=NNNNNN)",
                 code=code,
                 command=command.NAME,
             )

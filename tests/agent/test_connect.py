@@ -210,7 +210,7 @@ def test_bad_simulator_option_is_an_address_error() -> None:
 
 def test_other_families_have_no_driver_yet() -> None:
     with pytest.raises(AddressError, match="no driver"):
-        open_terminal(Address("adb", "usb", "serial123"))
+        open_terminal(Address("sdi", "usb", "serial123"))
 
 
 def test_open_terminal_is_lazy_and_fits_the_contract() -> None:

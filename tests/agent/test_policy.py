@@ -182,17 +182,19 @@ def test_empty_store_and_notes_alone_need_no_wipe(merchant: MerchantData) -> Non
 
 
 @pytest.mark.parametrize(
-    "merchant",
+    ("merchant", "reason"),
     [
-        MerchantData(apps=("com.merchant.pos",)),
-        MerchantData(files=("/data/receipts.db",)),
-        MerchantData(network_profiles=("ShopWiFi",)),
+        (MerchantData(apps=("com.merchant.pos",)), "1 payment app(s) with data"),
+        (MerchantData(files=("/data/receipts.db",)), "1 merchant file(s)"),
+        (MerchantData(network_profiles=("Sho…", "Bac…")), "2 saved Wi-Fi network(s)"),
     ],
 )
-def test_merchant_apps_files_or_profiles_require_a_wipe(merchant: MerchantData) -> None:
+def test_merchant_apps_files_or_profiles_require_a_wipe(
+    merchant: MerchantData, reason: str
+) -> None:
     verdict = decide(make_report(merchant_data=merchant), DEFAULTS)
     assert verdict.status is VerdictStatus.WIPE_REQUIRED
-    assert verdict.reasons == ("merchant apps, files or network profiles remain",)
+    assert verdict.reasons == (f"merchant data remains: {reason}",)
 
 
 # --- service_required: battery boundaries --------------------------------------------------------

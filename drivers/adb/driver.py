@@ -1,0 +1,367 @@
+"""AdbDriver: the host side of ADB over any Transport (USB bulk or TCP), with its timers.
+
+The codec knows packets; this module knows time and policy: it connects (CNXN), authenticates
+(sign the device's token with our key; if the device does not know the key, send the public key
+and ask the operator to allow it on the terminal's screen, within a timeout), opens streams for
+``shell`` (v2 with exit codes when the device offers ``shell_v2``, plain ``shell:`` otherwise) and
+``sync`` (STAT/RECV to read a file), and closes them. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import structlog
+
+from ..errors import TransportClosed
+from ..transport.base import Transport
+from .auth import AdbKey, load_or_create_key
+from .codec import (
+    AdbConnection,
+    AuthToken,
+    Connected,
+    Role,
+    StreamClosed,
+    StreamData,
+    StreamOpened,
+    StreamRefused,
+    TlsRequested,
+)
+from .errors import AdbAuthError, AdbCommandError, AdbTimeoutError, AdbUnsupportedError
+from .protocol import HEADER_SIZE, NEED_DATA, AuthType, build_banner
+from .shell import ShellDecoder, ShellId, encode_close_stdin, shell_service
+from .sync import (
+    SyncData,
+    SyncDone,
+    SyncFail,
+    SyncId,
+    SyncResponseDecoder,
+    SyncStat,
+    encode_quit,
+    encode_recv,
+    encode_stat,
+)
+
+log = structlog.get_logger(__name__)
+
+HOST_FEATURES = ("shell_v2", "cmd", "stat_v2", "ls_v2", "fixed_push_mkdir")
+READ_CHUNK = 1024 * 1024
+POLL = 0.1
+
+
+@dataclass(frozen=True)
+class ShellOutput:
+    """What a shell command printed, and its exit status (None without shell_v2)."""
+
+    exit_code: int | None
+    stdout: bytes
+    stderr: bytes = b""
+
+    @property
+    def text(self) -> str:
+        """Stdout as text (UTF-8, undecodable bytes replaced)."""
+        return self.stdout.decode("utf-8", errors="replace")
+
+    @property
+    def ok(self) -> bool:
+        """Whether the command succeeded (unknown exit codes count as success)."""
+        return self.exit_code in (None, 0)
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What the device said about itself in its CNXN."""
+
+    system_type: str
+    properties: dict[str, str]
+    features: frozenset[str]
+    version: int
+    max_payload: int
+
+
+class AdbDriver:
+    """Speak ADB as the host over a Transport.
+
+    Args:
+        transport: the byte pipe (``UsbBulkTransport`` or ``TcpTransport``).
+        key: the host key; loaded or created on first use when None.
+        packetized: write header and payload as separate transfers (USB bulk needs this).
+        timeout: seconds for each answer from the device.
+        auth_timeout: seconds the operator has to allow our key on the terminal's screen.
+        on_auth_prompt: called once when the device must show its "Allow USB debugging?" prompt;
+            the CLI uses it to tell the operator to look at the terminal.
+        clock: monotonic time source.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        key: AdbKey | None = None,
+        key_loader: Callable[[], AdbKey] = load_or_create_key,
+        packetized: bool = False,
+        timeout: float = 10.0,
+        auth_timeout: float = 60.0,
+        on_auth_prompt: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.transport = transport
+        self._key = key
+        self._key_loader = key_loader
+        self.packetized = packetized
+        self.timeout = timeout
+        self.auth_timeout = auth_timeout
+        self.on_auth_prompt = on_auth_prompt
+        self._clock = clock
+        self._conn = AdbConnection(Role.HOST, features=HOST_FEATURES)
+        self.device: DeviceInfo | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def open(self) -> DeviceInfo:
+        """Open the transport and connect; returns what the device announced."""
+        self.transport.open()
+        return self.connect()
+
+    def close(self) -> None:
+        """Close the transport (never raises)."""
+        self.transport.close()
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- I/O ---------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        if self.packetized:
+            for transfer in self._conn.transfers_to_send():
+                self.transport.write(transfer)
+        else:
+            data = self._conn.data_to_send()
+            if data:
+                self.transport.write(data)
+
+    def _next_event(self, deadline: float, waiting_for: str) -> object:
+        """The next codec event before the deadline (raises AdbTimeoutError after it)."""
+        while True:
+            event = self._conn.next_event()
+            self._flush()  # OKAYs for received writes go out at once
+            if event is not NEED_DATA:
+                return event
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise AdbTimeoutError(
+                    f"the device on {self.transport.description} sent no {waiting_for} in time"
+                )
+            if self.packetized:
+                self._read_usb_packet(min(POLL * 5, remaining))
+                continue
+            data = self.transport.read(READ_CHUNK, min(POLL * 5, remaining))
+            if data:
+                self._conn.receive_data(data)
+
+    def _read_usb_packet(self, wait: float) -> None:
+        """USB: read the 24-byte header, then exactly its payload.
+
+        The device sends no zero-length packets, so a read larger than the message would only
+        end at its timeout when the message fills whole USB packets; sized reads never wait.
+        """
+        header = self.transport.read(HEADER_SIZE, wait)
+        if not header:
+            return
+        if len(header) < HEADER_SIZE:
+            header += self.transport.read_exact(HEADER_SIZE - len(header), self.timeout)
+        self._conn.receive_data(header)
+        length = int.from_bytes(header[12:16], "little")
+        if 0 < length <= self._conn.max_payload:
+            self._conn.receive_data(self.transport.read_exact(length, self.timeout))
+
+    # --- connection --------------------------------------------------------------------------
+
+    def connect(self) -> DeviceInfo:
+        """CNXN, then AUTH when the device asks for it.
+
+        Raises:
+            AdbAuthError: the device did not accept our key within ``auth_timeout``.
+            AdbTimeoutError: the device never answered.
+            AdbUnsupportedError: the device wants TLS (wireless debugging pairing).
+        """
+        self._conn.send_connect(build_banner("host", {}, HOST_FEATURES))
+        self._flush()
+        deadline = self._clock() + self.timeout
+        signed = sent_key = False
+        while True:
+            try:
+                event = self._next_event(deadline, "answer to CNXN")
+            except AdbTimeoutError:
+                if sent_key:
+                    raise AdbAuthError(
+                        f"the terminal did not accept posdiag's key within {self.auth_timeout:g} s"
+                        " (allow USB debugging on the terminal's screen, then try again)"
+                    ) from None
+                raise
+            if isinstance(event, Connected):
+                self.device = DeviceInfo(
+                    event.system_type,
+                    dict(event.properties),
+                    event.features,
+                    event.version,
+                    event.max_payload,
+                )
+                log.info(
+                    "adb.connected",
+                    transport=self.transport.description,
+                    model=event.properties.get("ro.product.model"),
+                    shell_v2="shell_v2" in event.features,
+                )
+                return self.device
+            if isinstance(event, TlsRequested):
+                raise AdbUnsupportedError(
+                    "the device asks for TLS (wireless debugging pairing); connect over USB"
+                )
+            if isinstance(event, AuthToken):
+                key = self._load_key()
+                if not signed:
+                    signed = True
+                    self._conn.send_auth(AuthType.SIGNATURE, key.sign_token(event.token))
+                elif not sent_key:
+                    sent_key = True
+                    self._conn.send_auth(AuthType.RSAPUBLICKEY, key.android_public_key())
+                    log.info("adb.auth_prompt", transport=self.transport.description)
+                    if self.on_auth_prompt is not None:
+                        self.on_auth_prompt()
+                    deadline = self._clock() + self.auth_timeout
+                else:
+                    raise AdbAuthError(
+                        "the terminal refused posdiag's key (the debugging prompt was denied)"
+                    )
+                self._flush()
+
+    def _load_key(self) -> AdbKey:
+        if self._key is None:
+            self._key = self._key_loader()
+        return self._key
+
+    # --- streams -----------------------------------------------------------------------------
+
+    def _open(self, service: str) -> int:
+        local_id = self._conn.open_stream(service)
+        self._flush()
+        deadline = self._clock() + self.timeout
+        while True:
+            event = self._next_event(deadline, f"answer to OPEN {service.split(':')[0]}")
+            if isinstance(event, StreamOpened) and event.local_id == local_id:
+                return local_id
+            if isinstance(event, StreamRefused) and event.local_id == local_id:
+                raise AdbCommandError(f"the device refused the {service.split(':')[0]} service")
+
+    @property
+    def shell_v2(self) -> bool:
+        """Whether exit codes come back (the device offers shell_v2)."""
+        return "shell_v2" in self._conn.shared_features
+
+    def shell(self, command: str, *, timeout: float | None = None) -> ShellOutput:
+        """Run a command; with shell_v2 the exit code and stderr come back separately.
+
+        The command is a fixed string built by posdiag, never from text the device sent.
+        """
+        v2 = self.shell_v2
+        local_id = self._open(shell_service(command, v2))
+        decoder = ShellDecoder()
+        stdout, stderr = bytearray(), bytearray()
+        exit_code: int | None = None
+        if v2:
+            self._conn.write(local_id, encode_close_stdin())
+            self._flush()
+        deadline = self._clock() + (timeout or self.timeout)
+        while True:
+            event = self._next_event(deadline, f"output of {command.split()[0]!r}")
+            if isinstance(event, StreamData) and event.local_id == local_id:
+                if not v2:
+                    stdout += event.data
+                    continue
+                decoder.receive_data(event.data)
+                while True:
+                    packet = decoder.next_packet()
+                    if packet is NEED_DATA:
+                        break
+                    if packet.id == ShellId.STDOUT:
+                        stdout += packet.data
+                    elif packet.id == ShellId.STDERR:
+                        stderr += packet.data
+                    elif packet.id == ShellId.EXIT:
+                        exit_code = packet.exit_code
+            elif isinstance(event, StreamClosed) and event.local_id == local_id:
+                break
+        if v2 and self._conn.is_open(local_id):
+            self._conn.close_stream(local_id)
+            self._flush()
+        return ShellOutput(exit_code, bytes(stdout), bytes(stderr))
+
+    def getprop(self, name: str | None = None) -> str:
+        """``getprop`` (the full listing) or one property's value."""
+        if name is not None and not all(c.isalnum() or c in "._-" for c in name):
+            raise ValueError(f"not a property name: {name!r}")
+        return self.shell(f"getprop {name}" if name else "getprop").text
+
+    def read_file(self, path: str, *, limit: int = 16 * 1024 * 1024) -> bytes:
+        """Read a file through the sync service (STAT, then RECV).
+
+        Raises:
+            AdbCommandError: no such file, or the device refused it.
+        """
+        local_id = self._open("sync:")
+        decoder = SyncResponseDecoder()
+        try:
+            self._conn.write(local_id, encode_stat(path))
+            decoder.expect(SyncId.STAT)
+            self._flush()
+            stat = self._sync_event(local_id, decoder)
+            if not isinstance(stat, SyncStat) or not stat.exists:
+                raise AdbCommandError(f"no such file on the device: {path}")
+            if stat.size > limit:
+                raise AdbCommandError(f"{path} is {stat.size} bytes, more than {limit}")
+            self._conn.write(local_id, encode_recv(path))
+            decoder.expect(SyncId.RECV)
+            self._flush()
+            content = bytearray()
+            while True:
+                event = self._sync_event(local_id, decoder)
+                if isinstance(event, SyncData):
+                    content += event.data
+                elif isinstance(event, SyncDone):
+                    break
+                elif isinstance(event, SyncFail):
+                    raise AdbCommandError(f"the device refused to send {path}: {event.message}")
+            self._conn.write(local_id, encode_quit())
+            self._flush()
+            return bytes(content)
+        finally:
+            if self._conn.is_open(local_id):
+                self._conn.close_stream(local_id)
+                self._flush()
+
+    def _sync_event(self, local_id: int, decoder: SyncResponseDecoder) -> object:
+        deadline = self._clock() + self.timeout
+        while True:
+            event = decoder.next_event()
+            if event is not NEED_DATA:
+                return event
+            codec_event = self._next_event(deadline, "sync answer")
+            if isinstance(codec_event, StreamData) and codec_event.local_id == local_id:
+                decoder.receive_data(codec_event.data)
+            elif isinstance(codec_event, StreamClosed) and codec_event.local_id == local_id:
+                raise TransportClosed("the device closed the sync stream")

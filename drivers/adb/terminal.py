@@ -1,0 +1,500 @@
+"""The Terminal contract for Android smart POS over ADB.
+
+Facts come from real command output parsed by key (``parsers.py``), so different Android
+releases and vendor builds work. Every command is a fixed string, or built from the catalogue's
+own data (package names, paths) and from integers parsed out of device output; never from text
+the device sent, so a hostile or broken device cannot inject shell syntax.
+
+Activation is inferred, not read: each catalogue recipe (payment app data, device owner, accounts,
+merchant files, properties) that fires adds evidence, and the state follows from the evidence's
+weight: any strong evidence means ``activated``, only weak evidence ``partial``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from ..catalogue import AdbModelEntry, Catalogue, load_catalogue
+from ..errors import PosdiagError, TransportError, UnsupportedError
+from ..model import (
+    Activation,
+    ActivationState,
+    Battery,
+    Evidence,
+    Firmware,
+    Health,
+    Identity,
+    MerchantData,
+    Network,
+    PendingTransactions,
+    Tamper,
+    WipeStep,
+)
+from .driver import AdbDriver, ShellOutput
+from .errors import AdbCommandError
+from .parsers import (
+    BatteryInfo,
+    DevicePolicyInfo,
+    DiskStats,
+    TelephonyInfo,
+    WifiInfo,
+    parse_accounts,
+    parse_device_owner,
+    parse_diskstats,
+    parse_dumpsys_battery,
+    parse_dumpsys_package_version,
+    parse_dumpsys_wifi,
+    parse_getprop,
+    parse_ls,
+    parse_pm_list_packages,
+    parse_settings_value,
+    parse_telephony_registry,
+)
+
+log = structlog.get_logger(__name__)
+
+LOW_STORAGE_PCT = 5
+
+
+@dataclass
+class AdbFacts:
+    """What one ADB session learned; the probes are computed from it."""
+
+    props: dict[str, str] = field(default_factory=dict)
+    entry: AdbModelEntry | None = None
+    battery: BatteryInfo | None = None
+    telephony: TelephonyInfo | None = None
+    wifi: WifiInfo | None = None
+    airplane_mode: bool | None = None
+    packages: list[str] = field(default_factory=list)
+    diskstats: DiskStats | None = None
+    policy: DevicePolicyInfo | None = None
+    accounts: list[tuple[str, str]] = field(default_factory=list)
+    app_versions: dict[str, str] = field(default_factory=dict)
+    files: dict[str, list[str]] = field(default_factory=dict)
+    pending: PendingTransactions | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def mask_ssid(ssid: str) -> str:
+    """A saved network's name, shortened: enough to recognise, not to publish."""
+    return ssid[:3] + "…" if len(ssid) > 3 else "…"
+
+
+def _pending(raw: bytes) -> PendingTransactions | None:
+    """Numbers from a payment app's batch export; anything else in it is ignored."""
+    try:
+        data: Any = json.loads(raw.decode("utf-8"))
+        count, total = int(data["count"]), int(data["total_cents"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+    currency = data.get("currency")
+    valid_currency = isinstance(currency, str) and currency.isalpha() and len(currency) == 3
+    return PendingTransactions(count, total, currency if valid_currency else None)
+
+
+class AdbTerminal:
+    """An Android POS behind an AdbDriver.
+
+    Args:
+        driver: the ADB driver (connected on first use).
+        address: the address string, for reports.
+        catalogue: model entries (defaults to the shipped catalogue).
+        usb_serial: the USB iSerialNumber, the serial of last resort.
+    """
+
+    family = "adb"
+
+    def __init__(
+        self,
+        driver: AdbDriver,
+        address: str,
+        catalogue: Catalogue | None = None,
+        usb_serial: str | None = None,
+    ) -> None:
+        self.driver = driver
+        self.address = address
+        self.catalogue = catalogue or load_catalogue()
+        self.usb_serial = usb_serial
+        self._facts: AdbFacts | None = None
+        self._connected = False
+
+    # --- session ---------------------------------------------------------------------------------
+
+    def _sh(self, command: str) -> ShellOutput:
+        if not self._connected:
+            self.driver.open()
+            self._connected = True
+        return self.driver.shell(command)
+
+    def facts(self) -> AdbFacts:
+        """Gather the facts once per terminal object."""
+        if self._facts is None:
+            self._facts = self._collect()
+        return self._facts
+
+    def refresh(self) -> AdbFacts:
+        """Read the device again (after a wipe step)."""
+        self._facts = None
+        return self.facts()
+
+    def _collect(self) -> AdbFacts:
+        facts = AdbFacts()
+        facts.props = parse_getprop(self._sh("getprop").text)  # reachability decided here
+        entry = self.catalogue.by_getprop(facts.props)
+        facts.entry = entry
+        alive = True
+
+        def step(name: str, action: Callable[[], Any]) -> Any:
+            nonlocal alive
+            if not alive:
+                return None
+            try:
+                return action()
+            except TransportError as exc:
+                facts.errors.append(f"{name}: {exc}")
+                alive = False
+            except PosdiagError as exc:
+                facts.errors.append(f"{name}: {exc}")
+            return None
+
+        facts.battery = step(
+            "battery", lambda: parse_dumpsys_battery(self._sh("dumpsys battery").text)
+        )
+        facts.telephony = step(
+            "telephony",
+            lambda: parse_telephony_registry(self._sh("dumpsys telephony.registry").text),
+        )
+        facts.wifi = step("wifi", lambda: parse_dumpsys_wifi(self._sh("dumpsys wifi").text))
+        airplane = step(
+            "airplane mode",
+            lambda: parse_settings_value(self._sh("settings get global airplane_mode_on").text),
+        )
+        facts.airplane_mode = None if airplane is None else airplane == "1"
+        facts.packages = (
+            step("packages", lambda: parse_pm_list_packages(self._sh("pm list packages").text))
+            or []
+        )
+        facts.diskstats = step(
+            "storage", lambda: parse_diskstats(self._sh("dumpsys diskstats").text)
+        )
+        facts.policy = step(
+            "device policy", lambda: parse_device_owner(self._sh("dumpsys device_policy").text)
+        )
+        facts.accounts = (
+            step("accounts", lambda: parse_accounts(self._sh("dumpsys account").text)) or []
+        )
+        for package in (*entry.payment_apps, *entry.tms_apps):
+            if package in facts.packages:
+                version = step(
+                    f"version of {package}",
+                    lambda p=package: parse_dumpsys_package_version(
+                        self._sh(f"dumpsys package {p}").text, p
+                    ),
+                )
+                if version:
+                    facts.app_versions[package] = version
+        for path in entry.merchant_paths:
+            listing = step(f"files in {path}", lambda p=path: self._sh(f"ls -1 {p}"))
+            if listing is not None and listing.ok:
+                facts.files[path] = parse_ls(listing.text)
+        for path in getattr(entry, "pending_files", ()):
+            raw = step(f"pending batch {path}", lambda p=path: self._read_optional(p))
+            if raw is not None:
+                facts.pending = _pending(raw)
+                break
+        log.info("adb.collected", address=self.address, model=entry.id, errors=len(facts.errors))
+        return facts
+
+    def _read_optional(self, path: str) -> bytes | None:
+        try:
+            return self.driver.read_file(path)
+        except AdbCommandError:
+            return None
+
+    def close(self) -> None:
+        """Release the device."""
+        self.driver.close()
+        self._connected = False
+
+    # --- probes ----------------------------------------------------------------------------------
+
+    def _entry(self) -> AdbModelEntry:
+        entry = self.facts().entry
+        assert entry is not None
+        return entry
+
+    def identify(self) -> Identity:
+        """Manufacturer and model from properties; serial from the vendor property first."""
+        f = self.facts()
+        entry = self._entry()
+        p = f.props
+        return Identity(
+            vendor=p.get("ro.product.manufacturer") or entry.vendor or None,
+            model=p.get("ro.product.model"),
+            serial=entry.serial_from(p) or self.usb_serial,
+            hardware=p.get("ro.product.device") or p.get("ro.hardware"),
+            device_name=p.get("ro.product.name"),
+        )
+
+    def firmware(self) -> Firmware:
+        """Android release, SDK, build, security patch and the payment apps' versions."""
+        p = self.facts().props
+        components = {
+            "Android": p.get("ro.build.version.release"),
+            "SDK": p.get("ro.build.version.sdk"),
+            "Build": p.get("ro.build.display.id"),
+            "Build ID": p.get("ro.build.id"),
+            "Security patch": p.get("ro.build.version.security_patch"),
+        }
+        versions = {f"app {pkg}": ver for pkg, ver in self.facts().app_versions.items()}
+        return Firmware({k: v for k, v in components.items() if v} | versions)
+
+    def battery(self) -> Battery:
+        """From ``dumpsys battery``."""
+        info = self.facts().battery
+        if info is None or (info.level is None and info.voltage_mv is None):
+            raise UnsupportedError("dumpsys battery gave no battery data")
+        return info.to_battery()
+
+    def network(self) -> Network:
+        """SIM and operator (properties), service and signal (registry), Wi-Fi, airplane mode."""
+        f = self.facts()
+        primary = f.telephony.primary if f.telephony else None
+        sim = (f.props.get("gsm.sim.state") or "").split(",")[0] or None
+        operator = (primary.operator_alpha if primary else None) or f.props.get(
+            "gsm.operator.alpha"
+        )
+        details = []
+        if f.airplane_mode is not None:
+            details.append(f"airplane mode {'on' if f.airplane_mode else 'off'}")
+        if f.wifi is not None and f.wifi.enabled is not None:
+            details.append(f"Wi-Fi {'enabled' if f.wifi.enabled else 'disabled'}")
+            if f.wifi.rssi_dbm is not None and f.wifi.connected:
+                details.append(f"Wi-Fi RSSI {f.wifi.rssi_dbm} dBm")
+        if primary and primary.network_type:
+            details.append(f"cellular {primary.network_type}")
+        return Network(
+            interfaces=(f.wifi.to_interface(),) if f.wifi else (),
+            sim_state=sim,
+            operator=operator or None,
+            registration=primary.voice_reg_state if primary else None,
+            signal_dbm=primary.signal_dbm if primary else None,
+            host_reachable=None,
+            details=tuple(details),
+        )
+
+    def _app_data(self) -> dict[str, int | None]:
+        """Bytes of data per catalogue app that is installed (None: size not readable)."""
+        f = self.facts()
+        entry = self._entry()
+        sizes = f.diskstats.app_data_sizes if f.diskstats else {}
+        return {
+            package: sizes.get(package) if sizes else None
+            for package in (*entry.payment_apps, *entry.tms_apps)
+            if package in f.packages
+        }
+
+    def activation(self) -> Activation:
+        """Evidence from the catalogue's recipes; the state follows from its weight."""
+        f = self.facts()
+        entry = self._entry()
+        found: list[tuple[str, Evidence]] = []
+        for package, size in self._app_data().items():
+            if size:
+                found.append(
+                    ("strong", Evidence("app data", f"{package} holds {size} bytes of data"))
+                )
+            elif size is None:
+                found.append(
+                    (
+                        "info",
+                        Evidence("app data", f"{package}: data size not readable on this release"),
+                    )
+                )
+        policy = f.policy
+        for recipe in entry.activation:
+            if recipe.kind == "device_owner" and policy and policy.device_owner:
+                if not recipe.package or recipe.package == policy.device_owner:
+                    found.append(
+                        (
+                            recipe.weight,
+                            Evidence(
+                                "device policy",
+                                f"device owner {policy.device_owner}: {recipe.means}",
+                            ),
+                        )
+                    )
+            elif recipe.kind == "account" and f.accounts:
+                types = sorted(
+                    {
+                        t
+                        for t, _ in f.accounts
+                        if not recipe.account_type or t == recipe.account_type
+                    }
+                )
+                if types:
+                    found.append(
+                        (
+                            recipe.weight,
+                            Evidence(
+                                "accounts",
+                                f"{len(f.accounts)} account(s) of type {', '.join(types)}: "
+                                f"{recipe.means}",
+                            ),
+                        )
+                    )
+            elif recipe.kind == "file" and f.files.get(recipe.path):
+                count = len(f.files[recipe.path])
+                found.append(
+                    (
+                        recipe.weight,
+                        Evidence("files", f"{count} item(s) in {recipe.path}: {recipe.means}"),
+                    )
+                )
+            elif recipe.kind == "property" and recipe.property_matches(
+                f.props.get(recipe.property)
+            ):
+                found.append(
+                    (
+                        recipe.weight,
+                        Evidence(
+                            "properties",
+                            f"{recipe.property}={f.props.get(recipe.property)}: {recipe.means}",
+                        ),
+                    )
+                )
+            elif recipe.kind == "app_data" and recipe.package:
+                size = (f.diskstats.app_data_sizes if f.diskstats else {}).get(recipe.package)
+                if size and not any(recipe.package in e.fact for _, e in found):
+                    found.append(
+                        (
+                            recipe.weight,
+                            Evidence(
+                                "app data", f"{recipe.package} holds {size} bytes: {recipe.means}"
+                            ),
+                        )
+                    )
+        weights = {weight for weight, _ in found}
+        if "strong" in weights:
+            state = ActivationState.ACTIVATED
+        elif "weak" in weights:
+            state = ActivationState.PARTIAL
+        elif not f.props:
+            state = ActivationState.UNKNOWN
+        else:
+            state = ActivationState.NOT_ACTIVATED
+        if not found:
+            found.append(
+                ("info", Evidence("recipes", f"no activation evidence ({entry.id} recipes)"))
+            )
+        return Activation(
+            state=state,
+            keys_loaded=None,
+            host_registered=bool(policy and policy.device_owner),
+            evidence=tuple(evidence for _, evidence in found),
+        )
+
+    def merchant_data(self) -> MerchantData:
+        """Payment app data, saved Wi-Fi networks, merchant files, and a pending batch."""
+        f = self.facts()
+        apps = tuple(
+            f"{package} ({size} bytes)" for package, size in self._app_data().items() if size
+        )
+        saved = tuple(mask_ssid(s) for s in (f.wifi.saved_networks if f.wifi else ()))
+        files = tuple(
+            f"{path.rstrip('/')}/{name}" for path, names in f.files.items() for name in names
+        )
+        notes = []
+        if any(size is None for size in self._app_data().values()):
+            notes.append("app data sizes are not readable on this Android release")
+        return MerchantData(
+            pending_transactions=f.pending,
+            network_profiles=saved,
+            files=files,
+            apps=apps,
+            notes=tuple(notes),
+        )
+
+    def tamper(self) -> Tamper:
+        """Android does not expose the secure processor's tamper state over adb."""
+        raise UnsupportedError("tamper state is not readable over adb")
+
+    def health(self) -> Health:
+        """Storage nearly full is the fault Android itself shows."""
+        f = self.facts()
+        faults = []
+        data = f.diskstats.partitions.get("data") if f.diskstats else None
+        if data and data.free_pct is not None and data.free_pct < LOW_STORAGE_PCT:
+            faults.append(f"storage nearly full ({data.free_pct}% free)")
+        temperature = f.battery.temperature_c if f.battery else None
+        return Health(faults=tuple(faults), temperature_c=temperature)
+
+    def wipe_plan(self) -> list[WipeStep]:
+        """Clear payment apps, forget Wi-Fi, delete merchant files; factory reset if available."""
+        entry = self._entry()
+        steps: list[WipeStep] = []
+        if entry.wipe.clear_payment_apps:
+            for package in (*entry.payment_apps, *entry.tms_apps):
+                steps.append(
+                    WipeStep(
+                        f"clear:{package}",
+                        f"the data of {package} (pm clear)",
+                        lambda p=package: self._require(self._sh(f"pm clear {p}"), f"pm clear {p}"),
+                        lambda p=package: (
+                            not parse_diskstats(
+                                self._sh("dumpsys diskstats").text
+                            ).app_data_sizes.get(p)
+                        ),
+                    )
+                )
+        steps.append(
+            WipeStep(
+                "forget_wifi", "saved Wi-Fi networks", self._forget_networks, self._no_networks
+            )
+        )
+        for path in entry.merchant_paths:
+            steps.append(
+                WipeStep(
+                    f"delete:{path}",
+                    f"merchant files in {path}",
+                    lambda p=path: self._require(self._sh(f"rm -rf {p.rstrip('/')}/*"), f"rm {p}"),
+                    lambda p=path: not parse_ls(self._sh(f"ls -1 {p}").text),
+                )
+            )
+        if entry.wipe.factory_reset == "testharness":
+            steps.append(
+                WipeStep(
+                    "factory_reset",
+                    "everything on the data partition (test-harness reset, Android 10+)",
+                    lambda: self._require(self._sh("cmd testharness enable"), "testharness"),
+                    lambda: False,
+                    optional=True,
+                )
+            )
+        return steps
+
+    @staticmethod
+    def _require(output: ShellOutput, what: str) -> None:
+        if not output.ok:
+            raise AdbCommandError(f"{what} failed (exit {output.exit_code})")
+
+    def _network_ids(self) -> list[int]:
+        ids = []
+        for line in self._sh("cmd wifi list-networks").text.splitlines()[1:]:
+            first = line.split(maxsplit=1)[0] if line.strip() else ""
+            if first.isdigit():
+                ids.append(int(first))  # only integers from device output reach a command
+        return ids
+
+    def _forget_networks(self) -> None:
+        for network_id in sorted(self._network_ids(), reverse=True):
+            self._require(self._sh(f"cmd wifi forget-network {network_id}"), "forget-network")
+
+    def _no_networks(self) -> bool:
+        return not parse_dumpsys_wifi(self._sh("dumpsys wifi").text).saved_networks

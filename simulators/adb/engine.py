@@ -1,0 +1,288 @@
+"""The simulated Android POS's ADB daemon: the device side of the protocol over any transport.
+
+``AdbSimulator.serve()`` runs one connection with a DEVICE-role
+:class:`~posdiag.drivers.adb.codec.AdbConnection`: it answers the host's CNXN (directly, or with
+an AUTH token when the scenario requires authentication, accepting a new public key when the
+simulated operator taps "Allow"), accepts ``shell`` (v2 with exit codes, and plain), ``exec`` and
+``sync`` streams, runs commands in :class:`~.shell.AndroidShell`, and refuses the rest. The same
+engine serves TCP (``adb connect``), the simulated USB device and in-memory links.
+
+Faults are injected on the way out: bad checksums on the first CNXN, dropped and split packets,
+stalls before stream answers, and a device that vanishes after a number of commands.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import structlog
+
+from posdiag.drivers.adb.auth import parse_android_public_key, verify_token_signature
+from posdiag.drivers.adb.codec import (
+    AdbConnection,
+    AuthPublicKey,
+    AuthSignature,
+    Connected,
+    Role,
+    StreamClosed,
+    StreamData,
+    StreamOpenRequested,
+)
+from posdiag.drivers.adb.protocol import NEED_DATA, AdbProtocolError, AuthType, build_banner
+from posdiag.drivers.adb.shell import ShellDecoder, ShellId, encode_exit, encode_shell_data
+from posdiag.drivers.adb.sync import (
+    SyncRequest,
+    SyncRequestDecoder,
+    encode_data,
+    encode_done,
+    encode_fail,
+    encode_stat_response,
+)
+from posdiag.drivers.errors import TransportError
+from posdiag.drivers.transport.base import Transport
+
+from .shell import AndroidShell
+from .state import AndroidState
+
+log = structlog.get_logger(__name__)
+
+POLL = 0.1
+TOKEN_SIZE = 20
+FILE_MODE = 0o100644
+
+
+class _Stream:
+    """One open stream on the device side."""
+
+    def __init__(self, kind: str, command: str = "", v2: bool = False) -> None:
+        self.kind = kind
+        self.command = command
+        self.v2 = v2
+        self.shell = ShellDecoder()
+        self.sync = SyncRequestDecoder()
+
+
+class AdbSimulator:
+    """A simulated Android POS, attachable to any transport.
+
+    Args:
+        state: the device state, shared by every connection.
+        packetized: write header and payload separately (the simulated USB device).
+    """
+
+    def __init__(self, state: AndroidState, *, packetized: bool = False) -> None:
+        self.state = state
+        self.shell = AndroidShell(state)
+        self.packetized = packetized
+        self.lock = threading.RLock()
+        self.streams_opened = 0
+        self.prompts_shown = 0
+
+    def serve(self, transport: Transport, stop: threading.Event) -> None:
+        """Serve one connection until it closes or ``stop`` is set."""
+        _Session(self, transport, stop).run()
+
+    def banner(self) -> bytes:
+        """The device's CNXN identity string (no serial: it comes from USB iSerialNumber)."""
+        s = self.state
+        return build_banner(
+            "device",
+            {
+                "ro.product.name": s.product,
+                "ro.product.model": s.model,
+                "ro.product.device": s.device,
+            },
+            s.features,
+        )
+
+
+class _Session:
+    def __init__(self, sim: AdbSimulator, transport: Transport, stop: threading.Event) -> None:
+        self.sim = sim
+        self.transport = transport
+        self.stop = stop
+        self.conn = AdbConnection(Role.DEVICE, features=sim.state.features)
+        self.streams: dict[int, _Stream] = {}
+        self.token = b""
+        self.cnxn_sent = False
+
+    # --- output with faults ----------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        faults = self.sim.state.faults
+        transfers = self.conn.transfers_to_send()
+        index = 0
+        while index < len(transfers):
+            header = transfers[index]
+            has_payload = int.from_bytes(header[12:16], "little") > 0
+            packet = [header, transfers[index + 1]] if has_payload else [header]
+            index += len(packet)
+            if faults.drop_packets > 0 and self.cnxn_sent:
+                faults.drop_packets -= 1
+                log.debug("sim.adb.fault", fault="drop_packet")
+                continue
+            if faults.bad_checksum > 0 and header[:4] == b"CNXN" and has_payload:
+                faults.bad_checksum -= 1
+                check = (int.from_bytes(header[16:20], "little") + 1) & 0xFFFFFFFF
+                header = header[:16] + check.to_bytes(4, "little") + header[20:]
+                packet[0] = header
+                log.debug("sim.adb.fault", fault="bad_checksum")
+            if header[:4] == b"CNXN":
+                self.cnxn_sent = True
+            if self.sim.packetized:
+                for transfer in packet:
+                    self.transport.write(transfer)
+            elif faults.split_packets:
+                data = b"".join(packet)
+                for i in range(0, len(data), 7):
+                    self.transport.write(data[i : i + 7])
+            else:
+                self.transport.write(b"".join(packet))
+
+    # --- loop ------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                data = self.transport.read(1024 * 1024, POLL)
+                if data:
+                    self.conn.receive_data(data)
+                while True:
+                    event = self.conn.next_event()
+                    if event is NEED_DATA:
+                        break
+                    if not self._handle(event):
+                        return
+                self._flush()
+        except AdbProtocolError as exc:
+            log.debug("sim.adb.protocol_error", reason=str(exc))
+        except TransportError:
+            log.debug("sim.adb.closed")
+        finally:
+            if not self.stop.is_set():
+                self.transport.close()
+
+    def _handle(self, event: object) -> bool:
+        state = self.sim.state
+        if isinstance(event, Connected):
+            if state.auth_required:
+                self.token = os.urandom(TOKEN_SIZE)
+                self.conn.send_auth(AuthType.TOKEN, self.token)
+            else:
+                self.conn.send_connect(self.sim.banner())
+        elif isinstance(event, AuthSignature):
+            if self._trusted(event.signature):
+                self.conn.send_connect(self.sim.banner())
+            else:
+                self.token = os.urandom(TOKEN_SIZE)
+                self.conn.send_auth(AuthType.TOKEN, self.token)
+        elif isinstance(event, AuthPublicKey):
+            self.sim.prompts_shown += 1
+            if state.accept_new_keys:
+                key = event.key.rstrip(b"\0").decode("ascii", errors="replace")
+                with self.sim.lock:
+                    state.trusted_keys.append(key)
+                self.conn.send_connect(self.sim.banner())
+            # else: the prompt stays unanswered on the screen; the host times out
+        elif isinstance(event, StreamOpenRequested):
+            return self._open(event)
+        elif isinstance(event, StreamData):
+            self._data(event.local_id, event.data)
+        elif isinstance(event, StreamClosed):
+            self.streams.pop(event.local_id, None)
+        return True
+
+    def _trusted(self, signature: bytes) -> bool:
+        for line in self.sim.state.trusted_keys:
+            try:
+                key = parse_android_public_key(line.encode())
+            except (ValueError, AdbProtocolError):
+                continue
+            if verify_token_signature(key, self.token, signature):
+                return True
+        return False
+
+    # --- services --------------------------------------------------------------------------------
+
+    def _open(self, request: StreamOpenRequested) -> bool:
+        faults = self.sim.state.faults
+        with self.sim.lock:
+            self.sim.streams_opened += 1
+            opened = self.sim.streams_opened
+        if faults.vanish_after is not None and opened > faults.vanish_after:
+            log.debug("sim.adb.fault", fault="vanish")
+            disconnect = getattr(self.transport, "disconnect", self.transport.close)
+            disconnect()
+            return False
+        if faults.stall:
+            self.stop.wait(faults.stall)
+        if self.sim.state.latency:
+            self.stop.wait(self.sim.state.latency * self.sim.state.scale)
+        service = request.service
+        name, _, command = service.partition(":")
+        kind, *args = name.split(",")
+        if kind in ("shell", "exec") and command:
+            v2 = kind == "shell" and "v2" in args and "shell_v2" in self.sim.state.features
+            local_id = self.conn.accept_stream(request.remote_id)
+            self.streams[local_id] = _Stream("shell", command, v2)
+            self._run_shell(local_id)
+        elif service == "sync:":
+            local_id = self.conn.accept_stream(request.remote_id)
+            self.streams[local_id] = _Stream("sync")
+        else:
+            self.conn.refuse_stream(request.remote_id)
+        return True
+
+    def _run_shell(self, local_id: int) -> None:
+        stream = self.streams[local_id]
+        with self.sim.lock:
+            result = self.sim.shell.run(stream.command)
+        log.debug("sim.adb.shell", command=stream.command.split()[0], exit=result.exit_code)
+        if stream.v2:
+            payload = (
+                encode_shell_data(ShellId.STDOUT, result.stdout.encode())
+                + encode_shell_data(ShellId.STDERR, result.stderr.encode())
+                + encode_exit(result.exit_code)
+            )
+            self.conn.write(local_id, payload)
+        else:
+            output = (result.stdout + result.stderr).encode()
+            if output:
+                self.conn.write(local_id, output)
+        self.conn.close_stream(local_id)
+        self.streams.pop(local_id, None)
+
+    def _data(self, local_id: int, data: bytes) -> None:
+        stream = self.streams.get(local_id)
+        if stream is None or stream.kind != "sync":
+            return  # shell stdin / close-stdin: the commands read no input
+        stream.sync.receive_data(data)
+        while True:
+            request = stream.sync.next_event()
+            if request is NEED_DATA:
+                return
+            if not isinstance(request, SyncRequest):
+                continue
+            if request.id == "QUIT":
+                self.conn.close_stream(local_id)
+                self.streams.pop(local_id, None)
+                return
+            self.conn.write(local_id, self._sync_answer(request))
+
+    def _sync_answer(self, request: SyncRequest) -> bytes:
+        files = self.sim.shell._all_files()
+        content = files.get(request.path)
+        if request.path.startswith("/data/data/"):
+            content = None  # the shell uid cannot read other apps' data
+        now = int(time.time())
+        if request.id in ("STAT", "STA2", "LST2"):
+            if content is None:
+                return encode_stat_response(0, 0, 0)
+            return encode_stat_response(FILE_MODE, len(content.encode()), now)
+        if request.id in ("RECV", "RCV2"):
+            if content is None:
+                return encode_fail("No such file or directory")
+            return encode_data(content.encode()) + encode_done()
+        return encode_fail(f"unsupported sync request {request.id}")

@@ -1,0 +1,409 @@
+"""A small Android shell for the simulated POS, answering in AOSP's real output formats.
+
+It covers the commands posdiag's drivers use and changes the device state as the real commands do.
+
+Commands are parsed with shlex and dispatched by name; nothing is evaluated. Unknown commands
+answer as Android's mksh/toybox shell does: ``/system/bin/sh: NAME: inaccessible or not found``
+on stderr and exit status 127.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .state import AndroidState, App
+
+STATUS_TEXT = {1: "unknown", 2: "charging", 3: "discharging", 4: "not charging", 5: "full"}
+REG_STATE = {0: "IN_SERVICE", 1: "OUT_OF_SERVICE", 2: "EMERGENCY_ONLY", 3: "POWER_OFF"}
+
+
+@dataclass(frozen=True)
+class ShellResult:
+    """What a command printed and its exit status."""
+
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+def _ok(text: str = "") -> ShellResult:
+    return ShellResult(0, text)
+
+
+def _err(text: str, code: int = 1) -> ShellResult:
+    return ShellResult(code, "", text)
+
+
+class AndroidShell:
+    """Runs one command line against an AndroidState."""
+
+    def __init__(self, state: AndroidState) -> None:
+        self.state = state
+
+    def run(self, command_line: str) -> ShellResult:
+        """Execute a command line (``a; b`` and ``a && b`` sequences are supported)."""
+        try:
+            tokens = shlex.split(command_line, posix=True)
+        except ValueError as exc:
+            return _err(f"/system/bin/sh: syntax error: {exc}\n", 2)
+        results: list[ShellResult] = []
+        current: list[str] = []
+        last = ShellResult(0)
+        for token in [*tokens, ";"]:
+            if token in (";", "&&"):
+                if current:
+                    last = self._one(current)
+                    results.append(last)
+                    current = []
+                if token == "&&" and last.exit_code != 0:
+                    break
+            else:
+                current.append(token)
+        if not results:
+            return _ok()
+        return ShellResult(
+            results[-1].exit_code,
+            "".join(r.stdout for r in results),
+            "".join(r.stderr for r in results),
+        )
+
+    def _one(self, argv: list[str]) -> ShellResult:
+        handler = self._COMMANDS.get(argv[0])
+        if handler is None:
+            return _err(f"/system/bin/sh: {argv[0]}: inaccessible or not found\n", 127)
+        return handler(self, argv[1:])
+
+    # --- getprop / settings ----------------------------------------------------------------------
+
+    def _getprop(self, args: list[str]) -> ShellResult:
+        props = self.state.properties()
+        if args:
+            default = args[1] if len(args) > 1 else ""
+            return _ok(props.get(args[0], default) + "\n")
+        return _ok("".join(f"[{k}]: [{v}]\n" for k, v in props.items()))
+
+    def _settings(self, args: list[str]) -> ShellResult:
+        if len(args) >= 3 and args[0] == "get":
+            if args[1] == "global" and args[2] == "airplane_mode_on":
+                return _ok(f"{int(self.state.airplane_mode)}\n")
+            if args[1] == "global" and args[2] == "adb_enabled":
+                return _ok("1\n")
+            return _ok("null\n")
+        return _err("usage: settings [--user NUM] get namespace key\n", 255)
+
+    # --- dumpsys ---------------------------------------------------------------------------------
+
+    def _dumpsys(self, args: list[str]) -> ShellResult:
+        if not args:
+            return _err("dumpsys: a service name is required here\n")
+        service = args[0]
+        handler = {
+            "battery": self._dump_battery,
+            "telephony.registry": self._dump_telephony,
+            "wifi": self._dump_wifi,
+            "diskstats": self._dump_diskstats,
+            "device_policy": self._dump_device_policy,
+            "account": self._dump_account,
+            "package": self._dump_package,
+        }.get(service)
+        if handler is None:
+            return _ok(f"Can't find service: {service}\n")
+        return handler(args[1:])
+
+    def _dump_battery(self, args: list[str]) -> ShellResult:
+        b = self.state.battery
+        modern = self.state.sdk >= 29
+        lines = [
+            "Current Battery Service state:",
+            f"  AC powered: {str(b.ac_powered).lower()}",
+            f"  USB powered: {str(b.usb_powered).lower()}",
+            "  Wireless powered: false",
+        ]
+        if modern:
+            lines.append("  Dock powered: false")
+        lines += [
+            "  Max charging current: 500000",
+            "  Max charging voltage: 5000000",
+            f"  Charge counter: {b.charge_counter_uah}",
+            f"  status: {b.status}",
+            f"  health: {b.health}",
+            f"  present: {str(b.present).lower()}",
+            f"  level: {b.level}",
+            f"  scale: {b.scale}",
+            f"  voltage: {b.voltage_mv}",
+            f"  temperature: {b.temperature_decic}",
+            f"  technology: {b.technology}",
+        ]
+        if b.cycle_count is not None:
+            lines.append(f"  cycle count: {b.cycle_count}")
+        if modern:
+            lines += ["  Charging state: 1", "  Charging policy: 1"]
+        return _ok("\n".join(lines) + "\n")
+
+    def _dump_telephony(self, args: list[str]) -> ShellResult:
+        t = self.state.telephony
+        absent = t.sim_state != "READY"
+        voice = 1 if absent else t.voice_reg_state
+        data = 1 if absent else t.data_reg_state
+        operator = "" if absent or voice != 0 else t.operator_alpha
+        numeric = "" if absent or voice != 0 else t.operator_numeric
+        if self.state.airplane_mode:
+            voice = data = 3
+        rssi = 2147483647 if voice != 0 else t.rssi_dbm
+        rsrp = 2147483647 if voice != 0 else t.rsrp_dbm
+        lines = [
+            "last known state:",
+            "  Phone Id=0",
+            "  mCallState=0",
+            "  mRingingCallState=0",
+            (
+                f"  mServiceState={{mVoiceRegState={voice}({REG_STATE[voice]}), "
+                f"mDataRegState={data}({REG_STATE[data]}), "
+                f"mOperatorAlphaLong={operator}, mOperatorAlphaShort={operator}, "
+                f"mOperatorNumeric={numeric}, isManualNetworkSelection=false, "
+                f"mIsEmergencyOnly={str(voice == 2).lower()}, mRoaming=false}}"
+            ),
+            (
+                "  mSignalStrength=SignalStrength:{ mCdma=CellSignalStrengthCdma:"
+                " cdmaDbm=2147483647"
+                " mGsm=CellSignalStrengthGsm: rssi=2147483647 ber=2147483647"
+                f" mLte=CellSignalStrengthLte: rssi={rssi} rsrp={rsrp} rsrq=-12 rssnr=2147483647"
+                f" cqi=2147483647 ta=2147483647 level={4 if voice == 0 else 0}"
+                " mNr=CellSignalStrengthNr:{ csiRsrp = 2147483647 } primary=CellSignalStrengthLte}"
+            ),
+            "  mDataConnectionState=" + ("2" if voice == 0 and data == 0 else "0"),
+        ]
+        return _ok("\n".join(lines) + "\n")
+
+    def _dump_wifi(self, args: list[str]) -> ShellResult:
+        w = self.state.wifi
+        enabled = w.enabled and not self.state.airplane_mode
+        lines = [f"Wi-Fi is {'enabled' if enabled else 'disabled'}"]
+        if enabled and w.connected:
+            lines.append(
+                f'mWifiInfo SSID: "{w.ssid}", BSSID: {w.bssid}, MAC: 02:00:00:00:00:00, '
+                f"Supplicant state: COMPLETED, RSSI: {w.rssi_dbm}, Link speed: "
+                f"{w.link_speed_mbps}Mbps, Frequency: {w.frequency_mhz}MHz, Net ID: 0"
+            )
+        else:
+            lines.append(
+                "mWifiInfo SSID: <unknown ssid>, BSSID: 02:00:00:00:00:00, MAC: "
+                "02:00:00:00:00:00, Supplicant state: DISCONNECTED, RSSI: -127, "
+                "Link speed: -1Mbps, Frequency: -1MHz, Net ID: -1"
+            )
+        lines.append("WifiConfigManager - Configured networks Begin ----")
+        for index, network in enumerate(w.saved):
+            lines.append(f'  ID: {index} SSID: "{network.ssid}" PROVIDER-NAME: null')
+        lines.append("WifiConfigManager - Configured networks End ----")
+        return _ok("\n".join(lines) + "\n")
+
+    def _dump_diskstats(self, args: list[str]) -> ShellResult:
+        # Android 8+ appends the cached per-package sizes: the shell's one way to see whether an
+        # app holds data without reading /data (which it may not).
+        apps = [a for a in self.state.apps if not a.system]
+        names = ",".join(f'"{a.package}"' for a in apps)
+        app_sizes = ",".join("4194304" for _ in apps)
+        data_sizes = ",".join(str(sum(4096 + len(c) for c in a.data_files.values())) for a in apps)
+        cache_sizes = ",".join("0" for _ in apps)
+        text = (
+            "Latency: 2ms [512B Data Write]\n"
+            "Data-Free: 9876543K / 12345678K total = 80% free\n"
+            "Cache-Free: 98765K / 123456K total = 80% free\n"
+            "System-Free: 0K / 2048000K total = 0% free\n"
+            "File-based Encryption: true\n"
+        )
+        if self.state.sdk >= 26:
+            text += (
+                f"Package Names: [{names}]\n"
+                f"App Sizes: [{app_sizes}]\n"
+                f"App Data Sizes: [{data_sizes}]\n"
+                f"Cache Sizes: [{cache_sizes}]\n"
+            )
+        return _ok(text)
+
+    def _dump_device_policy(self, args: list[str]) -> ShellResult:
+        lines = ["Current Device Policy Manager state:"]
+        if self.state.device_owner:
+            package, _, receiver = self.state.device_owner.partition("/")
+            lines += [
+                "  Device Owner: ",
+                f"    admin=ComponentInfo{{{package}/{receiver}}}",
+                "    name=",
+                f"    package={package}",
+                "    User ID: 0",
+            ]
+        lines.append("")
+        return _ok("\n".join(lines) + "\n")
+
+    def _dump_account(self, args: list[str]) -> ShellResult:
+        lines = ["User UserInfo{0:Owner:c13}:", f"  Accounts: {len(self.state.accounts)}"]
+        lines += [f"    Account {{name={n}, type={t}}}" for n, t in self.state.accounts]
+        return _ok("\n".join(lines) + "\n")
+
+    def _dump_package(self, args: list[str]) -> ShellResult:
+        if not args:
+            return _ok("")
+        app = self.state.app(args[0])
+        if app is None:
+            return _ok(f"Unable to find package: {args[0]}\n")
+        return _ok(
+            "Packages:\n"
+            f"  Package [{app.package}] (c0ffee):\n"
+            f"    userId=10{abs(hash(app.package)) % 900 + 100}\n"
+            f"    versionCode={app.version_code} minSdk=19 targetSdk=29\n"
+            f"    versionName={app.version_name}\n"
+            f"    dataDir=/data/user/0/{app.package}\n"
+        )
+
+    # --- packages --------------------------------------------------------------------------------
+
+    def _pm(self, args: list[str]) -> ShellResult:
+        if not args:
+            return _err("usage: pm [list|clear|path] ...\n")
+        if args[0] == "list" and len(args) > 1 and args[1] == "packages":
+            third_party = "-3" in args
+            apps = [a for a in self.state.apps if not (third_party and a.system)]
+            return _ok("".join(f"package:{a.package}\n" for a in apps))
+        if args[0] == "clear" and len(args) > 1:
+            app = self.state.app(args[-1])
+            if app is None:
+                return ShellResult(1, "Failed\n")
+            app.data_files.clear()
+            return _ok("Success\n")
+        if args[0] == "path" and len(args) > 1:
+            app = self.state.app(args[1])
+            return _ok(f"package:/data/app/{app.package}-1/base.apk\n") if app else ShellResult(1)
+        return _err(f"Unknown command: {args[0]}\n")
+
+    def _cmd(self, args: list[str]) -> ShellResult:
+        if len(args) >= 2 and args[0] == "wifi":
+            wifi = self.state.wifi
+            if args[1] == "list-networks":
+                if not wifi.saved:
+                    return _ok("No networks\n")
+                rows = ["Network Id      SSID                         Security type"]
+                rows += [f"{i:<15} {n.ssid:<28} {n.security}" for i, n in enumerate(wifi.saved)]
+                return _ok("\n".join(rows) + "\n")
+            if args[1] == "forget-network" and len(args) > 2:
+                try:
+                    index = int(args[2])
+                except ValueError:
+                    return _err(f"Invalid networkId {args[2]}\n", 255)
+                if not 0 <= index < len(wifi.saved):
+                    return _ok(f"Forget failed for netId {index}\n")
+                removed = wifi.saved.pop(index)
+                if wifi.connected and wifi.ssid == removed.ssid:
+                    wifi.connected = False
+                return _ok(f"Forget successful for netId {index}\n")
+        return _err(f"cmd: Can't find service: {args[0] if args else ''}\n", 20)
+
+    # --- files -----------------------------------------------------------------------------------
+
+    def _all_files(self) -> dict[str, str]:
+        files = dict(self.state.files)
+        for app in self.state.apps:
+            for rel, content in app.data_files.items():
+                files[f"/data/data/{app.package}/{rel}"] = content
+        return files
+
+    def _ls(self, args: list[str]) -> ShellResult:
+        paths = [a for a in args if not a.startswith("-")] or ["/"]
+        out: list[str] = []
+        errors: list[str] = []
+        files = self._all_files()
+        for path in paths:
+            path = posixpath.normpath(path)
+            if path in files:
+                out.append(path)
+                continue
+            prefix = path.rstrip("/") + "/"
+            children = sorted(
+                {p[len(prefix) :].split("/")[0] for p in files if p.startswith(prefix)}
+            )
+            if children or self._is_known_dir(path):
+                out.extend(children)
+            else:
+                errors.append(f"ls: {path}: No such file or directory\n")
+        code = 1 if errors else 0
+        return ShellResult(code, "".join(f"{line}\n" for line in out), "".join(errors))
+
+    @staticmethod
+    def _is_known_dir(path: str) -> bool:
+        return path in {"/", "/sdcard", "/data", "/data/data", "/system", "/storage/emulated/0"}
+
+    def _cat(self, args: list[str]) -> ShellResult:
+        files = self._all_files()
+        out, errors = [], []
+        for path in args:
+            path = posixpath.normpath(path)
+            if path.startswith("/data/data/"):
+                errors.append(f"cat: {path}: Permission denied\n")
+            elif path in files:
+                out.append(files[path])
+            else:
+                errors.append(f"cat: {path}: No such file or directory\n")
+        return ShellResult(1 if errors else 0, "".join(out), "".join(errors))
+
+    def _rm(self, args: list[str]) -> ShellResult:
+        recursive = any(a.startswith("-") and "r" in a for a in args)
+        force = any(a.startswith("-") and "f" in a for a in args)
+        errors = []
+        for path in (a for a in args if not a.startswith("-")):
+            path = posixpath.normpath(path)
+            if path.startswith("/data/") or path.startswith("/system"):
+                errors.append(f"rm: {path}: Permission denied\n")
+                continue
+            prefix = path.rstrip("/") + "/"
+            matches = [p for p in self.state.files if p == path or p.startswith(prefix)]
+            if any(p != path for p in matches) and not recursive:
+                errors.append(f"rm: {path}: Is a directory\n")
+                continue
+            if not matches and not force:
+                errors.append(f"rm: {path}: No such file or directory\n")
+            for p in matches:
+                del self.state.files[p]
+        return ShellResult(1 if errors else 0, "", "".join(errors))
+
+    def _df(self, args: list[str]) -> ShellResult:
+        return _ok(
+            "Filesystem     1K-blocks    Used Available Use% Mounted on\n"
+            "/dev/block/dm-0  2048000 2048000         0 100% /\n"
+            "/dev/fuse       12345678 2469135   9876543  20% /storage/emulated\n"
+        )
+
+    def _echo(self, args: list[str]) -> ShellResult:
+        return _ok(" ".join(args) + "\n")
+
+    def _id(self, args: list[str]) -> ShellResult:
+        return _ok("uid=2000(shell) gid=2000(shell) groups=2000(shell),1004(input),1007(log)\n")
+
+    def _exit(self, args: list[str]) -> ShellResult:
+        try:
+            return ShellResult(int(args[0]) & 0xFF if args else 0)
+        except ValueError:
+            return _err(f"/system/bin/sh: exit: {args[0]}: bad number\n", 2)
+
+    _COMMANDS: dict[str, Callable[[AndroidShell, list[str]], ShellResult]] = {
+        "getprop": _getprop,
+        "settings": _settings,
+        "dumpsys": _dumpsys,
+        "pm": _pm,
+        "cmd": _cmd,
+        "ls": _ls,
+        "cat": _cat,
+        "rm": _rm,
+        "df": _df,
+        "echo": _echo,
+        "id": _id,
+        "exit": _exit,
+        "true": lambda self, args: ShellResult(0),
+        "false": lambda self, args: ShellResult(1),
+    }
+
+
+def app_data_summary(app: App) -> str:
+    """One line for logs: which app holds how many data files."""
+    return f"{app.package}: {len(app.data_files)} files"

@@ -1,0 +1,310 @@
+"""The state of a simulated Android smart POS, built from a model profile and a scenario (TOML).
+
+A *profile* says what the hardware is (PAX A920, Sunmi P2, a generic Android POS): its
+properties, USB identity, vendor serial property, preinstalled payment apps. A *scenario* says
+what happened to it (activated by a merchant, unsettled payments, no SIM, a worn battery…).
+Scenario values override the profile's; both are data, so new models and cases need no code.
+The state changes as a real device's would: ``pm clear`` empties an app's data, forgetting a
+Wi-Fi network removes it, ``rm`` deletes a file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from typing import Any
+
+from posdiag.drivers.errors import PosdiagError
+
+
+class AdbScenarioError(PosdiagError):
+    """A profile or scenario name or file that cannot be used."""
+
+
+@dataclass
+class App:
+    """An installed package and the data it holds."""
+
+    package: str
+    version_name: str = "1.0.0"
+    version_code: int = 1
+    system: bool = False
+    data_files: dict[str, str] = field(default_factory=dict)  # relative path -> content
+
+    @property
+    def has_data(self) -> bool:
+        """Whether clearing the app would remove anything."""
+        return bool(self.data_files)
+
+
+@dataclass
+class Battery:
+    """What ``dumpsys battery`` reports."""
+
+    level: int = 87
+    scale: int = 100
+    status: int = 3  # 1 unknown, 2 charging, 3 discharging, 4 not charging, 5 full
+    health: int = 2  # 2 good, 3 overheat, 4 dead, 5 over-voltage, 6 failure, 7 cold
+    present: bool = True
+    voltage_mv: int = 4012
+    temperature_decic: int = 281  # 0.1 °C
+    technology: str = "Li-ion"
+    ac_powered: bool = False
+    usb_powered: bool = True
+    charge_counter_uah: int = 2150000
+    cycle_count: int | None = None
+
+
+@dataclass
+class Telephony:
+    """SIM and cellular state (properties and the telephony registry)."""
+
+    sim_state: str = "READY"  # UNKNOWN | ABSENT | PIN_REQUIRED | PUK_REQUIRED | READY
+    operator_alpha: str = "Telekom.de"
+    operator_numeric: str = "26201"
+    voice_reg_state: int = 0  # 0 in service, 1 out of service, 2 emergency only, 3 power off
+    data_reg_state: int = 0
+    network_type: str = "LTE"
+    rssi_dbm: int = -69
+    rsrp_dbm: int = -98
+
+
+@dataclass
+class WifiNetwork:
+    """A saved Wi-Fi network."""
+
+    ssid: str
+    security: str = "wpa2-psk"
+
+
+@dataclass
+class Wifi:
+    """Wi-Fi state and saved networks."""
+
+    enabled: bool = True
+    connected: bool = False
+    ssid: str = ""
+    bssid: str = "02:00:00:00:00:00"
+    rssi_dbm: int = -127
+    link_speed_mbps: int = -1
+    frequency_mhz: int = -1
+    saved: list[WifiNetwork] = field(default_factory=list)
+
+
+@dataclass
+class Faults:
+    """Faults injected at the ADB packet level."""
+
+    bad_checksum: int = 0  # corrupt the payload checksum of this many packets
+    split_packets: bool = False  # write every packet in small pieces
+    drop_packets: int = 0  # silently drop this many outgoing packets
+    stall: float = 0.0  # seconds to stall before answering each stream open
+    vanish_after: int | None = None  # disappear after this many stream opens
+
+
+@dataclass
+class AndroidState:
+    """Everything the simulated Android POS knows."""
+
+    profile: str = "android-generic"
+    manufacturer: str = "Generic"
+    brand: str = "generic"
+    model: str = "POS"
+    device: str = "pos"
+    product: str = "pos"
+    serial: str = "0123456789ABCDEF"
+    vendor_serial_property: str = ""
+    vendor_serial: str = ""
+    release: str = "11"
+    sdk: int = 30
+    build_id: str = "RP1A.201005.001"
+    display_id: str = "RP1A.201005.001 release-keys"
+    security_patch: str = "2023-05-05"
+    usb_vid: int = 0x18D1
+    usb_pid: int = 0x4EE7
+    features: list[str] = field(
+        default_factory=lambda: ["shell_v2", "cmd", "stat_v2", "ls_v2", "fixed_push_mkdir"]
+    )
+    auth_required: bool = False
+    trusted_keys: list[str] = field(default_factory=list)
+    accept_new_keys: bool = True  # the operator taps "Allow" on the screen
+    airplane_mode: bool = False
+    extra_props: dict[str, str] = field(default_factory=dict)
+    apps: list[App] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # absolute path -> content
+    device_owner: str = ""  # "package/.Receiver" of an MDM device owner
+    accounts: list[list[str]] = field(default_factory=list)  # [name, type]
+    battery: Battery = field(default_factory=Battery)
+    telephony: Telephony = field(default_factory=Telephony)
+    wifi: Wifi = field(default_factory=Wifi)
+    faults: Faults = field(default_factory=Faults)
+    vendor_dir: str = "/sdcard/Download"  # where the vendor's apps keep shared files
+    mdm_package: str = "com.example.mdm"  # the terminal-management client that owns the device
+    payment_package: str = "com.example.payment"  # the main payment app
+    latency: float = 0.0  # seconds before each command's answer
+    scale: float = 1.0
+    description: str = ""
+
+    def app(self, package: str) -> App | None:
+        """The installed app, if any."""
+        return next((a for a in self.apps if a.package == package), None)
+
+    def _in_service(self) -> bool:
+        t = self.telephony
+        return t.sim_state == "READY" and t.voice_reg_state == 0 and not self.airplane_mode
+
+    def properties(self) -> dict[str, str]:
+        """Every system property, as ``getprop`` lists them."""
+        props = {
+            "ro.product.manufacturer": self.manufacturer,
+            "ro.product.brand": self.brand,
+            "ro.product.model": self.model,
+            "ro.product.device": self.device,
+            "ro.product.name": self.product,
+            "ro.serialno": self.serial,
+            "ro.boot.serialno": self.serial,
+            "ro.build.version.release": self.release,
+            "ro.build.version.sdk": str(self.sdk),
+            "ro.build.id": self.build_id,
+            "ro.build.display.id": self.display_id,
+            "ro.build.version.security_patch": self.security_patch,
+            "ro.build.fingerprint": (
+                f"{self.brand}/{self.product}/{self.device}:{self.release}/{self.build_id}/"
+                "eng.builder.20230505:user/release-keys"
+            ),
+            "ro.build.type": "user",
+            "sys.boot_completed": "1",
+            "gsm.sim.state": self.telephony.sim_state,
+            "gsm.sim.operator.alpha": (
+                self.telephony.operator_alpha if self.telephony.sim_state == "READY" else ""
+            ),
+            "gsm.sim.operator.numeric": (
+                self.telephony.operator_numeric if self.telephony.sim_state == "READY" else ""
+            ),
+            "gsm.operator.alpha": self.telephony.operator_alpha if self._in_service() else "",
+            "gsm.operator.numeric": (self.telephony.operator_numeric if self._in_service() else ""),
+            "gsm.operator.isroaming": "false",
+            "gsm.network.type": self.telephony.network_type
+            if self.telephony.data_reg_state == 0
+            else "Unknown",
+        }
+        if self.vendor_serial_property:
+            props[self.vendor_serial_property] = self.vendor_serial
+        props.update(self.extra_props)
+        return dict(sorted(props.items()))
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _load(package: str, name: str, kind: str) -> dict[str, Any]:
+    resource = resources.files(package) / f"{name}.toml"
+    if not resource.is_file():
+        raise AdbScenarioError(
+            f"unknown Android {kind} {name!r} (available: {', '.join(_names(package))})"
+        )
+    return tomllib.loads(resource.read_text(encoding="utf-8"))
+
+
+def _names(package: str) -> list[str]:
+    return sorted(
+        entry.name.removesuffix(".toml")
+        for entry in resources.files(package).iterdir()
+        if entry.name.endswith(".toml")
+    )
+
+
+PROFILES = "posdiag.simulators.adb.profiles"
+SCENARIOS = "posdiag.simulators.adb.scenarios"
+
+
+def available_profiles() -> list[str]:
+    """Model profile names."""
+    return _names(PROFILES)
+
+
+def available_scenarios() -> list[str]:
+    """Scenario names."""
+    return _names(SCENARIOS)
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise AdbScenarioError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    return cls(**data)
+
+
+def state_from_dict(data: dict[str, Any], where: str) -> AndroidState:
+    """Build the state from merged profile + scenario data, rejecting unknown keys."""
+    data = dict(data)
+    device = dict(data.pop("device", {}))
+    description = data.pop("description", "")
+    apps = [_build(App, a, f"{where} [[apps]]") for a in data.pop("apps", [])]
+    battery = _build(Battery, data.pop("battery", {}), f"{where} [battery]")
+    telephony = _build(Telephony, data.pop("telephony", {}), f"{where} [telephony]")
+    wifi_data = dict(data.pop("wifi", {}))
+    saved = [_build(WifiNetwork, n, f"{where} [[wifi.saved]]") for n in wifi_data.pop("saved", [])]
+    wifi = _build(Wifi, {**wifi_data, "saved": saved}, f"{where} [wifi]")
+    faults = _build(Faults, data.pop("faults", {}), f"{where} [faults]")
+    files = dict(data.pop("files", {}))
+    if data:
+        raise AdbScenarioError(f"{where}: unknown sections {', '.join(sorted(data))}")
+    state: AndroidState = _build(AndroidState, device, f"{where} [device]")
+    state.apps, state.battery, state.telephony, state.wifi = apps, battery, telephony, wifi
+    state.faults, state.files, state.description = faults, files, description
+    return state
+
+
+def _merge_apps(
+    profile: list[dict[str, Any]], scenario: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Scenario apps update the profile's apps of the same package; others are not installed."""
+    merged = {a["package"]: dict(a) for a in profile}
+    for app in scenario:
+        if app["package"] in merged:
+            merged[app["package"]] = _merge(merged[app["package"]], app)
+    return list(merged.values())
+
+
+def _fill(value: Any, names: dict[str, str]) -> Any:
+    """Put the profile's names into a scenario's ``{vendor_dir}``/``{mdm}``/``{payment}``."""
+    if isinstance(value, str):
+        for key, text in names.items():
+            value = value.replace("{" + key + "}", text)
+        return value
+    if isinstance(value, dict):
+        return {_fill(k, names): _fill(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, names) for v in value]
+    return value
+
+
+def load_android(
+    scenario: str, profile: str = "android-generic", overrides: dict[str, Any] | None = None
+) -> AndroidState:
+    """The scenario applied to the model profile, with optional overrides on top."""
+    base = _load(PROFILES, profile, "model profile")
+    device = base.get("device", {})
+    names = {
+        "vendor_dir": device.get("vendor_dir", "/sdcard/Download"),
+        "mdm": device.get("mdm_package", "com.example.mdm"),
+        "payment": device.get("payment_package", "com.example.payment"),
+    }
+    case = _fill(_load(SCENARIOS, scenario, "scenario"), names)
+    apps = _merge_apps(base.pop("apps", []), case.pop("apps", []))
+    data = _merge(base, case)
+    data["apps"] = apps
+    if overrides:
+        data = _merge(data, overrides)
+    data.setdefault("device", {})["profile"] = profile
+    return state_from_dict(data, f"Android {profile}/{scenario}")
