@@ -232,9 +232,10 @@ def _parse_fault(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @main.command()
-@click.argument("family", type=click.Choice(["zvt"]))
+@click.argument("family", type=click.Choice(["zvt", "adb"]))
 @click.option("--scenario", default="activated", show_default=True, help="Scenario name.")
-@click.option("--pty", "use_pty", is_flag=True, help="Attach to a pseudo terminal (default).")
+@click.option("--model", default=None, help="adb: model profile (pax-a920, sunmi-p2, …).")
+@click.option("--pty", "use_pty", is_flag=True, help="zvt: attach to a pseudo terminal (default).")
 @click.option("--tcp", "tcp", metavar="HOST:PORT", help="Listen on TCP (port 0 picks a free one).")
 @click.option(
     "--time-scale",
@@ -243,14 +244,15 @@ def _parse_fault(values: tuple[str, ...]) -> dict[str, str]:
     show_default=True,
     help="Delays: 1 = realistic line speed and latency, 0 = as fast as possible.",
 )
-@click.option("--password", help="The simulated terminal's ZVT password.")
+@click.option("--password", help="zvt: the simulated terminal's ZVT password.")
 @click.option("--fault", "faults", multiple=True, metavar="NAME[=VALUE]", help="Inject a fault.")
-@click.option("--list-scenarios", is_flag=True, help="List scenarios and exit.")
+@click.option("--list-scenarios", is_flag=True, help="List scenarios (and adb models) and exit.")
 @guarded
 def simulate(
     ctx: Context,
     family: str,
     scenario: str,
+    model: str | None,
     use_pty: bool,
     tcp: str | None,
     time_scale: float,
@@ -260,54 +262,98 @@ def simulate(
 ) -> None:
     """Run a simulated terminal until interrupted; the first line is its address.
 
-    Faults: corrupt_crc=N, drop_ack=N, split_writes, stall_mid_frame=S, ack_delay=S,
+    ZVT faults: corrupt_crc=N, drop_ack=N, split_writes, stall_mid_frame=S, ack_delay=S,
     answer_delay=S, garbage=HEX, disconnect_after=N, silent, babble.
+    ADB faults: bad_checksum=N, drop_packets=N, split_packets, stall=S, vanish_after=N;
+    options auth=1 (require RSA auth), accept_keys=0 (the operator never taps Allow).
     """
-    from posdiag.drivers.zvt.connection import Link
-    from posdiag.simulators.attach import PtyAttachment, TcpAttachment
-    from posdiag.simulators.registry import create_zvt
-    from posdiag.simulators.zvt.state import ScenarioError, available_scenarios
-
     if list_scenarios:
-        for name in available_scenarios():
-            click.echo(name)
+        _list_scenarios(family)
         return
     if use_pty and tcp:
         raise click.UsageError("choose one of --pty and --tcp")
+    if family == "adb" and use_pty:
+        raise click.UsageError("simulated Android terminals listen on TCP (--tcp HOST:PORT)")
+    if family == "zvt" and model:
+        raise click.UsageError("--model is for adb; ZVT scenarios choose their model")
     options = {"time_scale": str(time_scale), **_parse_fault(faults)}
     if password:
         options["password"] = password
-    try:
-        simulator = create_zvt(scenario, options, Link.TCP if tcp else Link.SERIAL)
-    except ScenarioError as exc:
-        fail(str(exc), EXIT_USAGE, ctx)
-    except (TypeError, ValueError, PosdiagError) as exc:
-        fail(f"bad fault option: {exc}", EXIT_USAGE, ctx)
+    simulator, description = _build_simulator(ctx, family, scenario, model, options, tcp)
+    from posdiag.simulators.attach import PtyAttachment, TcpAttachment
+
     attachment: PtyAttachment | TcpAttachment
-    if tcp:
-        host, sep, port_text = tcp.rpartition(":")
+    if tcp or family == "adb":
+        host, sep, port_text = (tcp or "127.0.0.1:0").rpartition(":")
         if not sep or not port_text.isdigit():
             raise click.UsageError(f"--tcp wants HOST:PORT, got {tcp!r}")
         attachment = TcpAttachment(simulator, host.strip("[]") or "127.0.0.1", int(port_text))
-        bound_host, bound_port = attachment.start()
-        address = f"zvt+tcp://{bound_host}:{bound_port}"
+        try:
+            bound_host, bound_port = attachment.start()
+        except OSError as exc:
+            fail(f"cannot listen on {tcp}: {exc.strerror or exc}", EXIT_USAGE, ctx)
+        address = f"{family}+tcp://{bound_host}:{bound_port}"
     else:
         attachment = PtyAttachment(simulator)
         address = f"zvt+serial://{attachment.start()}"
     # Handle SIGTERM before announcing the address: a supervisor may signal as soon as it reads it.
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    state = simulator.state
     try:
         click.echo(address)
-        err.print(
-            f"Simulated {escape(state.vendor)} {escape(state.model)} (serial {state.serial}), "
-            f"scenario [bold]{escape(scenario)}[/]: {escape(state.description)}. Ctrl-C to stop.",
-            highlight=False,
-        )
+        err.print(f"{escape(description)} Ctrl-C to stop.", highlight=False)
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
     finally:
         attachment.stop()
+
+
+def _list_scenarios(family: str) -> None:
+    if family == "zvt":
+        from posdiag.simulators.zvt.state import available_scenarios
+
+        for name in available_scenarios():
+            click.echo(name)
+        return
+    from posdiag.simulators.adb.state import available_profiles
+    from posdiag.simulators.adb.state import available_scenarios as adb_scenarios
+
+    for name in adb_scenarios():
+        click.echo(name)
+    click.echo(f"models: {', '.join(available_profiles())}")
+
+
+def _build_simulator(
+    ctx: Context,
+    family: str,
+    scenario: str,
+    model: str | None,
+    options: dict[str, str],
+    tcp: str | None,
+) -> tuple[Any, str]:
+    """The simulator and a line describing it (usage errors exit 2)."""
+    from posdiag.drivers.zvt.connection import Link
+    from posdiag.simulators.adb.state import AdbScenarioError
+    from posdiag.simulators.registry import create_adb, create_zvt
+    from posdiag.simulators.zvt.state import ScenarioError
+
+    try:
+        if family == "adb":
+            simulator: Any = create_adb(scenario, model or "android-generic", options)
+            s = simulator.state
+            return simulator, (
+                f"Simulated {s.manufacturer} {s.model} (serial {s.vendor_serial or s.serial}, "
+                f"Android {s.release}), scenario {scenario}: {s.description}."
+            )
+        simulator = create_zvt(scenario, options, Link.TCP if tcp else Link.SERIAL)
+    except (ScenarioError, AdbScenarioError) as exc:
+        fail(str(exc), EXIT_USAGE, ctx)
+    except (TypeError, ValueError, PosdiagError) as exc:
+        fail(f"bad fault option: {exc}", EXIT_USAGE, ctx)
+    state = simulator.state
+    return simulator, (
+        f"Simulated {state.vendor} {state.model} (serial {state.serial}), "
+        f"scenario {scenario}: {state.description}."
+    )
