@@ -25,7 +25,7 @@ from posdiag.drivers.errors import AddressError, AuthenticationError, PosdiagErr
 
 from . import __version__
 from .connect import open_terminal
-from .discovery import discover_serial
+from .discovery import discover
 from .inspect import inspect_terminal
 from .logs import configure_logging
 from .policy import PolicyError, load_policy
@@ -169,7 +169,7 @@ def check(
     demo = False
     targets = list(addresses)
     if not targets:
-        targets = [found.address for found in discover_serial()]
+        targets = [found.address for found in discover()]
         if not targets:
             from posdiag.simulators.zvt.state import available_scenarios
 
@@ -205,12 +205,12 @@ def check(
 @guarded
 def list_devices(ctx: Context, as_json: bool) -> None:
     """List attached terminals (serial ports the catalogue knows)."""
-    found = discover_serial()
+    found = discover()
     if as_json:
         click.echo(json.dumps([f.__dict__ for f in found], indent=2))
         return
     if not found:
-        err.print("No terminal found on serial ports (USB terminals over ADB come later).")
+        err.print("No terminal found (serial ports the catalogue knows, ADB devices on USB).")
         return
     from rich.table import Table
 

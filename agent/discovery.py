@@ -1,4 +1,4 @@
-"""Find attached terminals: serial ports whose USB IDs the catalogue knows.
+"""Find attached terminals: serial ports whose USB IDs the catalogue knows, and ADB devices.
 
 Only ports that the catalogue names as a terminal or as a common USB-serial adapter are offered:
 writing to an unknown tty (a modem, a GPS, a console) could upset it, so posdiag never probes
@@ -41,6 +41,8 @@ def discover_serial() -> list[Found]:
             continue
         usb_id = f"{port.vid:04x}:{port.pid:04x}"
         if isinstance(entry, ModelEntry):
+            if entry.family != "zvt":
+                continue  # an Android unit's serial gadget: it is found over ADB, not probed here
             kind, guess = "terminal", f"{entry.vendor} {entry.model}".strip()
         else:
             assert isinstance(entry, AdapterEntry)
@@ -57,3 +59,36 @@ def discover_serial() -> list[Found]:
         )
     log.debug("discovery.serial", found=len(found))
     return found
+
+
+def discover_usb() -> list[Found]:
+    """Android terminals with an ADB interface on USB (none, and a log line, without a bus)."""
+    from posdiag.drivers.transport.usbbulk import find_adb_devices
+
+    catalogue = load_catalogue()
+    found = []
+    for device in find_adb_devices():
+        entry = catalogue.by_usb(device.vid, device.pid)
+        guess = (
+            f"{entry.vendor} {entry.model}".strip()
+            if isinstance(entry, ModelEntry)
+            else " ".join(p for p in (device.manufacturer, device.product) if p) or "Android device"
+        )
+        target = device.serial or f"{device.vid:04x}:{device.pid:04x}"
+        found.append(
+            Found(
+                address=f"adb+usb://{target}",
+                family="adb",
+                kind="android (adb)",
+                model_guess=guess,
+                serial=device.serial,
+                usb_id=f"{device.vid:04x}:{device.pid:04x}",
+            )
+        )
+    log.debug("discovery.usb", found=len(found))
+    return found
+
+
+def discover() -> list[Found]:
+    """Every attached terminal: serial ports the catalogue knows, then ADB devices on USB."""
+    return [*discover_serial(), *discover_usb()]

@@ -440,17 +440,16 @@ class AdbTerminal:
         entry = self._entry()
         steps: list[WipeStep] = []
         if entry.wipe.clear_payment_apps:
+            installed = self.facts().packages
             for package in (*entry.payment_apps, *entry.tms_apps):
+                if package not in installed:
+                    continue  # catalogue names are examples: `pm clear` of a missing one fails
                 steps.append(
                     WipeStep(
                         f"clear:{package}",
                         f"the data of {package} (pm clear)",
                         lambda p=package: self._require(self._sh(f"pm clear {p}"), f"pm clear {p}"),
-                        lambda p=package: (
-                            not parse_diskstats(
-                                self._sh("dumpsys diskstats").text
-                            ).app_data_sizes.get(p)
-                        ),
+                        lambda p=package: self._app_data_cleared(p),
                     )
                 )
         steps.append(
@@ -478,6 +477,14 @@ class AdbTerminal:
                 )
             )
         return steps
+
+    def _app_data_cleared(self, package: str) -> bool:
+        """Whether diskstats shows no data for the package.
+
+        False when the sizes are not readable (Android < 8): unobservable is not done.
+        """
+        sizes = parse_diskstats(self._sh("dumpsys diskstats").text).app_data_sizes
+        return bool(sizes) and not sizes.get(package)
 
     @staticmethod
     def _require(output: ShellOutput, what: str) -> None:

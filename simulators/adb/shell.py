@@ -45,23 +45,29 @@ class AndroidShell:
 
     def run(self, command_line: str) -> ShellResult:
         """Execute a command line (``a; b`` and ``a && b`` sequences are supported)."""
+        # punctuation_chars: ``a; b`` and ``a&&b`` separate commands as in sh (plain shlex.split
+        # would keep ``a;`` as one word); quoted ``';'`` stays part of its word.
+        lexer = shlex.shlex(command_line, posix=True, punctuation_chars=";&|")
+        lexer.whitespace_split = True
         try:
-            tokens = shlex.split(command_line, posix=True)
+            tokens = list(lexer)
         except ValueError as exc:
             return _err(f"/system/bin/sh: syntax error: {exc}\n", 2)
         results: list[ShellResult] = []
         current: list[str] = []
         last = ShellResult(0)
+        skipping = False  # after a failed ``a &&``: skip commands up to the next ``;``
         for token in [*tokens, ";"]:
-            if token in (";", "&&"):
-                if current:
-                    last = self._one(current)
-                    results.append(last)
-                    current = []
-                if token == "&&" and last.exit_code != 0:
-                    break
-            else:
+            if token not in (";", "&&"):
                 current.append(token)
+                continue
+            if current and not skipping:
+                last = self._one(current)
+                results.append(last)
+                if current[0] == "exit":
+                    break  # the shell ends here, as sh does
+            current = []
+            skipping = token == "&&" and last.exit_code != 0
         if not results:
             return _ok()
         return ShellResult(
@@ -353,7 +359,7 @@ class AndroidShell:
         errors = []
         for path in (a for a in args if not a.startswith("-")):
             path = posixpath.normpath(path)
-            if path.startswith("/data/") or path.startswith("/system"):
+            if path in ("/data", "/system") or path.startswith(("/data/", "/system/")):
                 errors.append(f"rm: {path}: Permission denied\n")
                 continue
             prefix = path.rstrip("/") + "/"

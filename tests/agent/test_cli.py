@@ -348,7 +348,7 @@ def test_several_addresses_get_a_summary_and_the_worst_exit_code(invoke: Invoke)
 def test_no_address_and_no_hardware_checks_every_scenario(
     invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "discover_serial", lambda: [])
+    monkeypatch.setattr(cli, "discover", lambda: [])
     result = invoke("check")
     assert result.exit_code == 0  # a demonstration, not a verdict on the user's terminals
     assert "No terminal attached: checking simulated ZVT terminals instead" in result.stderr
@@ -365,7 +365,7 @@ def test_no_address_checks_discovered_terminals(
     invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     found = Found("zvt+sim://activated", "zvt", "terminal", "FEIG cVEND plug", None, None)
-    monkeypatch.setattr(cli, "discover_serial", lambda: [found])
+    monkeypatch.setattr(cli, "discover", lambda: [found])
     result = invoke("check")
     assert result.exit_code == 1
     assert "No terminal attached" not in result.stderr
@@ -512,7 +512,7 @@ def test_simulate_usage_errors(invoke: Invoke, args: list[str], message: str) ->
 
 
 def test_simulate_unknown_family(invoke: Invoke) -> None:
-    assert invoke("simulate", "adb").exit_code == 2
+    assert invoke("simulate", "sdi").exit_code == 2
 
 
 def fake_port(device: str, vid: int | None, pid: int | None) -> SimpleNamespace:
