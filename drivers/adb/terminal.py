@@ -385,8 +385,8 @@ class AdbTerminal:
             state = ActivationState.ACTIVATED
         elif "weak" in weights:
             state = ActivationState.PARTIAL
-        elif not f.props:
-            state = ActivationState.UNKNOWN
+        elif not f.props or f.errors:
+            state = ActivationState.UNKNOWN  # nothing found, but not everything could be read
         else:
             state = ActivationState.NOT_ACTIVATED
         if not found:

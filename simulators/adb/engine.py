@@ -19,7 +19,11 @@ import time
 
 import structlog
 
-from posdiag.drivers.adb.auth import parse_android_public_key, verify_token_signature
+from posdiag.drivers.adb.auth import (
+    AdbKeyError,
+    parse_android_public_key,
+    verify_token_signature,
+)
 from posdiag.drivers.adb.codec import (
     AdbConnection,
     AuthPublicKey,
@@ -198,8 +202,8 @@ class _Session:
         for line in self.sim.state.trusted_keys:
             try:
                 key = parse_android_public_key(line.encode())
-            except (ValueError, AdbProtocolError):
-                continue
+            except (ValueError, AdbProtocolError, AdbKeyError):
+                continue  # adbd skips unreadable adb_keys lines
             if verify_token_signature(key, self.token, signature):
                 return True
         return False

@@ -124,7 +124,7 @@ class AndroidState:
     usb_vid: int = 0x18D1
     usb_pid: int = 0x4EE7
     features: list[str] = field(
-        default_factory=lambda: ["shell_v2", "cmd", "stat_v2", "ls_v2", "fixed_push_mkdir"]
+        default_factory=lambda: ["shell_v2", "cmd", "fixed_push_mkdir"]  # no stat_v2: v1 sync only
     )
     auth_required: bool = False
     trusted_keys: list[str] = field(default_factory=list)
