@@ -10,15 +10,13 @@ Wi-Fi network removes it, ``rm`` deletes a file.
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass, field, fields
-from importlib import resources
+from dataclasses import dataclass, field
 from typing import Any
 
-from posdiag.drivers.errors import PosdiagError
+from ..scenario_data import ScenarioError, build, deep_merge, load_toml, toml_names
 
 
-class AdbScenarioError(PosdiagError):
+class AdbScenarioError(ScenarioError):
     """A profile or scenario name or file that cannot be used."""
 
 
@@ -195,53 +193,26 @@ class AndroidState:
         return dict(sorted(props.items()))
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _load(package: str, name: str, kind: str) -> dict[str, Any]:
-    resource = resources.files(package) / f"{name}.toml"
-    if not resource.is_file():
-        raise AdbScenarioError(
-            f"unknown Android {kind} {name!r} (available: {', '.join(_names(package))})"
-        )
-    return tomllib.loads(resource.read_text(encoding="utf-8"))
-
-
-def _names(package: str) -> list[str]:
-    return sorted(
-        entry.name.removesuffix(".toml")
-        for entry in resources.files(package).iterdir()
-        if entry.name.endswith(".toml")
-    )
-
-
 PROFILES = "posdiag.simulators.adb.profiles"
 SCENARIOS = "posdiag.simulators.adb.scenarios"
 
 
 def available_profiles() -> list[str]:
     """Model profile names."""
-    return _names(PROFILES)
+    return toml_names(PROFILES)
 
 
 def available_scenarios() -> list[str]:
     """Scenario names."""
-    return _names(SCENARIOS)
+    return toml_names(SCENARIOS)
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise AdbScenarioError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
-    return cls(**data)
+    return build(cls, data, where, AdbScenarioError)
+
+
+def _load(package: str, name: str, kind: str) -> dict[str, Any]:
+    return load_toml(package, name, f"Android {kind}", error=AdbScenarioError)
 
 
 def state_from_dict(data: dict[str, Any], where: str) -> AndroidState:
@@ -272,7 +243,7 @@ def _merge_apps(
     merged = {a["package"]: dict(a) for a in profile}
     for app in scenario:
         if app["package"] in merged:
-            merged[app["package"]] = _merge(merged[app["package"]], app)
+            merged[app["package"]] = deep_merge(merged[app["package"]], app)
     return list(merged.values())
 
 
@@ -302,9 +273,9 @@ def load_android(
     }
     case = _fill(_load(SCENARIOS, scenario, "scenario"), names)
     apps = _merge_apps(base.pop("apps", []), case.pop("apps", []))
-    data = _merge(base, case)
+    data = deep_merge(base, case)
     data["apps"] = apps
     if overrides:
-        data = _merge(data, overrides)
+        data = deep_merge(data, overrides)
     data.setdefault("device", {})["profile"] = profile
     return state_from_dict(data, f"Android {profile}/{scenario}")

@@ -8,19 +8,14 @@ commands run (End-of-Day empties the store, resetting the TID unbinds the mercha
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass, field, fields
-from importlib import resources
+from dataclasses import dataclass, field
 from typing import Any
 
-from posdiag.drivers.errors import PosdiagError
+from ..scenario_data import ScenarioError, build, deep_merge, load_toml, toml_names
 
 # Card scheme slots of BMP 60 single totals, in the order the spec lists them.
+SCENARIOS = "posdiag.simulators.zvt.scenarios"
 SCHEMES = ("girocard", "jcb", "mastercard", "amex", "visa", "diners", "other")
-
-
-class ScenarioError(PosdiagError):
-    """A scenario name or file that cannot be used."""
 
 
 @dataclass
@@ -158,41 +153,17 @@ class TerminalState:
         return tuple((count, cents) for count, cents in slots.values())
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _read(name: str) -> dict[str, Any]:
-    resource = resources.files("posdiag.simulators.zvt.scenarios") / f"{name}.toml"
-    if not resource.is_file():
-        raise ScenarioError(
-            f"unknown ZVT scenario {name!r} (available: {', '.join(available_scenarios())})"
-        )
-    return tomllib.loads(resource.read_text(encoding="utf-8"))
+    return load_toml(SCENARIOS, name, "ZVT scenario", exclude=("base",))
 
 
 def available_scenarios() -> list[str]:
     """Names of the shipped scenarios."""
-    root = resources.files("posdiag.simulators.zvt.scenarios")
-    return sorted(
-        entry.name.removesuffix(".toml")
-        for entry in root.iterdir()
-        if entry.name.endswith(".toml") and entry.name != "base.toml"
-    )
+    return toml_names(SCENARIOS, exclude=("base",))
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise ScenarioError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
-    return cls(**data)
+    return build(cls, data, where)
 
 
 def state_from_dict(data: dict[str, Any], where: str = "scenario") -> TerminalState:
@@ -229,7 +200,9 @@ def state_from_dict(data: dict[str, Any], where: str = "scenario") -> TerminalSt
 
 def load_scenario(name: str, overrides: dict[str, Any] | None = None) -> TerminalState:
     """The named scenario over the base defaults, with optional overrides on top."""
-    data = _merge(_read("base"), _read(name))
+    if name == "base":
+        raise ScenarioError("'base' holds the defaults of every ZVT scenario; it is not one itself")
+    data = deep_merge(_read("base"), _read(name))
     if overrides:
-        data = _merge(data, overrides)
+        data = deep_merge(data, overrides)
     return state_from_dict(data, f"scenario {name!r}")
