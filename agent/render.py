@@ -76,6 +76,8 @@ def _network(report: DeviceReport) -> str:
         lines.append(f"payment host {n.host or ''} {reach}".replace("  ", " "))
     if n.sim_state or n.operator:
         lines.append(f"SIM {n.sim_state or '?'} {n.operator or ''}".strip())
+    if n.registration:
+        lines.append(f"cellular {n.registration.replace('_', ' ').lower()}")
     if n.signal_dbm is not None:
         lines.append(f"signal {n.signal_dbm} dBm")
     lines.extend(d for d in n.details if not d.startswith("diagnosis:"))
