@@ -190,6 +190,15 @@ def decide(report: DeviceReport, policy: Policy) -> Verdict:
         found["service_required"].append(
             "payment host not reachable" + (f" ({detail})" if detail else "")
         )
+    if (
+        network
+        and network.sim_state == "READY"
+        and network.registration is not None
+        and network.registration != "IN_SERVICE"
+        and policy.get("network", "require_cellular_service")
+    ):
+        state = network.registration.lower().replace("_", " ")
+        found["service_required"].append(f"SIM inserted but no cellular service ({state})")
     if report.health:
         found["service_required"].extend(report.health.faults)
     if report.errors:

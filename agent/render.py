@@ -117,7 +117,7 @@ def _merchant(report: DeviceReport) -> str:
     lines = []
     p = m.pending_transactions
     if p is None:
-        lines.append("pending transactions: unknown")
+        lines.append("unsettled transactions: not readable")
     elif p.count:
         money = (
             f"{p.currency} {p.total_cents / 100:.2f}"

@@ -12,9 +12,11 @@ weight: any strong evidence means ``activated``, only weak evidence ``partial``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
@@ -31,6 +33,7 @@ from ..model import (
     Identity,
     MerchantData,
     Network,
+    NetworkInterface,
     PendingTransactions,
     Tamper,
     WipeStep,
@@ -59,6 +62,7 @@ from .parsers import (
 log = structlog.get_logger(__name__)
 
 LOW_STORAGE_PCT = 5
+PRIVACY_MAC = "02:00:00:00:00:00"
 
 
 @dataclass
@@ -83,7 +87,7 @@ class AdbFacts:
 
 def mask_ssid(ssid: str) -> str:
     """A saved network's name, shortened: enough to recognise, not to publish."""
-    return ssid[:3] + "…" if len(ssid) > 3 else "…"
+    return f"{ssid[:3]}… ({len(ssid)} chars)" if len(ssid) > 3 else f"… ({len(ssid)} chars)"
 
 
 def _pending(raw: bytes) -> PendingTransactions | None:
@@ -191,25 +195,23 @@ class AdbTerminal:
         )
         for package in (*entry.payment_apps, *entry.tms_apps):
             if package in facts.packages:
-                version = step(
-                    f"version of {package}",
-                    lambda p=package: parse_dumpsys_package_version(
-                        self._sh(f"dumpsys package {p}").text, p
-                    ),
-                )
+                version = step(f"version of {package}", partial(self._app_version, package))
                 if version:
                     facts.app_versions[package] = version
         for path in entry.merchant_paths:
-            listing = step(f"files in {path}", lambda p=path: self._sh(f"ls -1 {p}"))
+            listing = step(f"files in {path}", partial(self._sh, f"ls -1Ap {path}"))
             if listing is not None and listing.ok:
                 facts.files[path] = parse_ls(listing.text)
         for path in getattr(entry, "pending_files", ()):
-            raw = step(f"pending batch {path}", lambda p=path: self._read_optional(p))
+            raw = step(f"pending batch {path}", partial(self._read_optional, path))
             if raw is not None:
                 facts.pending = _pending(raw)
                 break
         log.info("adb.collected", address=self.address, model=entry.id, errors=len(facts.errors))
         return facts
+
+    def _app_version(self, package: str) -> str | None:
+        return parse_dumpsys_package_version(self._sh(f"dumpsys package {package}").text, package)
 
     def _read_optional(self, path: str) -> bytes | None:
         try:
@@ -279,8 +281,14 @@ class AdbTerminal:
                 details.append(f"Wi-Fi RSSI {f.wifi.rssi_dbm} dBm")
         if primary and primary.network_type:
             details.append(f"cellular {primary.network_type}")
+        interfaces: tuple[NetworkInterface, ...] = ()
+        if f.wifi:
+            wlan = f.wifi.to_interface()
+            if wlan.mac == PRIVACY_MAC:  # Android hides the MAC from the shell since 8.0
+                wlan = dataclasses.replace(wlan, mac=None)
+            interfaces = (wlan,)
         return Network(
-            interfaces=(f.wifi.to_interface(),) if f.wifi else (),
+            interfaces=interfaces,
             sim_state=sim,
             operator=operator or None,
             registration=primary.voice_reg_state if primary else None,
@@ -305,18 +313,26 @@ class AdbTerminal:
         f = self.facts()
         entry = self._entry()
         found: list[tuple[str, Evidence]] = []
+        unreadable = []
         for package, size in self._app_data().items():
             if size:
                 found.append(
                     ("strong", Evidence("app data", f"{package} holds {size} bytes of data"))
                 )
             elif size is None:
-                found.append(
-                    (
-                        "info",
-                        Evidence("app data", f"{package}: data size not readable on this release"),
-                    )
+                unreadable.append(package)
+        if unreadable:
+            sdk = f.props.get("ro.build.version.sdk", "?")
+            found.append(
+                (
+                    "info",
+                    Evidence(
+                        "app data",
+                        f"{len(unreadable)} payment app(s) unchecked: Android SDK {sdk} does not "
+                        "report per-app data sizes to the shell (SDK 26+ does)",
+                    ),
                 )
+            )
         policy = f.policy
         for recipe in entry.activation:
             if recipe.kind == "device_owner" and policy and policy.device_owner:
@@ -412,7 +428,9 @@ class AdbTerminal:
         )
         notes = []
         if any(size is None for size in self._app_data().values()):
-            notes.append("app data sizes are not readable on this Android release")
+            notes.append("payment app data sizes are not readable on this Android release")
+        if f.pending is None and not self._entry().pending_files:
+            notes.append("no open-batch export is known for this model")
         return MerchantData(
             pending_transactions=f.pending,
             network_profiles=saved,
@@ -432,8 +450,7 @@ class AdbTerminal:
         data = f.diskstats.partitions.get("data") if f.diskstats else None
         if data and data.free_pct is not None and data.free_pct < LOW_STORAGE_PCT:
             faults.append(f"storage nearly full ({data.free_pct}% free)")
-        temperature = f.battery.temperature_c if f.battery else None
-        return Health(faults=tuple(faults), temperature_c=temperature)
+        return Health(faults=tuple(faults))  # the battery row already shows its temperature
 
     def wipe_plan(self) -> list[WipeStep]:
         """Clear payment apps, forget Wi-Fi, delete merchant files; factory reset if available."""
@@ -448,8 +465,8 @@ class AdbTerminal:
                     WipeStep(
                         f"clear:{package}",
                         f"the data of {package} (pm clear)",
-                        lambda p=package: self._require(self._sh(f"pm clear {p}"), f"pm clear {p}"),
-                        lambda p=package: self._app_data_cleared(p),
+                        partial(self._run, f"pm clear {package}"),
+                        partial(self._app_data_cleared, package),
                     )
                 )
         steps.append(
@@ -462,8 +479,9 @@ class AdbTerminal:
                 WipeStep(
                     f"delete:{path}",
                     f"merchant files in {path}",
-                    lambda p=path: self._require(self._sh(f"rm -rf {p.rstrip('/')}/*"), f"rm {p}"),
-                    lambda p=path: not parse_ls(self._sh(f"ls -1 {p}").text),
+                    # both globs: the shell's * skips hidden files, which may hold merchant data
+                    partial(self._run, f"rm -rf {path.rstrip('/')}/* {path.rstrip('/')}/.[!.]*"),
+                    partial(self._directory_empty, path),
                 )
             )
         if entry.wipe.factory_reset == "testharness":
@@ -485,6 +503,13 @@ class AdbTerminal:
         """
         sizes = parse_diskstats(self._sh("dumpsys diskstats").text).app_data_sizes
         return bool(sizes) and not sizes.get(package)
+
+    def _run(self, command: str) -> None:
+        """Run a wipe command built from catalogue data; a failure is an error, not a shrug."""
+        self._require(self._sh(command), command.split()[0])
+
+    def _directory_empty(self, path: str) -> bool:
+        return not parse_ls(self._sh(f"ls -1Ap {path}").text)
 
     @staticmethod
     def _require(output: ShellOutput, what: str) -> None:

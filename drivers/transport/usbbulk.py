@@ -317,6 +317,8 @@ class _Scan:
     """Result of one enumeration pass, kept together for error messages."""
 
     matches: list[tuple[Any, UsbDeviceInfo]]
+    unavailable: str | None = None
+    """Why enumeration could not see any device (no bus, no backend), for the error message."""
     unreadable: int = 0
     """ADB devices left out of a serial match because their serial could not be read."""
 
@@ -340,13 +342,15 @@ def _scan(
     try:
         devices = list(usb.core.find(find_all=True, backend=backend))
     except (usb.core.USBError, usb.core.NoBackendError, OSError, NotImplementedError) as exc:
-        _log_unavailable_once(f"USB enumeration failed: {exc}")
+        result.unavailable = f"USB enumeration failed: {exc}"
+        _log_unavailable_once(result.unavailable)
         return result
     if not devices and default_backend and _linux_without_usb():
-        _log_unavailable_once(
+        result.unavailable = (
             "no USB bus on this machine (/sys/bus/usb and /dev/bus/usb are missing; "
             "a container without USB passthrough?)"
         )
+        _log_unavailable_once(result.unavailable)
     for device in devices:
         try:
             if (vid is not None and device.idVendor != vid) or (
@@ -567,6 +571,8 @@ class UsbBulkTransport(Transport):
                 message = f"no ADB device {self.description.removeprefix('usb ')} attached"
             else:
                 message = "no ADB device attached"
+            if scan.unavailable:
+                message += f": {scan.unavailable}"
             if scan.unreadable:
                 message += (
                     f" ({scan.unreadable} other ADB device(s) could not be read: "

@@ -9,6 +9,7 @@ on stderr and exit status 127.
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
 import shlex
 from collections.abc import Callable
@@ -315,7 +316,23 @@ class AndroidShell:
                 files[f"/data/data/{app.package}/{rel}"] = content
         return files
 
+    def _glob(self, pattern: str) -> list[str]:
+        """Expand ``*`` like the shell does (no dotfiles unless the pattern starts with ``.``)."""
+        if not any(c in pattern for c in "*?["):
+            return [pattern]
+        directory, _, name_pattern = posixpath.normpath(pattern).rpartition("/")
+        prefix = (directory or "") + "/"
+        names = {p[len(prefix) :].split("/")[0] for p in self._all_files() if p.startswith(prefix)}
+        return sorted(
+            prefix + n
+            for n in names
+            if fnmatch.fnmatchcase(n, name_pattern)
+            and (name_pattern.startswith(".") or not n.startswith("."))
+        )
+
     def _ls(self, args: list[str]) -> ShellResult:
+        mark_dirs = any(a.startswith("-") and "p" in a for a in args)
+        show_hidden = any(a.startswith("-") and ("a" in a or "A" in a) for a in args)
         paths = [a for a in args if not a.startswith("-")] or ["/"]
         out: list[str] = []
         errors: list[str] = []
@@ -327,10 +344,15 @@ class AndroidShell:
                 continue
             prefix = path.rstrip("/") + "/"
             children = sorted(
-                {p[len(prefix) :].split("/")[0] for p in files if p.startswith(prefix)}
+                {
+                    p[len(prefix) :].split("/")[0]
+                    + ("/" if mark_dirs and "/" in p[len(prefix) :] else "")
+                    for p in files
+                    if p.startswith(prefix)
+                }
             )
             if children or self._is_known_dir(path):
-                out.extend(children)
+                out.extend(c for c in children if show_hidden or not c.startswith("."))
             else:
                 errors.append(f"ls: {path}: No such file or directory\n")
         code = 1 if errors else 0
@@ -357,7 +379,8 @@ class AndroidShell:
         recursive = any(a.startswith("-") and "r" in a for a in args)
         force = any(a.startswith("-") and "f" in a for a in args)
         errors = []
-        for path in (a for a in args if not a.startswith("-")):
+        targets = [t for a in args if not a.startswith("-") for t in self._glob(a)]
+        for path in targets:
             path = posixpath.normpath(path)
             if path in ("/data", "/system") or path.startswith(("/data/", "/system/")):
                 errors.append(f"rm: {path}: Permission denied\n")
@@ -408,6 +431,12 @@ class AndroidShell:
         "true": lambda self, args: ShellResult(0),
         "false": lambda self, args: ShellResult(1),
     }
+
+
+def _child(rest: str, mark_dirs: bool) -> str:
+    """The first path component of ``rest``; ``ls -p`` marks directories with a slash."""
+    name, sep, _ = rest.partition("/")
+    return name + ("/" if sep and mark_dirs else "")
 
 
 def app_data_summary(app: App) -> str:

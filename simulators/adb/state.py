@@ -42,7 +42,7 @@ class Battery:
 
     level: int = 87
     scale: int = 100
-    status: int = 3  # 1 unknown, 2 charging, 3 discharging, 4 not charging, 5 full
+    status: int = 2  # 1 unknown, 2 charging, 3 discharging, 4 not charging, 5 full
     health: int = 2  # 2 good, 3 overheat, 4 dead, 5 over-voltage, 6 failure, 7 cold
     present: bool = True
     voltage_mv: int = 4012

@@ -308,7 +308,7 @@ def test_link_dying_mid_check_is_reported_not_ready(invoke: Invoke) -> None:
     assert "SERVICE REQUIRED" in result.stdout
     assert "check incomplete (1 error(s), see Errors): check again" in result.stdout
     assert "Errors" in result.stdout and "print system configuration" in result.stdout
-    assert "pending transactions: unknown" in result.stdout
+    assert "unsettled transactions: not readable" in result.stdout
     assert "Traceback" not in result.output
 
 

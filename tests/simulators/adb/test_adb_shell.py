@@ -70,8 +70,9 @@ def test_battery(profile: str, dock_line: bool) -> None:
     assert battery.voltage_mv == state.battery.voltage_mv
     assert battery.temperature_c == pytest.approx(state.battery.temperature_decic / 10)
     assert battery.technology == state.battery.technology
-    assert battery.status == 3 and battery.health == 2
+    assert battery.status == 2 and battery.health == 2  # charging on the depot's USB
     assert battery.usb_powered is True and battery.present is True
+    assert battery.charging is True
     assert battery.cycle_count is None  # AOSP prints none
     assert ("Dock powered" in text) is dock_line  # Android 7.1 lacks it
 
@@ -400,3 +401,20 @@ def test_empty_command_line() -> None:
     sh, _ = shell_for()
     assert sh.run("") == ShellResult(0)
     assert sh.run(" ; ") == ShellResult(0)
+
+
+def test_globs_expand_like_the_shell_and_hidden_files_need_their_own() -> None:
+    files = {
+        "/sdcard/M/a.txt": "1",
+        "/sdcard/M/sub/b.txt": "2",
+        "/sdcard/M/.hidden": "3",
+        "/sdcard/Other/keep.txt": "4",
+    }
+    sh, state = shell_for("fresh", overrides={"files": files})
+
+    assert out(sh, "ls -1p /sdcard/M") == "a.txt\nsub/\n"
+    assert out(sh, "ls -1Ap /sdcard/M") == ".hidden\na.txt\nsub/\n"
+    assert sh.run("rm -rf /sdcard/M/*").exit_code == 0
+    assert set(state.files) == {"/sdcard/M/.hidden", "/sdcard/Other/keep.txt"}  # * skips dotfiles
+    assert sh.run("rm -rf /sdcard/M/* /sdcard/M/.[!.]*").exit_code == 0
+    assert set(state.files) == {"/sdcard/Other/keep.txt"}
