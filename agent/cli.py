@@ -33,6 +33,11 @@ from .render import render_report, render_summary
 from .report import DeviceReport, Verdict, VerdictStatus, to_json
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+DEMO_ANDROID = (
+    "adb+sim://activated?model=pax-a920",
+    "adb+sim://unsettled?model=sunmi-p2",
+    "adb+sim://fresh?model=android-generic",
+)
 
 out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, soft_wrap=True)
@@ -174,10 +179,11 @@ def check(
             from posdiag.simulators.zvt.state import available_scenarios
 
             demo = True
-            targets = [f"zvt+sim://{name}" for name in available_scenarios()]
+            targets = [f"zvt+sim://{name}" for name in available_scenarios()] + list(DEMO_ANDROID)
             err.print(
-                "[yellow]No terminal attached: checking simulated ZVT terminals instead "
-                f"({', '.join(available_scenarios())}).[/]",
+                "[yellow]No terminal attached: checking simulated terminals instead (ZVT: "
+                f"{', '.join(available_scenarios())}; Android: "
+                f"{', '.join(a.removeprefix('adb+sim://') for a in DEMO_ANDROID)}).[/]",
                 highlight=False,
             )
     reports = [check_one(target, password, policy_file) for target in targets]

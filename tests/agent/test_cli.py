@@ -351,14 +351,21 @@ def test_no_address_and_no_hardware_checks_every_scenario(
     monkeypatch.setattr(cli, "discover", lambda: [])
     result = invoke("check")
     assert result.exit_code == 0  # a demonstration, not a verdict on the user's terminals
-    assert "No terminal attached: checking simulated ZVT terminals instead" in result.stderr
+    assert "No terminal attached: checking simulated terminals instead" in result.stderr
     for name in SCENARIOS:
         assert f"zvt+sim://{name}" in result.stdout
+    assert "adb+sim://activated?model=pax-a920" in result.stdout
     assert "posdiag check" in result.stdout
     assert TID not in result.output
     data = as_json(invoke("check", "--json"))
-    assert [r["address"] for r in data] == [f"zvt+sim://{name}" for name in SCENARIOS]
-    assert {r["verdict"]["status"] for r in data} == {v for v, _ in VERDICTS.values()}
+    zvt = [r for r in data if r["family"] == "zvt"]
+    assert [r["address"] for r in zvt] == [f"zvt+sim://{name}" for name in SCENARIOS]
+    assert {r["verdict"]["status"] for r in zvt} == {v for v, _ in VERDICTS.values()}
+    assert [r["verdict"]["status"] for r in data if r["family"] == "adb"] == [
+        "wipe_required",
+        "wipe_required",
+        "ready",
+    ]
 
 
 def test_no_address_checks_discovered_terminals(
