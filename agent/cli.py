@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from posdiag.drivers.address import parse_address
 from posdiag.drivers.errors import AddressError, AuthenticationError, PosdiagError, TransportError
@@ -29,7 +30,7 @@ from .discovery import discover
 from .inspect import inspect_terminal
 from .logs import configure_logging
 from .policy import PolicyError, load_policy
-from .render import render_report, render_summary
+from .render import render_report, render_summary, render_wipe
 from .report import DeviceReport, Verdict, VerdictStatus, to_json
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -363,3 +364,153 @@ def _build_simulator(
         f"Simulated {state.vendor} {state.model} (serial {state.serial}), "
         f"scenario {scenario}: {state.description}."
     )
+
+
+# --- wipe --------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("address")
+@click.option("--operator", required=True, help="Who performs the wipe (on the certificate).")
+@click.option("--title", "operator_title", help="The operator's title (on the certificate).")
+@click.option("--organisation", help="The organisation performing the wipe.")
+@click.option("--location", help="Where the wipe happens (site, station).")
+@click.option("--destination", help="Where the terminal goes next (reuse, resale, recycling…).")
+@click.option("--serial", help="The serial the operator confirmed; the terminal must match it.")
+@click.option("--yes", "assume_yes", is_flag=True, help="Unattended: do not ask (stations).")
+@click.option("--settle", is_flag=True, help="Consent to settling unsettled money first (ZVT).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Certificate folder.")
+@click.option("--ledger", "ledger_url", help="Ledger database URL (SQLite in the data folder).")
+@click.option("--password", help="ZVT password (6 digits).")
+@click.option("--policy", "policy_file", type=click.Path(path_type=Path), help="Policy TOML.")
+@guarded
+def wipe(
+    ctx: Context,
+    address: str,
+    operator: str,
+    operator_title: str | None,
+    organisation: str | None,
+    location: str | None,
+    destination: str | None,
+    serial: str | None,
+    assume_yes: bool,
+    settle: bool,
+    as_json: bool,
+    out_dir: Path | None,
+    ledger_url: str | None,
+    password: str | None,
+    policy_file: Path | None,
+) -> None:
+    """Erase a merchant's data from a terminal, verify it, and sign a certificate.
+
+    Refuses tampered units (quarantine), unsettled money (unless --settle), a battery too low to
+    finish, and a terminal whose serial differs from --serial. An interrupted wipe is resumed by
+    running the same command again. Exit codes: 0 erased, 1 erased with exceptions, 4 not
+    erased, 5 aborted, 6 refused, 2 usage error, 3 unreachable.
+    """
+    from .certificate import StationKey
+    from .ledger import Ledger
+    from .wipe import WipeOptions, WipeSession
+
+    parsed = parse_address(address)
+    policy = load_policy(policy_file)
+    if not assume_yes and not sys.stdin.isatty():
+        fail("a wipe needs confirmation: run it in a terminal, or pass --yes", EXIT_USAGE, ctx)
+    options = WipeOptions(
+        operator=operator,
+        operator_title=operator_title,
+        organisation=organisation,
+        location=location,
+        destination=destination,
+        settle=settle,
+        assume_yes=assume_yes,
+        serial=serial,
+        out_dir=out_dir,
+    )
+
+    def confirm(summary: str, expected: str) -> bool:
+        err.print(Text(summary))
+        typed = click.prompt("Type the terminal's serial number to erase it", err=True)
+        return bool(typed.strip()) and typed.strip() == expected
+
+    terminal = open_terminal(parsed, password=password, on_auth_prompt=_auth_prompt)
+    with Ledger(ledger_url) as ledger:
+        session = WipeSession(
+            terminal,
+            policy,
+            options,
+            ledger=ledger,
+            key=StationKey.load_or_create(),
+            confirm=confirm,
+            simulated=parsed.link == "sim",
+        )
+        result = session.run()
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    else:
+        out.print(render_wipe(result))
+    sys.exit(result.exit_code)
+
+
+# --- verify ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("certificate", required=False, type=click.Path(path_type=Path))
+@click.option("--public-key", type=click.Path(path_type=Path), help="Trust only this signer.")
+@click.option(
+    "--ledger",
+    "ledger_url",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    help="Verify the ledger's hash-chained audit log instead (optional URL).",
+)
+@guarded
+def verify(
+    ctx: Context, certificate: Path | None, public_key: Path | None, ledger_url: str | None
+) -> None:
+    """Check a certificate's signature and print it, or check the ledger's audit chain.
+
+    Exit codes: 0 valid, 1 invalid (modified, wrong signer, broken chain), 2 usage error.
+    """
+    if ledger_url is not None:
+        from .ledger import Ledger
+
+        with Ledger(ledger_url or None) as ledger:
+            chain = ledger.verify_chain()
+        if chain.ok:
+            out.print(f"[green]ledger audit chain intact[/] ({chain.rows} rows)")
+            return
+        out.print(Text(f"LEDGER CHAIN BROKEN at row {chain.first_bad_id}: {chain.reason}"))
+        sys.exit(EXIT_NOT_READY)
+    if certificate is None:
+        raise click.UsageError("give a certificate file, or --ledger")
+    from .certificate import verify_certificate
+
+    try:
+        text = certificate.read_text(encoding="utf-8")
+        trusted = public_key.read_text(encoding="utf-8") if public_key else None
+    except OSError as exc:
+        fail(f"cannot read {exc.filename or certificate}: {exc.strerror or exc}", EXIT_USAGE, ctx)
+    except UnicodeDecodeError:
+        fail(f"{certificate} is not a posdiag certificate (not UTF-8 text)", EXIT_USAGE, ctx)
+    checked = verify_certificate(text, trusted)
+    if not checked.ok:
+        out.print(Text(f"INVALID: {checked.reason}", style="bold red"))
+        sys.exit(EXIT_NOT_READY)
+    content = checked.content or {}
+    out.print(Text(f"VALID signature by station {checked.fingerprint}", style="bold green"))
+    click.echo(json.dumps(content, indent=2, ensure_ascii=False))
+
+
+@main.command(name="station-key")
+@guarded
+def station_key(ctx: Context) -> None:
+    """Print the station's public signing key (PEM) and fingerprint, to verify certificates."""
+    from .certificate import StationKey
+
+    key = StationKey.load_or_create()
+    err.print(f"fingerprint {key.fingerprint}", highlight=False)
+    click.echo(key.public_key_pem().rstrip())

@@ -40,9 +40,15 @@ FIELD = {"identify": "identity"}
 
 
 def inspect_terminal(
-    terminal: Terminal, policy: Policy, *, simulated: bool = False
+    terminal: Terminal, policy: Policy, *, simulated: bool = False, keep_open: bool = False
 ) -> DeviceReport:
     """Probe the terminal and decide its verdict.
+
+    Args:
+        terminal: the terminal to probe.
+        policy: thresholds for the verdict.
+        simulated: mark the report as coming from a simulator.
+        keep_open: leave the connection open (the wipe goes on using it).
 
     Raises:
         AuthenticationError: the terminal rejected the password (no report can be trusted).
@@ -77,7 +83,8 @@ def inspect_terminal(
         if callable(facts) and report.identity is not None:
             report.errors.extend(getattr(facts(), "errors", []))
     finally:
-        terminal.close()
+        if not keep_open:
+            terminal.close()
     report.duration_s = time.monotonic() - started
     report.verdict = (
         decide(report, policy)

@@ -5,6 +5,8 @@ Returns rich renderables; only the CLI prints them. Identifiers are masked here 
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -190,3 +192,56 @@ def render_summary(reports: list[DeviceReport]) -> RenderableType:
             Text("\n".join(report.verdict.reasons)),
         )
     return table
+
+
+WIPE_STYLE = {
+    "erased": "bold green",
+    "erased_with_exceptions": "bold yellow",
+    "not_erased": "bold red",
+    "aborted": "bold magenta",
+    "refused": "bold red",
+}
+
+
+def render_wipe(result: Any) -> RenderableType:
+    """The outcome line, its reasons and exceptions, the steps, and the certificate's path."""
+    outcome = result.outcome.value
+    ident = result.before.identity if result.before else None
+    title = " ".join(p for p in (ident.vendor, ident.model) if p) if ident else result.address
+    if ident and ident.serial:
+        title += f" serial {ident.serial}"
+    parts: list[RenderableType] = [
+        Text.assemble(
+            (
+                f" {outcome.upper().replace('_', ' ')} ",
+                WIPE_STYLE.get(outcome, "bold") + " reverse",
+            ),
+            "  ",
+            (title, "bold"),
+            ("  (resumed)" if result.resumed else "", "dim"),
+        )
+    ]
+    lines = [f"  • {r}" for r in result.reasons] + [
+        f"  • exception: {e}" for e in result.exceptions
+    ]
+    if lines:
+        parts.append(Text("\n".join(lines)))
+    if result.steps:
+        table = Table(show_header=True, box=None, padding=(0, 2, 0, 2))
+        for column in ("step", "erases", "status", "verified", "detail"):
+            table.add_column(column)
+        for step in result.steps:
+            verified = {True: "yes", False: "NO", None: "-"}[step.verified]
+            table.add_row(
+                Text(step.name),
+                Text(step.erases),
+                Text(step.status),
+                Text(verified),
+                Text(step.detail),
+            )
+        parts += [Text(""), table]
+    if result.certificate:
+        parts.append(
+            Text(f"\n  certificate: {result.certificate}\n  printable:   {result.printable}")
+        )
+    return Group(*parts)

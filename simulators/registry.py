@@ -54,6 +54,8 @@ def zvt_overrides(options: dict[str, str]) -> dict[str, Any]:
         default = getattr(Faults(), key)
         if isinstance(default, bool):
             faults[key] = raw.lower() in ("1", "true", "yes", "")
+        elif isinstance(default, str):
+            faults[key] = raw  # a command name such as "Set/Reset Terminal-ID", taken verbatim
         elif key == "garbage":
             faults[key] = raw
         elif key in ("corrupt_crc", "drop_ack", "disconnect_after"):
@@ -102,6 +104,8 @@ def create_adb(
         default = getattr(AdbFaults(), key)
         if isinstance(default, bool):
             faults[key] = raw.lower() in ("1", "true", "yes", "")
+        elif isinstance(default, str):
+            faults[key] = raw  # a command prefix such as "pm clear", taken verbatim
         elif isinstance(default, float):
             faults[key] = _number(options, name)
         else:

@@ -499,10 +499,17 @@ class AdbTerminal:
     def _app_data_cleared(self, package: str) -> bool:
         """Whether diskstats shows no data for the package.
 
-        False when the sizes are not readable (Android < 8): unobservable is not done.
+        Raises:
+            UnsupportedError: the sizes are not readable (Android < 8); unobservable is not done,
+                and the wipe reports the step as unverified rather than erased.
         """
         sizes = parse_diskstats(self._sh("dumpsys diskstats").text).app_data_sizes
-        return bool(sizes) and not sizes.get(package)
+        if not sizes:
+            sdk = self.facts().props.get("ro.build.version.sdk", "?")
+            raise UnsupportedError(
+                f"Android SDK {sdk} does not report per-app data sizes to the shell"
+            )
+        return not sizes.get(package)
 
     def _run(self, command: str) -> None:
         """Run a wipe command built from catalogue data; a failure is an error, not a shrug."""

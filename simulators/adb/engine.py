@@ -8,7 +8,13 @@ simulated operator taps "Allow"), accepts ``shell`` (v2 with exit codes, and pla
 engine serves TCP (``adb connect``), the simulated USB device and in-memory links.
 
 Faults are injected on the way out: bad checksums on the first CNXN, dropped and split packets,
-stalls before stream answers, and a device that vanishes after a number of commands.
+stalls before stream answers, and a device that vanishes after a number of commands. The shell
+decides the behavioural faults (refuse, lie, lose power); on a power cut this engine vanishes as
+``vanish_after`` does, without answering: a TCP or memory link drops and the next connection
+finds the rebooted device with whatever part of the command had taken hold; the simulated USB
+device drops off the bus until it is plugged in again (``SimulatedUsbDevice.plug()``). The
+state lives in the :class:`AdbSimulator`: reconnect a memory link with a new
+``MemoryAttachment`` on the same simulator object (an attachment starts only once).
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from posdiag.drivers.adb.sync import (
 from posdiag.drivers.errors import TransportError
 from posdiag.drivers.transport.base import Transport
 
-from .shell import AndroidShell
+from .shell import AndroidShell, PowerLoss
 from .state import AndroidState
 
 log = structlog.get_logger(__name__)
@@ -216,9 +222,7 @@ class _Session:
             self.sim.streams_opened += 1
             opened = self.sim.streams_opened
         if faults.vanish_after is not None and opened > faults.vanish_after:
-            log.debug("sim.adb.fault", fault="vanish")
-            disconnect = getattr(self.transport, "disconnect", self.transport.close)
-            disconnect()
+            self._vanish("vanish")
             return False
         if faults.stall:
             self.stop.wait(faults.stall)
@@ -231,7 +235,7 @@ class _Session:
             v2 = kind == "shell" and "v2" in args and "shell_v2" in self.sim.state.features
             local_id = self.conn.accept_stream(request.remote_id)
             self.streams[local_id] = _Stream("shell", command, v2)
-            self._run_shell(local_id)
+            return self._run_shell(local_id)
         elif service == "sync:":
             local_id = self.conn.accept_stream(request.remote_id)
             self.streams[local_id] = _Stream("sync")
@@ -239,10 +243,23 @@ class _Session:
             self.conn.refuse_stream(request.remote_id)
         return True
 
-    def _run_shell(self, local_id: int) -> None:
+    def _vanish(self, fault: str) -> None:
+        """Leave the link as a device that died does: a pulled cable, or a closed socket."""
+        log.debug("sim.adb.fault", fault=fault)
+        disconnect = getattr(self.transport, "disconnect", self.transport.close)
+        disconnect()
+
+    def _run_shell(self, local_id: int) -> bool:
+        """Run the stream's command and answer it; False when the device died doing so."""
         stream = self.streams[local_id]
-        with self.sim.lock:
-            result = self.sim.shell.run(stream.command)
+        try:
+            with self.sim.lock:
+                result = self.sim.shell.run(stream.command)
+        except PowerLoss:
+            # The OKAY for the stream went out already: the host saw it open, then silence.
+            self._flush()
+            self._vanish("power_loss")
+            return False
         log.debug("sim.adb.shell", command=stream.command.split()[0], exit=result.exit_code)
         if stream.v2:
             payload = (
@@ -257,6 +274,7 @@ class _Session:
                 self.conn.write(local_id, output)
         self.conn.close_stream(local_id)
         self.streams.pop(local_id, None)
+        return True
 
     def _data(self, local_id: int, data: bytes) -> None:
         stream = self.streams.get(local_id)

@@ -5,6 +5,11 @@ It covers the commands posdiag's drivers use and changes the device state as the
 Commands are parsed with shlex and dispatched by name; nothing is evaluated. Unknown commands
 answer as Android's mksh/toybox shell does: ``/system/bin/sh: NAME: inaccessible or not found``
 on stderr and exit status 127.
+
+The behavioural faults of :class:`~.state.Faults` act here, per simple command, because they are
+about what a command does: refuse it (``fail_command``), lie about it (``lie_about``), or lose
+power half-way (``power_loss_at``: part of the effect lands, then :class:`PowerLoss` tells the
+engine to drop the link instead of answering).
 """
 
 from __future__ import annotations
@@ -36,6 +41,20 @@ def _ok(text: str = "") -> ShellResult:
 
 def _err(text: str, code: int = 1) -> ShellResult:
     return ShellResult(code, "", text)
+
+
+class PowerLoss(Exception):
+    """The device lost power running a command (the ``power_loss_at`` fault).
+
+    Raised out of :meth:`AndroidShell.run` once the command's partial effect has taken hold, so
+    the engine vanishes from the link instead of answering; the argument is the command line.
+    """
+
+
+def _matches(argv: list[str], spec: str) -> bool:
+    """Whether a fault's command prefix (``"pm clear"``) names this simple command."""
+    words = spec.split()
+    return bool(words) and argv[: len(words)] == words
 
 
 class AndroidShell:
@@ -78,10 +97,80 @@ class AndroidShell:
         )
 
     def _one(self, argv: list[str]) -> ShellResult:
+        faults = self.state.faults
+        if _matches(argv, faults.fail_command):
+            return self._refused(argv)
+        if _matches(argv, faults.lie_about):
+            return self._pretended(argv)
+        if _matches(argv, faults.power_loss_at):
+            faults.power_loss_at = ""  # one power cut; the rebooted device works again
+            self._partly(argv)
+            raise PowerLoss(" ".join(argv))
         handler = self._COMMANDS.get(argv[0])
         if handler is None:
             return _err(f"/system/bin/sh: {argv[0]}: inaccessible or not found\n", 127)
         return handler(self, argv[1:])
+
+    # --- injected faults -------------------------------------------------------------------------
+
+    def _refused(self, argv: list[str]) -> ShellResult:
+        """``fail_command``: exit 1 with what the real command prints when it cannot do it."""
+        if argv[:2] == ["pm", "clear"]:
+            package = argv[-1] if len(argv) > 2 else ""
+            return _err(
+                "Exception occurred while executing 'clear':\n"
+                "java.lang.SecurityException: Cannot clear data for a protected package: "
+                f"{package}\n"
+            )
+        if argv[:2] == ["cmd", "wifi"]:
+            verb = argv[2] if len(argv) > 2 else ""
+            return _err(
+                f"Exception occurred while executing '{verb}':\n"
+                "java.lang.IllegalStateException: Wi-Fi service is not ready\n"
+            )
+        if argv[:2] == ["cmd", "testharness"]:
+            return _err("Test Harness Mode cannot be enabled if there is a lock screen\n")
+        if argv[0] == "rm":
+            # sh expands globs before rm runs; a pattern matching nothing stays as it is
+            paths = [p for a in argv[1:] if not a.startswith("-") for p in self._glob(a) or [a]]
+            if not paths:
+                return _err('rm: Needs 1 argument (see "rm --help")\n')
+            return _err("".join(f"rm: {path}: Read-only file system\n" for path in paths))
+        return _err(f"{argv[0]}: Input/output error\n")
+
+    @staticmethod
+    def _pretended(argv: list[str]) -> ShellResult:
+        """``lie_about``: the success output, exit 0, and nothing done."""
+        if argv[:2] == ["pm", "clear"]:
+            return _ok("Success\n")
+        if argv[:3] == ["cmd", "wifi", "forget-network"] and len(argv) > 3:
+            return _ok(f"Forget successful for netId {argv[3]}\n")
+        return _ok()  # rm, cmd testharness enable…: silence is their success
+
+    def _partly(self, argv: list[str]) -> None:
+        """``power_loss_at``: the part of the command's effect that lands before power fails."""
+        if argv[:2] == ["pm", "clear"] and len(argv) > 2:
+            app = self.state.app(argv[-1])
+            if app is not None:
+                for rel in sorted(app.data_files)[: len(app.data_files) // 2]:
+                    del app.data_files[rel]
+        elif argv[:3] == ["cmd", "wifi", "forget-network"]:
+            self._cmd(argv[1:])  # one network: the forget is done, only the answer is lost
+        elif argv[0] == "rm":
+            flags = [a for a in argv[1:] if a.startswith("-")]
+            for arg in argv[1:]:
+                if arg.startswith("-"):
+                    continue
+                for path in self._glob(arg):
+                    if self._exists(path):
+                        self._rm([*flags, path])
+                        return
+
+    def _exists(self, path: str) -> bool:
+        """Whether ``path`` is a file or a directory holding files in ``state.files``."""
+        path = posixpath.normpath(path)
+        prefix = path.rstrip("/") + "/"
+        return any(p == path or p.startswith(prefix) for p in self.state.files)
 
     # --- getprop / settings ----------------------------------------------------------------------
 

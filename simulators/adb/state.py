@@ -92,13 +92,40 @@ class Wifi:
 
 @dataclass
 class Faults:
-    """Faults injected at the ADB packet level."""
+    """Faults injected at the ADB packet level, and in the shell's behaviour.
 
-    bad_checksum: int = 0  # corrupt the payload checksum of this many packets
-    split_packets: bool = False  # write every packet in small pieces
-    drop_packets: int = 0  # silently drop this many outgoing packets
-    stall: float = 0.0  # seconds to stall before answering each stream open
-    vanish_after: int | None = None  # disappear after this many stream opens
+    The shell faults name a command by a prefix of its words (``"pm clear"``, ``"rm"``,
+    ``"cmd wifi forget-network"``, ``"pm clear com.example.payment"``): it matches each simple
+    command of a line (``a; b`` and ``a && b`` are two) whose first words are those words.
+    They exist so the wipe can be tested against a unit that refuses, dies or lies.
+
+    Attributes:
+        bad_checksum: corrupt the payload checksum of this many packets.
+        split_packets: write every packet in small pieces.
+        drop_packets: silently drop this many outgoing packets.
+        stall: seconds to stall before answering each stream open.
+        vanish_after: disappear after this many stream opens.
+        fail_command: that command changes nothing and exits 1 with a plausible error on
+            stderr (a protected package, a busy Wi-Fi service, a read-only file system, a
+            lock screen for ``cmd testharness``). Stays armed. Empty: off.
+        power_loss_at: the device loses power running that command: part of its effect takes
+            hold (``pm clear``: the first half of the app's data files, rounded down;
+            ``cmd wifi forget-network``: all of it; ``rm``: only the first argument that
+            matches anything; other commands: nothing) and the device vanishes before
+            answering. Its state is there on the next connection. Fires once, then clears.
+        lie_about: that command prints its success output (``Success``, ``Forget successful
+            for netId N``, nothing for ``rm``) and exits 0 without changing anything, so only
+            reading the state back catches it. Stays armed.
+    """
+
+    bad_checksum: int = 0
+    split_packets: bool = False
+    drop_packets: int = 0
+    stall: float = 0.0
+    vanish_after: int | None = None
+    fail_command: str = ""
+    power_loss_at: str = ""
+    lie_about: str = ""
 
 
 @dataclass

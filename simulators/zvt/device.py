@@ -5,6 +5,11 @@
 information, print lines, completion or abort), and the state change that takes effect when the
 sequence has been delivered. Protocol mechanics (framing, ACKs, timers) live in ``engine.py``;
 this module is only the terminal's behaviour, as PA00P015 describes it.
+
+The behavioural faults a wipe must survive are decided here too, because they are about what the
+terminal does, not about the wire: refusing a command (``fail_command``), losing power half-way
+through one (``power_loss_at``: the handler says which part of its effect lands first) and
+claiming success without doing the work (``lie_about``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import structlog
 
 from posdiag.drivers.zvt.bcd import encode_bcd
 from posdiag.drivers.zvt.bmp import encode_bmp
@@ -50,10 +57,13 @@ from posdiag.drivers.zvt.messages import (
 from .printout import render_printout
 from .state import TerminalState
 
+log = structlog.get_logger(__name__)
+
 NOT_SUPPORTED = 0x83
 WRONG_PASSWORD = 0x37
 RC_NOT_POSSIBLE = 0x83
 RC_COMMUNICATION = 0x7D
+RC_SYSTEM_ERROR = 0xFF  # 84 FF: the refusal of an injected fault for commands without completion
 SERVICE_NO_SW_VERSION = 0x02
 SERVICE_TLV = 0x04
 CONFIG_RECEIPTS_TO_ECR = 0x80
@@ -76,12 +86,48 @@ class Reply:
         sequence: (delay before, message) sent while the PT is master; each is answered by the ECR.
         effect: state change, applied just before the PT sends the sequence's last message.
         restart: the PT reboots after the sequence (06 18).
+        partial: the part of ``effect`` that has taken hold when power fails mid-command
+            (the first half of a settlement, the TID without its status byte…); None: nothing.
+        power_loss: the PT loses power where ``effect`` would apply: ``partial`` takes hold
+            and the link drops before the last message (set by the ``power_loss_at`` fault).
     """
 
     first: Message
     sequence: list[tuple[float, Message]] = field(default_factory=list)
     effect: Callable[[], None] | None = None
     restart: bool = False
+    partial: Callable[[], None] | None = None
+    power_loss: bool = False
+
+
+def command_matches(message: Message, spec: str) -> bool:
+    """Whether a fault's command spec names ``message``.
+
+    Names (``Message.NAME``, any case) read well in scenarios; hex codes (``061B``, ``06 50``)
+    are what a trace shows, and only ``0FA10255`` can single out the Feig factory reset from the
+    other Feig vendor requests, which share one name.
+
+    Args:
+        message: the command received.
+        spec: the fault's value; empty never matches.
+    """
+    spec = spec.strip()
+    if not spec:
+        return False
+    if spec.casefold() == message.NAME.casefold():
+        return True
+    code: tuple[int, int] | None = getattr(message, "CMD", None)
+    if code is None:
+        return False
+    codes = {bytes(code).hex()}
+    if isinstance(message, FeigRequest):
+        codes.add(bytes(code).hex() + f"{message.function:04x}")
+    return "".join(spec.split()).lower() in codes
+
+
+def _ends_without_completion(message: Message) -> bool:
+    """Log-Off and Abort end at the PT's ``80 00``: a refusal must be ``84 xx`` for them."""
+    return isinstance(message, LogOff | AbortCommand)
 
 
 class ZvtDeviceModel:
@@ -163,7 +209,11 @@ class ZvtDeviceModel:
     # --- dispatch ------------------------------------------------------------------------------
 
     def handle(self, message: Message) -> Reply:
-        """Answer one command from the ECR."""
+        """Answer one command from the ECR, with the behavioural faults of the state applied.
+
+        Faults come after the password check (a wrong password is refused first, as on the
+        real unit) and in this order: ``fail_command``, ``lie_about``, ``power_loss_at``.
+        """
         with self.lock:
             self.commands_seen.append(message.NAME)
             handler = self._HANDLERS.get(type(message))
@@ -172,7 +222,42 @@ class ZvtDeviceModel:
             password = getattr(message, "password", None)
             if not self._password_ok(password):
                 return Reply(NegativeAck(WRONG_PASSWORD))
-            return handler(self, message)
+            faults = self.state.faults
+            if command_matches(message, faults.fail_command):
+                log.debug("sim.zvt.fault", fault="fail_command", command=message.NAME)
+                return self._refusal(message)
+            reply = handler(self, message)
+            if command_matches(message, faults.lie_about):
+                log.debug("sim.zvt.fault", fault="lie_about", command=message.NAME)
+                return self._pretend(message, reply)
+            if command_matches(message, faults.power_loss_at):
+                log.debug("sim.zvt.fault", fault="power_loss_at", command=message.NAME)
+                faults.power_loss_at = ""  # one power cut; the rebooted unit works again
+                reply.power_loss = True
+            return reply
+
+    @staticmethod
+    def _refusal(message: Message) -> Reply:
+        """The injected refusal: ``80 00`` then ``06 1E 83``, or ``84 FF`` without completion."""
+        if _ends_without_completion(message):
+            return Reply(NegativeAck(RC_SYSTEM_ERROR))
+        return Reply(PositiveAck(), [(0.0, AbortFromTerminal(RC_NOT_POSSIBLE))])
+
+    @staticmethod
+    def _pretend(message: Message, reply: Reply) -> Reply:
+        """Success as the ECR would see it, without the effect (and without the work).
+
+        A reply that already ends in success keeps its messages (totals, printout) so the lie
+        looks genuine; a refusal or abort becomes a bare ``80 00`` (… ``06 0F``).
+        """
+        succeeded = isinstance(reply.first, PositiveAck) and (
+            not reply.sequence or isinstance(reply.sequence[-1][1], Completion)
+        )
+        if succeeded:
+            return Reply(reply.first, reply.sequence, restart=reply.restart)
+        if _ends_without_completion(message):
+            return Reply(PositiveAck())
+        return Reply(PositiveAck(), [(0.0, Completion())])
 
     def _registration(self, msg: Registration) -> Reply:
         s = self.state
@@ -186,10 +271,10 @@ class ZvtDeviceModel:
         if s.terminal_id:
             data += encode_bmp(0x29, encode_bcd(s.terminal_id, 4))
         data += encode_bmp(0x49, encode_bcd(s.currency_code, 2))
-        # The config byte is in force from the completion on; apply it before the sequence so
-        # the registration's own completion already follows it.
-        effect()
-        return Reply(PositiveAck(), [(0.0, Completion(data))])
+        # The config byte is in force from the completion on: the engine applies the effect
+        # just before sending it. Returned rather than applied here, so that a lying or failing
+        # terminal (faults) can withhold it.
+        return Reply(PositiveAck(), [(0.0, Completion(data))], effect)
 
     def _log_off(self, msg: LogOff) -> Reply:
         s = self.state
@@ -199,7 +284,10 @@ class ZvtDeviceModel:
             s.tlv_enabled = False
             s.registered = False
 
-        return Reply(PositiveAck(), effect=effect)
+        def partial() -> None:
+            s.tlv_enabled = False  # the config byte and the registration were not reset yet
+
+        return Reply(PositiveAck(), effect=effect, partial=partial)
 
     def _status_enquiry(self, msg: StatusEnquiry) -> Reply:
         service = msg.service_byte or 0
@@ -258,7 +346,11 @@ class ZvtDeviceModel:
             if s.status_byte in (0xB1, 0xF0):
                 s.status_byte = 0x00
 
-        return Reply(PositiveAck(), seq, effect)
+        def partial() -> None:
+            # The host took the first half of the batch (rounded down); the rest stays open.
+            del s.transactions[: len(s.transactions) // 2]
+
+        return Reply(PositiveAck(), seq, effect, partial=partial)
 
     def _set_terminal_id(self, msg: SetTerminalId) -> Reply:
         s = self.state
@@ -277,7 +369,10 @@ class ZvtDeviceModel:
                 s.host_port = 0
                 s.merchant_lines = []
 
-        return Reply(PositiveAck(), [(0.0, Completion())], effect)
+        def partial() -> None:
+            s.terminal_id = msg.terminal_id  # status byte, keys and host data not updated yet
+
+        return Reply(PositiveAck(), [(0.0, Completion())], effect, partial=partial)
 
     def _initialisation(self, msg: Initialisation) -> Reply:
         s = self.state
@@ -291,7 +386,12 @@ class ZvtDeviceModel:
             s.device_state = 0x00
             s.keys_present = True
 
-        return Reply(PositiveAck(), [*seq, (s.timing.host_latency, Completion())], effect)
+        def partial() -> None:
+            s.keys_present = True  # keys loaded, status not yet updated
+
+        return Reply(
+            PositiveAck(), [*seq, (s.timing.host_latency, Completion())], effect, partial=partial
+        )
 
     def _reset(self, msg: ResetTerminal) -> Reply:
         return Reply(PositiveAck(), [(0.0, Completion())], restart=True)
@@ -328,7 +428,16 @@ class ZvtDeviceModel:
                 s.tlv_enabled = False
                 s.registered = False
 
-            return Reply(PositiveAck(), [(0.0, Completion())], effect, restart=True)
+            def partial() -> None:
+                # Erased in order: binding first; host and merchant data, registration remain.
+                s.terminal_id = None
+                s.status_byte = 0x51
+                s.device_state = 0x01
+                s.keys_present = False
+
+            return Reply(
+                PositiveAck(), [(0.0, Completion())], effect, restart=True, partial=partial
+            )
         return Reply(NegativeAck(NOT_SUPPORTED))
 
     _HANDLERS: dict[type, Callable[[ZvtDeviceModel, Message], Reply]] = {

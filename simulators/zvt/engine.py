@@ -6,11 +6,18 @@ command to the device model, then plays the PT's master sequence, waiting for th
 ``80 00 00`` after every message and repeating frames the ECR NAKs, as PA00P016 requires.
 
 Faults are injected here, at the wire: corrupt CRCs, dropped or late ACKs, split writes, stalls
-inside a frame, garbage, silence, babble, and a pulled cable.
+inside a frame, garbage, silence, babble, and a pulled cable. A power cut (``power_loss_at``,
+decided by the device model) ends here too: the link drops where the command's effect would
+have taken hold. On TCP and memory links the connection is dropped and the next one finds the
+rebooted terminal; on a pty the serial line stays (an unpowered PT is simply silent, the ECR
+runs into T3/T4) and the terminal answers again after its reboot. The state lives in the
+:class:`ZvtSimulator`, not in the link: a memory link cannot be re-laid (a ``MemoryAttachment``
+starts once), so reconnect with a new ``MemoryAttachment`` on the same simulator object.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -36,6 +43,7 @@ from posdiag.drivers.zvt.messages import (
     UnknownMessage,
 )
 
+from ..attach import FdTransport
 from .device import NOT_SUPPORTED, Reply, ZvtDeviceModel
 from .state import TerminalState
 
@@ -44,10 +52,16 @@ log = structlog.get_logger(__name__)
 POLL = 0.1
 MAX_REPEATS = 2
 BABBLE = b"\xfe\x00?ZVT\xff\x13\x37"
+POWER_UP = 5.0
+"""Seconds (scaled by ``Timing.scale``) the terminal takes to boot after a power cut."""
 
 
 class _LinkLost(Exception):
     """The ECR stopped answering or the transport closed; abandon the running sequence."""
+
+
+class _PowerLost(Exception):
+    """The terminal lost power mid-command (the ``power_loss_at`` fault); end the session."""
 
 
 class ZvtSimulator:
@@ -235,8 +249,27 @@ class _Session:
                 self._handle(received.message)
         except _LinkLost as exc:
             log.debug("sim.zvt.link_lost", reason=str(exc))
+        except _PowerLost as exc:
+            self._power_cut(str(exc))
         except (TransportClosed, TransportError):
             log.debug("sim.zvt.closed")
+
+    def _power_cut(self, command: str) -> None:
+        """Drop the link as an unpowered terminal does, then boot before serving again.
+
+        A socket or memory link is dropped (the ECR reads TransportClosed) and the attachment
+        serves the next connection from the same state. A pty is not closed: that would end
+        its attachment for good, and a serial line does not vanish when the PT loses power;
+        the ECR just hears nothing until its timer expires. Whatever it sent meanwhile is lost.
+        """
+        log.debug("sim.zvt.fault", fault="power_loss", command=command)
+        if not isinstance(self.transport, FdTransport):
+            disconnect = getattr(self.transport, "disconnect", self.transport.close)
+            disconnect()
+        self._sleep(self.state.timing.delay(POWER_UP))
+        if isinstance(self.transport, FdTransport):
+            with contextlib.suppress(TransportError):
+                self.transport.reset_input()
 
     def _handle(self, message: Message) -> None:
         if isinstance(message, PositiveAck | NegativeAck):
@@ -251,12 +284,12 @@ class _Session:
         # The effect takes hold before the PT sends its last message: once the ECR sees the
         # command end (80 00 for Log-Off, else the completion) the new state must be visible.
         if not reply.sequence:
-            self._apply(reply)
+            self._apply(reply, message.NAME)
         self._send(reply.first)
         for index, (delay, follow_up) in enumerate(reply.sequence):
             self._sleep(timing.delay(delay))
             if index == len(reply.sequence) - 1:
-                self._apply(reply)
+                self._apply(reply, message.NAME)
             self._send(follow_up)
             answer = self._receive(self.sim.answer_timeout)
             if answer is None:
@@ -266,7 +299,16 @@ class _Session:
             self.conn = ZvtConnection(Role.PT, self.sim.link)
             self.last_command = None
 
-    def _apply(self, reply: Reply) -> None:
-        if reply.effect is not None:
-            with self.sim.model.lock:
+    def _apply(self, reply: Reply, command: str) -> None:
+        """Let the command's effect take hold, or, on a power cut, only its first part.
+
+        Raises:
+            _PowerLost: the reply carries the ``power_loss_at`` fault.
+        """
+        with self.sim.model.lock:
+            if reply.power_loss:
+                if reply.partial is not None:
+                    reply.partial()
+                raise _PowerLost(command)
+            if reply.effect is not None:
                 reply.effect()

@@ -57,6 +57,23 @@ class Faults:
         disconnect_after: close the link after this many received commands (a pulled cable).
         silent: never answer anything (a dead or unpowered terminal).
         babble: answer every command with garbage only (wrong protocol or baud rate).
+        fail_command: the command this terminal refuses, so a wipe meets a step that fails:
+            ``80 00`` then ``06 1E 83`` ("function not possible"); Log-Off and Abort, which end
+            at their ``80 00``, get ``84 FF`` instead. Named as ``Message.NAME``
+            ("Set/Reset Terminal-ID", "End-of-Day", "Feig vendor request") or by hex code
+            ("061B", "06 50"; "0FA10255" for the Feig factory reset alone). State is unchanged.
+            Empty: off. Stays armed (a refusal repeats).
+        power_loss_at: the command during which the terminal loses power, so a wipe meets an
+            interruption: part of the command's effect takes hold (End-of-Day settles the first
+            half of the transactions; Set/Reset Terminal-ID changes the TID but not the status
+            byte, keys or host data; the Feig factory reset clears TID, keys and status but
+            keeps host and merchant data and the registration; Log-Off turns TLV off but keeps
+            the config byte and registration; other commands change nothing more than their
+            handler does at once), then the link drops where the completion would have gone.
+            The state survives for the next connection. Fires once, then clears itself.
+        lie_about: the command this terminal acknowledges as done (``80 00`` … ``06 0F``)
+            without changing any state, so only reading the state back can catch it.
+            Stays armed.
     """
 
     corrupt_crc: int = 0
@@ -69,6 +86,9 @@ class Faults:
     disconnect_after: int | None = None
     silent: bool = False
     babble: bool = False
+    fail_command: str = ""
+    power_loss_at: str = ""
+    lie_about: str = ""
 
 
 @dataclass
