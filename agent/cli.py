@@ -273,6 +273,9 @@ def simulate(
     answer_delay=S, garbage=HEX, disconnect_after=N, silent, babble.
     ADB faults: bad_checksum=N, drop_packets=N, split_packets, stall=S, vanish_after=N;
     options auth=1 (require RSA auth), accept_keys=0 (the operator never taps Allow).
+    Wipe faults (both): fail_command=CMD, power_loss_at=CMD, lie_about=CMD, where CMD is a
+    ZVT command name or hex code ("Set/Reset Terminal-ID", 061B) or an Android command prefix
+    ("pm clear", "cmd wifi forget-network", rm).
     """
     if list_scenarios:
         _list_scenarios(family)

@@ -341,6 +341,8 @@ class WipeSession:
             return
         detail = f"{time.monotonic() - started:.1f} s"
         result.steps.append(StepResult(step.name, step.erases, "done", None, detail))
+        if step.caveat:
+            result.exceptions.append(step.caveat)
         self._journal_finish(result.run_id, step.name, "done", detail)
 
     # --- verification ----------------------------------------------------------------------------

@@ -154,6 +154,7 @@ class WipeStep:
         run: performs the step; must be safe to call again after an interruption.
         done: reads the terminal's state to tell whether the step's effect is in place.
         optional: the plan may end ``erased_with_exceptions`` when this step is unavailable.
+        caveat: what remains even when the step succeeds (reported as an exception).
     """
 
     name: str
@@ -161,6 +162,7 @@ class WipeStep:
     run: Callable[[], None]
     done: Callable[[], bool]
     optional: bool = False
+    caveat: str = ""
 
 
 @runtime_checkable

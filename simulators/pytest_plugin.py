@@ -385,6 +385,8 @@ def _adb_fault_value(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         return value
     default = getattr(Faults(), name)
+    if isinstance(default, str):
+        return value
     if isinstance(default, bool):
         return value.strip().lower() in ("1", "true", "yes", "")
     if isinstance(default, float):

@@ -489,9 +489,13 @@ class AdbTerminal:
                 WipeStep(
                     "factory_reset",
                     "everything on the data partition (test-harness reset, Android 10+)",
-                    lambda: self._require(self._sh("cmd testharness enable"), "testharness"),
-                    lambda: False,
+                    partial(self._run, "cmd testharness enable"),
+                    self._test_harness_done,
                     optional=True,
+                    caveat=(
+                        "test-harness reset keeps the adb keys and skips the setup wizard "
+                        "(persist.sys.test_harness=1): not a clean hand-back for resale"
+                    ),
                 )
             )
         return steps
@@ -514,6 +518,10 @@ class AdbTerminal:
     def _run(self, command: str) -> None:
         """Run a wipe command built from catalogue data; a failure is an error, not a shrug."""
         self._require(self._sh(command), command.split()[0])
+
+    def _test_harness_done(self) -> bool:
+        """The reset leaves its mark: ``persist.sys.test_harness`` is 1 afterwards."""
+        return self._sh("getprop persist.sys.test_harness").text.strip() == "1"
 
     def _directory_empty(self, path: str) -> bool:
         return not parse_ls(self._sh(f"ls -1Ap {path}").text)

@@ -375,6 +375,8 @@ class AndroidShell:
         return _err(f"Unknown command: {args[0]}\n")
 
     def _cmd(self, args: list[str]) -> ShellResult:
+        if args[:2] == ["testharness", "enable"] and self.state.sdk >= 29:
+            return self._testharness()
         if len(args) >= 2 and args[0] == "wifi":
             wifi = self.state.wifi
             if args[1] == "list-networks":
@@ -395,6 +397,24 @@ class AndroidShell:
                     wifi.connected = False
                 return _ok(f"Forget successful for netId {index}\n")
         return _err(f"cmd: Can't find service: {args[0] if args else ''}\n", 20)
+
+    def _testharness(self) -> ShellResult:
+        """Android 10+ test-harness mode: a factory reset that keeps adb usable afterwards.
+
+        Everything on the data partition goes (app data, accounts, device owner, saved networks,
+        shared storage); the adb keys survive and ``persist.sys.test_harness`` is set, which is
+        why it is not a clean hand-back (TestHarnessModeService).
+        """
+        s = self.state
+        for app in s.apps:
+            app.data_files.clear()
+        s.files.clear()
+        s.accounts.clear()
+        s.device_owner = ""
+        s.wifi.saved.clear()
+        s.wifi.connected = False
+        s.extra_props["persist.sys.test_harness"] = "1"
+        return _ok()
 
     # --- files -----------------------------------------------------------------------------------
 
