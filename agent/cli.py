@@ -453,6 +453,8 @@ def wipe(
         click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     else:
         out.print(render_wipe(result))
+    if result.before is not None and result.before.identity is None:
+        sys.exit(EXIT_UNREACHABLE)  # nothing answered: 3 as documented, not a resumable abort
     sys.exit(result.exit_code)
 
 

@@ -200,13 +200,13 @@ class WipeSession:
             result.reasons.extend(before.verdict.reasons or ("the terminal did not answer",))
             return
         device_id = self._record_inspection(before)
-        refusal = self._guards(before)
+        plan = self.terminal.wipe_plan()
+        refusal = self._guards(before, can_settle=any(s.name == "settle" for s in plan))
         if refusal:
             result.outcome = Outcome.REFUSED
             result.reasons.extend(refusal)
             self._finish_refused(device_id, result)
             return
-        plan = self.terminal.wipe_plan()
         if not self._confirmed(before, plan):
             result.outcome = Outcome.ABORTED
             result.reasons.append("the operator did not confirm the wipe")
@@ -215,12 +215,15 @@ class WipeSession:
         result.run_id, result.resumed = run
         recorded = self._recorded_steps(result.run_id)
         pending = before.merchant_data.pending_transactions if before.merchant_data else None
+        settle = next((s for s in plan if s.name == "settle"), None)
         if pending is not None and pending.count:
-            settle = next((s for s in plan if s.name == "settle"), None)
             if not self._settle(settle, result, recorded):
                 result.outcome = Outcome.REFUSED
                 self._finish(result)
                 return
+        elif settle is not None and settle.name in recorded:
+            # settled earlier in this (resumed) run: check it and keep it on the certificate
+            self._step(settle, result, recorded)
         for step in plan:
             if step.name == "settle":
                 continue  # settled above when consented; an empty store needs no settling
@@ -237,7 +240,7 @@ class WipeSession:
 
     # --- guards ----------------------------------------------------------------------------------
 
-    def _guards(self, report: DeviceReport) -> list[str]:
+    def _guards(self, report: DeviceReport, can_settle: bool = True) -> list[str]:
         reasons: list[str] = []
         if report.tamper and report.tamper.tampered:
             reasons.append(
@@ -254,11 +257,15 @@ class WipeSession:
                 "as confirmed: check which terminal is connected"
             )
         pending = report.merchant_data.pending_transactions if report.merchant_data else None
-        if pending is not None and pending.count and not self.options.settle:
+        if pending is not None and pending.count and not (self.options.settle and can_settle):
             money = f"{pending.currency or ''} {pending.total_cents / 100:.2f}".strip()
             reasons.append(
                 f"{pending.count} unsettled transaction(s) ({money}) would be lost: settle them "
                 "first, or run again with --settle to have posdiag settle (End-of-Day)"
+                if can_settle
+                else f"{pending.count} unsettled transaction(s) ({money}) would be lost, and "
+                "this terminal cannot be settled over its cable: settle them in the payment "
+                "app, then wipe"
             )
         battery = report.battery
         minimum = self.policy.get("battery", "min_level_pct")
