@@ -382,6 +382,11 @@ def _build_simulator(
 @click.option("--serial", help="The serial the operator confirmed; the terminal must match it.")
 @click.option("--yes", "assume_yes", is_flag=True, help="Unattended: do not ask (stations).")
 @click.option("--settle", is_flag=True, help="Consent to settling unsettled money first (ZVT).")
+@click.option(
+    "--confirmed-settled",
+    is_flag=True,
+    help="The operator settled a terminal whose open batch posdiag cannot read.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Certificate folder.")
 @click.option("--ledger", "ledger_url", help="Ledger database URL (SQLite in the data folder).")
@@ -399,6 +404,7 @@ def wipe(
     serial: str | None,
     assume_yes: bool,
     settle: bool,
+    confirmed_settled: bool,
     as_json: bool,
     out_dir: Path | None,
     ledger_url: str | None,
@@ -427,6 +433,7 @@ def wipe(
         location=location,
         destination=destination,
         settle=settle,
+        confirmed_settled=confirmed_settled,
         assume_yes=assume_yes,
         serial=serial,
         out_dir=out_dir,

@@ -200,6 +200,7 @@ WIPE_STYLE = {
     "not_erased": "bold red",
     "aborted": "bold magenta",
     "refused": "bold red",
+    "unreachable": "bold red",
 }
 
 
@@ -207,6 +208,8 @@ def render_wipe(result: Any) -> RenderableType:
     """The outcome line, its reasons and exceptions, the steps, and the certificate's path."""
     outcome = result.outcome.value
     ident = result.before.identity if result.before else None
+    if result.before is not None and ident is None:
+        outcome = "unreachable"  # nothing answered: exit code 3, not a resumable abort
     title = " ".join(p for p in (ident.vendor, ident.model) if p) if ident else result.address
     if ident and ident.serial:
         title += f" serial {ident.serial}"

@@ -81,6 +81,7 @@ class WipeOptions:
     assume_yes: bool = False
     serial: str | None = None
     out_dir: Path | None = None
+    confirmed_settled: bool = False  # the operator settled a terminal posdiag cannot read
 
 
 @dataclass
@@ -209,7 +210,9 @@ class WipeSession:
             return
         if not self._confirmed(before, plan):
             result.outcome = Outcome.ABORTED
-            result.reasons.append("the operator did not confirm the wipe")
+            result.reasons.append(
+                "the operator did not confirm the wipe (the serial typed must match the terminal's)"
+            )
             return
         run = self._open_run(device_id, before)
         result.run_id, result.resumed = run
@@ -266,6 +269,16 @@ class WipeSession:
                 else f"{pending.count} unsettled transaction(s) ({money}) would be lost, and "
                 "this terminal cannot be settled over its cable: settle them in the payment "
                 "app, then wipe"
+            )
+        activation = report.activation
+        bound = activation is not None and activation.state in (
+            ActivationState.ACTIVATED,
+            ActivationState.PARTIAL,
+        )
+        if pending is None and bound and not self.options.confirmed_settled:
+            reasons.append(
+                "posdiag cannot read this terminal's open batch, so unsettled payments may "
+                "remain: settle them in the payment app, then run again with --confirmed-settled"
             )
         battery = report.battery
         minimum = self.policy.get("battery", "min_level_pct")

@@ -202,11 +202,21 @@ class AdbTerminal:
             listing = step(f"files in {path}", partial(self._sh, f"ls -1Ap {path}"))
             if listing is not None and listing.ok:
                 facts.files[path] = parse_ls(listing.text)
-        for path in getattr(entry, "pending_files", ()):
-            raw = step(f"pending batch {path}", partial(self._read_optional, path))
-            if raw is not None:
-                facts.pending = _pending(raw)
+        read_all = alive
+        for path in entry.pending_files if alive else ():
+            try:
+                raw = self._read_optional(path)
+            except PosdiagError as exc:
+                facts.errors.append(f"pending batch {path}: {exc}")
+                read_all = False
                 break
+            if raw is not None:
+                facts.pending = _pending(raw)  # None when the export is unreadable
+                break
+        else:
+            if entry.pending_files and read_all:
+                # The payment app writes its open batch there; no export means no open batch.
+                facts.pending = PendingTransactions(0, 0)
         log.info("adb.collected", address=self.address, model=entry.id, errors=len(facts.errors))
         return facts
 
@@ -529,7 +539,11 @@ class AdbTerminal:
     @staticmethod
     def _require(output: ShellOutput, what: str) -> None:
         if not output.ok:
-            raise AdbCommandError(f"{what} failed (exit {output.exit_code})")
+            said = (output.stderr or output.stdout).decode("utf-8", "replace").strip()
+            first = said.splitlines()[0][:160] if said else ""
+            raise AdbCommandError(
+                f"{what} failed (exit {output.exit_code})" + (f": {first}" if first else "")
+            )
 
     def _network_ids(self) -> list[int]:
         ids = []

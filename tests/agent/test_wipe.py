@@ -466,7 +466,8 @@ def test_android_optional_factory_reset_that_fails_is_an_exception(
     adb_terminal: AdbFactory, adb_key: AdbKey, station: Station
 ) -> None:
     sim = adb_terminal("activated", fail_command="cmd testharness")
-    result = run_wipe(adb_connect(sim, adb_key), station)
+    # the generic model has no batch-export recipe: the operator vouches for settlement
+    result = run_wipe(adb_connect(sim, adb_key), station, confirmed_settled=True)
     assert result.outcome is Outcome.ERASED_WITH_EXCEPTIONS, result.reasons
     reset = steps_by_name(result)["factory_reset"]
     assert reset.status == "skipped" and reset.verified is False
@@ -486,7 +487,9 @@ def test_declined_confirmation_is_aborted_and_changes_nothing(
 
     result = run_wipe(zvt_connect(sim), station, confirm=decline)
     assert result.outcome is Outcome.ABORTED and result.exit_code == 5
-    assert result.reasons == ["the operator did not confirm the wipe"]
+    assert result.reasons == [
+        "the operator did not confirm the wipe (the serial typed must match the terminal's)"
+    ]
     ((summary, expected),) = asked
     assert expected == "17F59B1F"
     assert "serial 17F59B1F" in summary and "This erases:" in summary
@@ -707,3 +710,18 @@ def test_no_secret_reaches_certificates_ledger_or_logs(
     # what a person needs is still there, masked
     zvt_certificate = json.loads(documents[str(zvt.certificate)])
     assert zvt_certificate["certificate"]["pre_wipe"]["activation"]["terminal_id"] == "****2000"
+
+
+def test_unreadable_open_batch_on_a_bound_terminal_needs_the_operators_word(
+    adb_terminal: AdbFactory, adb_key: AdbKey, station: Station
+) -> None:
+    # android-generic has no batch-export recipe: posdiag cannot see unsettled payments
+    sim = adb_terminal("activated")
+    refused = run_wipe(adb_connect(sim, adb_key), station)
+    assert refused.outcome is Outcome.REFUSED
+    assert "--confirmed-settled" in refused.reasons[0]
+    assert sim.state.wifi.saved  # nothing was erased
+
+    done = run_wipe(adb_connect(sim, adb_key), station, confirmed_settled=True)
+    assert done.outcome in (Outcome.ERASED, Outcome.ERASED_WITH_EXCEPTIONS), done.reasons
+    assert not sim.state.wifi.saved

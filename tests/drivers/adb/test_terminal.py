@@ -23,7 +23,7 @@ from posdiag.agent.report import to_json
 from posdiag.drivers.adb.terminal import AdbTerminal
 from posdiag.drivers.address import parse_address
 from posdiag.drivers.errors import UnsupportedError
-from posdiag.drivers.model import ActivationState
+from posdiag.drivers.model import ActivationState, PendingTransactions
 from posdiag.simulators.adb.state import AndroidState, load_android
 
 MODELS = ["pax-a920", "sunmi-p2", "android-generic"]
@@ -335,10 +335,14 @@ def test_generic_catalogue_knows_no_batch_export(open_adb: Open) -> None:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_activated_unit_has_no_pending_export_so_pending_is_unknown(
+def test_no_batch_export_means_no_open_batch_where_the_recipe_knows_the_path(
     open_adb: Open, model: str
 ) -> None:
-    assert open_adb("activated", model).merchant_data().pending_transactions is None
+    pending = open_adb("activated", model).merchant_data().pending_transactions
+    if model == "android-generic":
+        assert pending is None  # no recipe: unknown, and the wipe asks the operator
+    else:
+        assert pending == PendingTransactions(0, 0)
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -382,7 +386,8 @@ def test_payment_app_data_is_listed_with_its_size(open_adb: Open) -> None:
 def test_fresh_unit_holds_no_merchant_data(open_adb: Open, model: str) -> None:
     data = open_adb("fresh", model).merchant_data()
     assert (data.files, data.network_profiles, data.apps) == ((), (), ())
-    assert data.pending_transactions is None
+    expected = None if model == "android-generic" else PendingTransactions(0, 0)
+    assert data.pending_transactions == expected
 
 
 # --- tamper, health ------------------------------------------------------------------------------
