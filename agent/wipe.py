@@ -535,7 +535,7 @@ class WipeSession:
             ),
             exceptions=result.exceptions
             + ([] if result.outcome is not Outcome.NOT_ERASED else result.reasons),
-            tool_version=f"posdiag {__version__}",
+            tool_version=__version__,
             started_at=self.started_at,
             finished_at=_now(),
         )
