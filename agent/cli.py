@@ -526,3 +526,133 @@ def station_key(ctx: Context) -> None:
     key = StationKey.load_or_create()
     err.print(f"fingerprint {key.fingerprint}", highlight=False)
     click.echo(key.public_key_pem().rstrip())
+
+
+# --- station -----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--mode", type=click.Choice(["check", "wipe"]), default="check", show_default=True)
+@click.option("--simulate", type=click.IntRange(min=1), help="Run once on N simulated terminals.")
+@click.option("--operator", help="Who runs the station (required with --mode wipe).")
+@click.option("--settle", is_flag=True, help="Consent to settling unsettled money first (ZVT).")
+@click.option("--yes", "assume_yes", is_flag=True, help="Unattended (required with --mode wipe).")
+@click.option("--max-parallel", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    help="Seconds one terminal may take before it is given up.",
+)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Certificate folder.")
+@click.option("--ledger", "ledger_url", help="Ledger database URL (SQLite in the data folder).")
+@click.option("--policy", "policy_file", type=click.Path(path_type=Path), help="Policy TOML.")
+@click.option("--json", "as_json", is_flag=True, help="The summary as one JSON object.")
+@guarded
+def station(
+    ctx: Context,
+    mode: str,
+    simulate: int | None,
+    operator: str | None,
+    settle: bool,
+    assume_yes: bool,
+    max_parallel: int,
+    deadline: float,
+    out_dir: Path | None,
+    ledger_url: str | None,
+    policy_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Check (or wipe) many terminals at once: the depot station.
+
+    With --simulate N, runs once on N simulated terminals; otherwise watches attached terminals
+    until Ctrl-C. A live table on a terminal, else one JSON line per slot update on stdout.
+    Exit codes: 0 every terminal ready/erased/erased_with_exceptions, 1 otherwise, 2 usage error.
+    """
+    from .station import SlotResult, Station, summarise
+
+    if mode == "wipe" and not (operator and assume_yes):
+        raise click.UsageError("--mode wipe needs --operator NAME and --yes (unattended station)")
+    policy = load_policy(policy_file)
+    live_view = sys.stdout.isatty()
+    slots: dict[str, SlotResult] = {}
+    started: list[Any] = []
+    lock = threading.Lock()
+
+    def table() -> Any:
+        from rich.table import Table
+
+        view = Table("address", "model", "serial", "stage", "verdict/outcome", "elapsed")
+        with lock:
+            rows = list(slots.values())
+        for s in rows:
+            view.add_row(
+                s.address,
+                s.model or "",
+                s.serial or "",
+                s.stage,
+                s.verdict_or_outcome or "",
+                f"{s.elapsed_s:.1f}s",
+            )
+        return view
+
+    def on_event(update: SlotResult) -> None:
+        with lock:
+            slots[update.address] = update
+        if live_view:
+            if started:
+                started[0].update(table())
+        else:
+            with lock:
+                click.echo(json.dumps({"event": "slot", **update.to_json()}, ensure_ascii=False))
+
+    worker = Station(
+        "wipe" if mode == "wipe" else "check",
+        policy,
+        operator=operator,
+        settle=settle,
+        assume_yes=assume_yes,
+        out_dir=out_dir,
+        ledger_url=ledger_url,
+        max_parallel=max_parallel,
+        deadline_s=deadline,
+        on_event=on_event,
+    )
+    stop = worker.stop_event
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[int(signum)] = signal.signal(signum, lambda *_: stop.set())
+    try:
+        if live_view:
+            from rich.live import Live
+
+            with Live(table(), console=out, refresh_per_second=4) as live:
+                started.append(live)
+                results = _station_run(worker, simulate, stop)
+                live.update(table())
+        else:
+            results = _station_run(worker, simulate, stop)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    summary = summarise(results)
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False))
+    else:
+        counts = ", ".join(f"{name} {count}" for name, count in summary["counts"].items())
+        out.print(Text(f"{summary['terminals']} terminals: {counts or 'none'}"))
+        for failure in summary["failures"]:
+            reason = "; ".join(failure["reasons"]) or "no reason given"
+            out.print(Text(f"  {failure['address']}: {failure['verdict_or_outcome']}: {reason}"))
+    sys.exit(EXIT_READY if summary["ok"] else EXIT_NOT_READY)
+
+
+def _station_run(worker: Any, simulate: int | None, stop: threading.Event) -> Any:
+    from .station import simulated_fleet
+
+    if simulate:
+        return worker.run(simulated_fleet(simulate))
+    err.print("Watching for terminals; Ctrl-C to stop.", highlight=False)
+    return worker.watch(1.0, stop)

@@ -1,0 +1,491 @@
+"""The depot station: many terminals checked (or wiped) at once, each in its own worker.
+
+One worker per terminal address, never two on the same address (nor two wipes on the same
+family+serial: one terminal can show up under two addresses); at most ``max_parallel`` at once.
+Each terminal has a deadline: a worker that exceeds it is reported ``unreachable`` (check) or
+``aborted`` (wipe) with the reason "deadline exceeded", its terminal is closed from the
+supervising thread so blocked I/O returns, and the station moves on. An exception in one worker
+becomes that terminal's result and never touches another. Every worker opens its own ledger
+connection; the wipe session journals each step as it happens, so a stop (Ctrl-C, SIGTERM,
+unplug, deadline) leaves a resumable run, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+
+from posdiag.drivers.address import parse_address
+from posdiag.drivers.errors import TransportError
+from posdiag.drivers.model import Terminal, WipeStep
+
+from .connect import open_terminal
+from .discovery import Found, discover
+from .inspect import inspect_terminal
+from .ledger import Ledger
+from .policy import Policy
+from .report import DeviceReport, to_json
+from .wipe import WipeOptions, WipeResult, WipeSession
+
+log = structlog.get_logger(__name__)
+
+Mode = Literal["check", "wipe"]
+SUCCESS = frozenset({"ready", "erased", "erased_with_exceptions"})
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+
+# Simulated fleet: a fixed round-robin of ZVT scenarios and Android scenario×model combinations.
+# auth-required is left out: it waits for a tap on the terminal's screen that never comes.
+_ZVT = ("activated", "fresh", "unsettled", "tampered", "low-battery", "no-network")
+_ADB = ("activated", "fresh", "unsettled", "low-battery", "no-network", "no-sim")
+_MODELS = ("pax-a920", "sunmi-p2", "android-generic")
+
+
+def _fleet_pattern() -> list[str]:
+    pattern: list[str] = []
+    for index in range(max(len(_ZVT), len(_ADB) * len(_MODELS))):
+        if index < len(_ZVT):
+            pattern.append(f"zvt+sim://{_ZVT[index]}")
+        if index < len(_ADB) * len(_MODELS):
+            scenario = _ADB[index % len(_ADB)]
+            model = _MODELS[(index + index // len(_ADB)) % len(_MODELS)]  # every pair once
+            pattern.append(f"adb+sim://{scenario}?model={model}")
+    return pattern
+
+
+def simulated_fleet(n: int, seed: int = 0) -> list[str]:
+    """N distinct simulated addresses mixing families and scenarios, deterministically.
+
+    The list repeats after its length; repeats get a harmless ``unit=K`` option so that every
+    address is distinct (each address creates its own in-process simulator).
+    """
+    pattern = _fleet_pattern()
+    fleet = []
+    for index in range(n):
+        position = seed + index
+        address = pattern[position % len(pattern)]
+        lap = position // len(pattern)
+        if lap:
+            address += ("&" if "?" in address else "?") + f"unit={lap}"
+        fleet.append(address)
+    return fleet
+
+
+@dataclass(frozen=True)
+class SlotResult:
+    """One terminal's slot: as it goes (an update) and as it ended (a result)."""
+
+    address: str
+    family: str
+    model: str | None = None
+    serial: str | None = None
+    stage: str = "queued"  # queued, connecting, inspecting, wiping, done, failed, unplugged
+    verdict_or_outcome: str | None = None
+    reasons: tuple[str, ...] = ()
+    certificate: str | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """The terminal ended ready, erased or erased with exceptions."""
+        return self.verdict_or_outcome in SUCCESS
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dictionary (for JSON lines and the summary)."""
+        return {
+            "address": self.address,
+            "family": self.family,
+            "model": self.model,
+            "serial": self.serial,
+            "stage": self.stage,
+            "verdict_or_outcome": self.verdict_or_outcome,
+            "reasons": list(self.reasons),
+            "certificate": self.certificate,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+SlotUpdate = SlotResult
+OnEvent = Callable[[SlotResult], None]
+Opener = Callable[..., Terminal]
+
+
+@dataclass
+class _Slot:
+    """The supervisor's mutable view of one worker (guarded by the station's lock)."""
+
+    address: str
+    state: SlotResult
+    started: float | None = None
+    terminal: Terminal | None = None
+    final: SlotResult | None = None
+    serial_lock: threading.Lock | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class _Stopped(TransportError):
+    """Raised between wipe steps when the station stops: the wipe ends aborted, resumable."""
+
+
+class _StationWipe(WipeSession):
+    """A wipe session that reports its stages and stops between steps when asked."""
+
+    def __init__(self, *args: Any, station: Station, slot: _Slot, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._station = station
+        self._slot = slot
+
+    def _record_inspection(self, report: DeviceReport) -> int | None:
+        self._station._identified(self._slot, report)
+        if report.identity is not None and self._slot.serial_lock is None:
+            self._station._lock_serial(self._slot, report)
+        return super()._record_inspection(report)
+
+    def _open_run(self, device_id: int | None, report: DeviceReport) -> tuple[int | None, bool]:
+        self._station._stage(self._slot, "wiping")
+        return super()._open_run(device_id, report)
+
+    def _step(self, step: WipeStep, result: WipeResult, recorded: dict[str, str]) -> None:
+        if self._station.stop_event.is_set() or self._slot.final is not None:
+            raise _Stopped("the station stopped before this step; the wipe resumes next time")
+        super()._step(step, result, recorded)
+
+
+class Station:
+    """A pool of workers, one per terminal address.
+
+    Args:
+        mode: ``check`` (inspect and record) or ``wipe`` (inspect, wipe per policy, certify).
+        policy: thresholds for verdicts and wipe guards.
+        operator: who runs the station (required for wipes; on every certificate).
+        settle: the operator's consent to settle unsettled money before wiping.
+        assume_yes: unattended; wipes are not confirmed one by one (required for wipes).
+        out_dir: certificate folder (the data folder's when None).
+        ledger_url: ledger database URL (the default SQLite file when None).
+        max_parallel: workers at once.
+        deadline_s: seconds one terminal may take before it is given up.
+        on_event: called with a :class:`SlotResult` on every stage change (any thread).
+        password: ZVT password override.
+        opener: builds a Terminal from an address (tests replace it).
+    """
+
+    def __init__(
+        self,
+        mode: Mode,
+        policy: Policy,
+        *,
+        operator: str | None = None,
+        settle: bool = False,
+        assume_yes: bool = False,
+        out_dir: Path | None = None,
+        ledger_url: str | None = None,
+        max_parallel: int = 4,
+        deadline_s: float = 300.0,
+        on_event: OnEvent | None = None,
+        password: str | None = None,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S,
+        opener: Opener = open_terminal,
+    ) -> None:
+        if mode not in ("check", "wipe"):
+            raise ValueError(f"mode must be check or wipe, not {mode!r}")
+        if mode == "wipe" and not (operator and assume_yes):
+            raise ValueError("a wipe station needs an operator and assume_yes (unattended)")
+        if max_parallel < 1:
+            raise ValueError("max_parallel must be at least 1")
+        self.mode: Mode = mode
+        self.policy = policy
+        self.operator = operator
+        self.settle = settle
+        self.assume_yes = assume_yes
+        self.out_dir = out_dir
+        self.ledger_url = ledger_url
+        self.max_parallel = max_parallel
+        self.deadline_s = deadline_s
+        self.on_event = on_event
+        self.password = password
+        self.busy_timeout = busy_timeout
+        self.opener = opener
+        self.stop_event = threading.Event()
+        self._lock = threading.Lock()
+        self._active: set[str] = set()
+        self._serials: dict[tuple[str, str], threading.Lock] = {}
+        self._slots: list[_Slot] = []
+        self._key: Any = None
+        self._prepared = False
+
+    # --- public -----------------------------------------------------------------------------
+
+    def run(self, addresses: Iterable[str]) -> list[SlotResult]:
+        """Work every address once (duplicates once) and return the results in order."""
+        self._prepare()
+        slots: list[_Slot] = []
+        with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="station") as pool:
+            for address in dict.fromkeys(addresses):
+                slot = self._submit(pool, address)
+                if slot is not None:
+                    slots.append(slot)
+            while not all(s.final is not None for s in slots):
+                self._supervise()
+                time.sleep(0.02)
+            pool.shutdown(wait=False, cancel_futures=True)
+        return [s.final for s in slots if s.final is not None]
+
+    def watch(
+        self,
+        poll_s: float = 1.0,
+        stop_event: threading.Event | None = None,
+        discover_fn: Callable[[], list[Found]] = discover,
+    ) -> list[SlotResult]:
+        """Work terminals as they appear until ``stop_event`` is set; every slot's result.
+
+        A terminal is worked once per plugging-in: it is worked again only after it
+        disappeared and came back. One that disappears while its worker runs ends
+        ``unplugged`` (its wipe stays open in the ledger and resumes next time).
+        """
+        if stop_event is not None:
+            self.stop_event = stop_event
+        self._prepare()
+        handled: set[str] = set()
+        by_address: dict[str, _Slot] = {}
+        pool = ThreadPoolExecutor(self.max_parallel, thread_name_prefix="station")
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    present = {found.address for found in discover_fn()}
+                except Exception as exc:  # a flaky bus must not stop the station
+                    log.warning("station.discovery_failed", error=str(exc))
+                    present = handled
+                for address in sorted(handled - present):
+                    handled.discard(address)
+                    slot = by_address.get(address)
+                    if slot is not None and slot.final is None:
+                        self._give_up(slot, "unplugged", "the terminal was unplugged")
+                for address in sorted(present - handled):
+                    slot = self._submit(pool, address)
+                    if slot is not None:
+                        handled.add(address)
+                        by_address[address] = slot
+                self._supervise()
+                self.stop_event.wait(poll_s)
+            # Stopping: queued workers skip, running ones end after their current step.
+            while not all(s.final is not None for s in self._slots):
+                self._supervise()
+                time.sleep(0.02)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return [s.final for s in self._slots if s.final is not None]
+
+    # --- supervision ------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Create the ledger schema and the station key once, before any worker races for them."""
+        if self._prepared:
+            return
+        Ledger(self.ledger_url, busy_timeout=self.busy_timeout).close()
+        if self.mode == "wipe":
+            from .certificate import StationKey
+
+            self._key = StationKey.load_or_create()
+        self._prepared = True
+
+    def _submit(self, pool: ThreadPoolExecutor, address: str) -> _Slot | None:
+        with self._lock:
+            if address in self._active:
+                return None  # one worker per address
+            self._active.add(address)
+            family = address.split("+", 1)[0] if "+" in address else "zvt"
+            slot = _Slot(address, SlotResult(address, family))
+            self._slots.append(slot)
+        self._emit(slot.state)
+        pool.submit(self._work, slot)
+        return slot
+
+    def _supervise(self) -> None:
+        now = time.monotonic()
+        for slot in list(self._slots):
+            late = slot.started is not None and now - slot.started > self.deadline_s
+            if slot.final is None and late:
+                self._give_up(slot, "failed", "deadline exceeded")
+
+    def _give_up(self, slot: _Slot, stage: str, reason: str) -> None:
+        """End a slot from the supervisor and close its terminal so its worker's I/O returns."""
+        verdict = "aborted" if self.mode == "wipe" else "unreachable"
+        elapsed = time.monotonic() - slot.started if slot.started is not None else 0.0
+        self._finalise(
+            slot,
+            replace(
+                slot.state,
+                stage=stage,
+                verdict_or_outcome=verdict,
+                reasons=(reason,),
+                elapsed_s=elapsed,
+            ),
+        )
+        terminal = slot.terminal
+        if terminal is not None:
+            try:
+                terminal.close()
+            except Exception as exc:  # closing a broken line may fail; the slot is over anyway
+                log.debug("station.close_failed", address=slot.address, error=str(exc))
+
+    def _finalise(self, slot: _Slot, result: SlotResult) -> bool:
+        with self._lock:
+            if slot.final is not None:
+                return False
+            slot.final = result
+            slot.state = result
+        self._emit(result)
+        return True
+
+    def _emit(self, update: SlotResult) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(update)
+        except Exception as exc:  # a broken display must not break the station
+            log.warning("station.event_failed", error=str(exc))
+
+    def _stage(self, slot: _Slot, stage: str) -> None:
+        with self._lock:
+            if slot.final is not None:
+                return
+            elapsed = time.monotonic() - slot.started if slot.started is not None else 0.0
+            slot.state = replace(slot.state, stage=stage, elapsed_s=elapsed)
+            update = slot.state
+        self._emit(update)
+
+    def _identified(self, slot: _Slot, report: DeviceReport) -> None:
+        ident = report.identity
+        if ident is None:
+            return
+        model = " ".join(p for p in (ident.vendor, ident.model) if p) or None
+        with self._lock:
+            slot.state = replace(slot.state, family=report.family, model=model, serial=ident.serial)
+
+    def _lock_serial(self, slot: _Slot, report: DeviceReport) -> None:
+        """Wait until no other worker wipes a terminal with this family and serial."""
+        ident = report.identity
+        assert ident is not None
+        key = (report.family, ident.serial or "unknown")
+        with self._lock:
+            lock = self._serials.setdefault(key, threading.Lock())
+        while not lock.acquire(timeout=0.1):
+            if slot.final is not None or self.stop_event.is_set():
+                raise _Stopped("the station stopped while another worker wiped this terminal")
+        slot.serial_lock = lock
+
+    # --- the worker -------------------------------------------------------------------------
+
+    def _work(self, slot: _Slot) -> None:
+        slot.started = time.monotonic()
+        try:
+            if self.stop_event.is_set():
+                result = replace(
+                    slot.state,
+                    stage="failed",
+                    verdict_or_outcome="skipped",
+                    reasons=("the station stopped before this terminal's turn",),
+                )
+            else:
+                result = self._process(slot)
+        except Exception as exc:  # isolated: this terminal's error, nobody else's
+            log.warning("station.worker_failed", address=slot.address, error=repr(exc))
+            result = replace(
+                slot.state,
+                stage="failed",
+                verdict_or_outcome="aborted" if self.mode == "wipe" else "unreachable",
+                reasons=(f"{type(exc).__name__}: {exc}",),
+            )
+        finally:
+            if slot.serial_lock is not None:
+                slot.serial_lock.release()
+            with self._lock:
+                self._active.discard(slot.address)
+        self._finalise(slot, replace(result, elapsed_s=time.monotonic() - slot.started))
+        slot.done.set()
+
+    def _process(self, slot: _Slot) -> SlotResult:
+        self._stage(slot, "connecting")
+        address = parse_address(slot.address)
+        terminal = self.opener(address, password=self.password)
+        slot.terminal = terminal
+        simulated = address.link == "sim"
+        if self.mode == "check":
+            try:
+                self._stage(slot, "inspecting")
+                report = inspect_terminal(terminal, self.policy, simulated=simulated)
+            finally:
+                terminal.close()
+            self._identified(slot, report)
+            if report.identity is not None:
+                with Ledger(self.ledger_url, busy_timeout=self.busy_timeout) as ledger:
+                    ident = report.identity
+                    device_id = ledger.record_device(
+                        report.family, ident.serial or "unknown", ident.vendor, ident.model
+                    )
+                    ledger.record_inspection(device_id, report.address, to_json(report))
+            status = report.verdict.status.value
+            return replace(
+                slot.state,
+                stage="failed" if status == "unreachable" else "done",
+                verdict_or_outcome=status,
+                reasons=tuple(report.verdict.reasons),
+            )
+        options = WipeOptions(
+            operator=self.operator or "",
+            settle=self.settle,
+            assume_yes=self.assume_yes,
+            out_dir=self.out_dir,
+        )
+        self._stage(slot, "inspecting")
+        with Ledger(self.ledger_url, busy_timeout=self.busy_timeout) as ledger:
+            session = _StationWipe(
+                terminal,
+                self.policy,
+                options,
+                ledger=ledger,
+                key=self._key,
+                simulated=simulated,
+                station=self,
+                slot=slot,
+            )
+            result = session.run()
+        outcome = result.outcome.value
+        failed = outcome == "aborted" or (result.before is not None and not result.before.identity)
+        return replace(
+            slot.state,
+            stage="failed" if failed else "done",
+            verdict_or_outcome=outcome,
+            reasons=tuple(result.reasons + result.exceptions),
+            certificate=str(result.certificate) if result.certificate else None,
+        )
+
+
+def summarise(results: list[SlotResult]) -> dict[str, Any]:
+    """Counts per verdict/outcome and the failures with their reasons."""
+    counts: dict[str, int] = {}
+    for result in results:
+        key = result.verdict_or_outcome or "unknown"
+        counts[key] = counts.get(key, 0) + 1
+    return {
+        "schema": "posdiag.station/1",
+        "terminals": len(results),
+        "ok": all(r.ok for r in results),
+        "counts": dict(sorted(counts.items())),
+        "failures": [
+            {
+                "address": r.address,
+                "verdict_or_outcome": r.verdict_or_outcome,
+                "reasons": list(r.reasons),
+            }
+            for r in results
+            if not r.ok
+        ],
+        "results": [r.to_json() for r in results],
+    }
