@@ -637,7 +637,7 @@ def station(
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-    summary = summarise(results)
+    summary = summarise(results, batch=worker.batch)
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))
     else:
@@ -656,3 +656,58 @@ def _station_run(worker: Any, simulate: int | None, stop: threading.Event) -> An
         return worker.run(simulated_fleet(simulate))
     err.print("Watching for terminals; Ctrl-C to stop.", highlight=False)
     return worker.watch(1.0, stop)
+
+
+# --- report (batch manifest) -------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--ledger", "ledger_url", help="Ledger database URL (SQLite in the data folder).")
+@click.option("--batch", help="Only wipes of this station batch (see the station summary).")
+@click.option("--since", help="Only rows at or after this UTC date or date-time (ISO 8601).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@click.option("--kind", type=click.Choice(["wipes", "checks"]), default="wipes", show_default=True)
+@click.option("--include-open", is_flag=True, help="Also unfinished wipes (outcome in_progress).")
+@guarded
+def report(
+    ctx: Context,
+    ledger_url: str | None,
+    batch: str | None,
+    since: str | None,
+    fmt: str,
+    kind: str,
+    include_open: bool,
+) -> None:
+    """Export the manifest: one row per terminal wiped (or checked), CSV or JSON on stdout."""
+    from .ledger import Ledger
+    from .manifest import (
+        CHECK_COLUMNS,
+        WIPE_COLUMNS,
+        ManifestError,
+        check_rows,
+        parse_since,
+        to_csv,
+        wipe_rows,
+    )
+    from .manifest import to_json as rows_json
+
+    try:
+        moment = parse_since(since) if since is not None else None
+    except ManifestError as exc:
+        fail(str(exc), EXIT_USAGE, ctx)
+    if kind == "checks" and batch is not None:
+        fail("--batch applies to wipes only (inspections carry no batch id)", EXIT_USAGE, ctx)
+    columns: tuple[str, ...] = CHECK_COLUMNS
+    with Ledger(ledger_url) as ledger:
+        if kind == "checks":
+            rows = check_rows(ledger, since=moment)
+        else:
+            rows = wipe_rows(ledger, batch=batch, since=moment, include_open=include_open)
+            columns = WIPE_COLUMNS
+    if fmt == "json":
+        click.echo(rows_json(rows))
+    else:
+        # bytes, so the CRLF line ends of RFC 4180 reach stdout untranslated
+        click.echo(to_csv(rows, columns).encode("utf-8"), nl=False)

@@ -12,11 +12,13 @@ unplug, deadline) leaves a resumable run, never a half-written one.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,6 +59,11 @@ def _fleet_pattern() -> list[str]:
             model = _MODELS[(index + index // len(_ADB)) % len(_MODELS)]  # every pair once
             pattern.append(f"adb+sim://{scenario}?model={model}")
     return pattern
+
+
+def new_batch_id() -> str:
+    """A batch id for one station run: UTC start time plus 4 random hex digits."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
 def simulated_fleet(n: int, seed: int = 0) -> list[str]:
@@ -218,11 +225,14 @@ class Station:
         self._slots: list[_Slot] = []
         self._key: Any = None
         self._prepared = False
+        self.batch: str | None = None
+        """The batch id of the current (or last) run()/watch(); stored with every wipe run."""
 
     # --- public -----------------------------------------------------------------------------
 
     def run(self, addresses: Iterable[str]) -> list[SlotResult]:
         """Work every address once (duplicates once) and return the results in order."""
+        self.batch = new_batch_id()
         self._prepare()
         slots: list[_Slot] = []
         with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="station") as pool:
@@ -250,6 +260,7 @@ class Station:
         """
         if stop_event is not None:
             self.stop_event = stop_event
+        self.batch = new_batch_id()
         self._prepare()
         handled: set[str] = set()
         by_address: dict[str, _Slot] = {}
@@ -442,6 +453,7 @@ class Station:
             settle=self.settle,
             assume_yes=self.assume_yes,
             out_dir=self.out_dir,
+            batch=self.batch,
         )
         self._stage(slot, "inspecting")
         with Ledger(self.ledger_url, busy_timeout=self.busy_timeout) as ledger:
@@ -467,14 +479,15 @@ class Station:
         )
 
 
-def summarise(results: list[SlotResult]) -> dict[str, Any]:
-    """Counts per verdict/outcome and the failures with their reasons."""
+def summarise(results: list[SlotResult], batch: str | None = None) -> dict[str, Any]:
+    """Counts per verdict/outcome and the failures with their reasons (and the batch id)."""
     counts: dict[str, int] = {}
     for result in results:
         key = result.verdict_or_outcome or "unknown"
         counts[key] = counts.get(key, 0) + 1
     return {
         "schema": "posdiag.station/1",
+        "batch": batch,
         "terminals": len(results),
         "ok": all(r.ok for r in results),
         "counts": dict(sorted(counts.items())),

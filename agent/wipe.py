@@ -82,6 +82,7 @@ class WipeOptions:
     serial: str | None = None
     out_dir: Path | None = None
     confirmed_settled: bool = False  # the operator settled a terminal posdiag cannot read
+    batch: str | None = None  # the station run this wipe belongs to (for the manifest)
 
 
 @dataclass
@@ -469,7 +470,11 @@ class WipeSession:
         if existing is not None:
             self._audit("wipe.resumed", run_id=existing.id)
             return existing.id, True
-        options = {"settle": self.options.settle, "destination": self.options.destination}
+        options = {
+            "settle": self.options.settle,
+            "destination": self.options.destination,
+            "batch": self.options.batch,
+        }
         run_id: int = self.ledger.start_wipe_run(
             device_id, report.address, self.options.operator, options
         )
@@ -498,7 +503,10 @@ class WipeSession:
             self._audit("wipe.refused", address=result.address, reasons=result.reasons)
             return
         run_id = self.ledger.start_wipe_run(
-            device_id, result.address, self.options.operator, {"refused": True}
+            device_id,
+            result.address,
+            self.options.operator,
+            {"refused": True, "batch": self.options.batch},
         )
         result.run_id = run_id
         self.ledger.finish_wipe_run(run_id, result.outcome.value, result.reasons)
