@@ -29,9 +29,9 @@ from .connect import open_terminal
 from .discovery import discover
 from .inspect import inspect_terminal
 from .logs import configure_logging
-from .policy import PolicyError, load_policy
+from .policy import Policy, PolicyError, load_policy
 from .render import render_report, render_summary, render_wipe
-from .report import DeviceReport, Verdict, VerdictStatus, to_json
+from .report import DeviceReport, Verdict, VerdictStatus, to_json, utc_now_text
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 DEMO_ANDROID = (
@@ -108,12 +108,10 @@ def main(click_ctx: click.Context, log_format: str, log_level: str, debug: bool)
 
 
 def _unreachable(address: str, message: str) -> DeviceReport:
-    from datetime import UTC, datetime
-
     report = DeviceReport(
         address=address,
         family=address.split("+", 1)[0] if "+" in address else "zvt",
-        checked_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        checked_at=utc_now_text(),
     )
     report.errors.append(message)
     report.verdict = Verdict(VerdictStatus.UNREACHABLE, (message,))
@@ -128,10 +126,16 @@ def _auth_prompt() -> None:
     )
 
 
-def check_one(text: str, password: str | None, policy_file: Path | None) -> DeviceReport:
+def check_one(
+    text: str,
+    password: str | None,
+    policy_file: Path | None = None,
+    *,
+    policy: Policy | None = None,
+) -> DeviceReport:
     """Check one terminal by address (raises AddressError/AuthenticationError for the CLI)."""
     address = parse_address(text)
-    policy = load_policy(policy_file)
+    policy = policy or load_policy(policy_file)
     terminal = open_terminal(address, password=password, on_auth_prompt=_auth_prompt)
     try:
         return inspect_terminal(terminal, policy, simulated=address.link == "sim")
@@ -171,7 +175,7 @@ def check(
     /dev/ttyACM0 or zvt+sim://activated. Without an address, every attached terminal is
     checked; with none attached, simulated terminals are checked to show what posdiag does.
     """
-    load_policy(policy_file)  # a bad policy file is a usage error before any I/O
+    policy = load_policy(policy_file)  # a bad policy file is a usage error before any I/O
     demo = False
     targets = list(addresses)
     if not targets:
@@ -187,7 +191,7 @@ def check(
                 f"{', '.join(a.removeprefix('adb+sim://') for a in DEMO_ANDROID)}).[/]",
                 highlight=False,
             )
-    reports = [check_one(target, password, policy_file) for target in targets]
+    reports = [check_one(target, password, policy=policy) for target in targets]
     if as_json:
         payload: Any = to_json(reports[0]) if len(reports) == 1 else [to_json(r) for r in reports]
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))

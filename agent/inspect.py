@@ -8,7 +8,6 @@ cannot be reached at all ends as ``unreachable``.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 import structlog
 
@@ -22,7 +21,7 @@ from posdiag.drivers.errors import (
 from posdiag.drivers.model import Terminal
 
 from .policy import Policy, decide
-from .report import DeviceReport, Verdict, VerdictStatus
+from .report import DeviceReport, Verdict, VerdictStatus, utc_now_text
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +56,7 @@ def inspect_terminal(
     report = DeviceReport(
         address=terminal.address,
         family=terminal.family,
-        checked_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        checked_at=utc_now_text(),
         simulated=simulated,
     )
     try:

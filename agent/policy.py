@@ -16,7 +16,7 @@ from posdiag.drivers.errors import PosdiagError
 from posdiag.drivers.model import ActivationState
 
 from .logs import mask_identifier
-from .report import DeviceReport, Verdict, VerdictStatus
+from .report import DeviceReport, Verdict, VerdictStatus, money_text
 
 
 class PolicyError(PosdiagError):
@@ -108,10 +108,6 @@ STATE_WORDS = {
 }
 
 
-def _money(cents: int, currency: str | None) -> str:
-    return f"{currency or ''} {cents / 100:.2f}".strip()
-
-
 def decide(report: DeviceReport, policy: Policy) -> Verdict:
     """The verdict and every reason that led to it."""
     if report.identity is None and report.activation is None:
@@ -138,7 +134,7 @@ def decide(report: DeviceReport, policy: Policy) -> Verdict:
         pending = merchant.pending_transactions
         found["wipe_required"].append(
             f"{pending.count} unsettled transaction{'s' if pending.count != 1 else ''} "
-            f"({_money(pending.total_cents, pending.currency)}): settle (End-of-Day) before wiping"
+            f"({money_text(pending)}): settle (End-of-Day) before wiping"
         )
     if merchant and (merchant.apps or merchant.files or merchant.network_profiles):
         parts = [

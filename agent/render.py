@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .logs import mask_identifier
-from .report import DeviceReport, VerdictStatus
+from .report import DeviceReport, VerdictStatus, money_text
 
 STYLE = {
     VerdictStatus.READY: "bold green",
@@ -121,12 +121,7 @@ def _merchant(report: DeviceReport) -> str:
     if p is None:
         lines.append("unsettled transactions: not readable")
     elif p.count:
-        money = (
-            f"{p.currency} {p.total_cents / 100:.2f}"
-            if p.currency
-            else f"{p.total_cents / 100:.2f}"
-        )
-        lines.append(f"{p.count} UNSETTLED transactions, {money}")
+        lines.append(f"{p.count} UNSETTLED transactions, {money_text(p)}")
     else:
         lines.append("no unsettled transactions")
     lines.extend(m.notes)

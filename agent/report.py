@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from posdiag.drivers.model import (
@@ -27,12 +28,23 @@ from posdiag.drivers.model import (
     Identity,
     MerchantData,
     Network,
+    PendingTransactions,
     Tamper,
 )
 
 from .logs import mask_identifier
 
 SCHEMA = "posdiag.report/1"
+
+
+def money_text(pending: PendingTransactions) -> str:
+    """An amount of unsettled money as people read it: ``EUR 47.57`` (no currency: ``47.57``)."""
+    return f"{pending.currency or ''} {pending.total_cents / 100:.2f}".strip()
+
+
+def utc_now_text() -> str:
+    """Now, in UTC, to the second, as reports, the ledger and certificates write it."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class VerdictStatus(enum.StrEnum):

@@ -24,7 +24,6 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ from posdiag.drivers.model import ActivationState, Terminal, WipeStep
 from . import __version__
 from .inspect import inspect_terminal
 from .policy import Policy
-from .report import DeviceReport, VerdictStatus, to_json
+from .report import DeviceReport, money_text, to_json, utc_now_text
 
 log = structlog.get_logger(__name__)
 
@@ -136,10 +135,6 @@ Confirm = Callable[[str, str], bool]
 """Shows the summary, asks the operator; returns True to go on. Args: summary, expected serial."""
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 class WipeSession:
     """One wipe of one terminal, with its ledger and signing key.
 
@@ -171,7 +166,7 @@ class WipeSession:
         self.key = key
         self.confirm = confirm
         self.simulated = simulated
-        self.started_at = _now()
+        self.started_at = utc_now_text()
 
     # --- the workflow ----------------------------------------------------------------------------
 
@@ -262,7 +257,7 @@ class WipeSession:
             )
         pending = report.merchant_data.pending_transactions if report.merchant_data else None
         if pending is not None and pending.count and not (self.options.settle and can_settle):
-            money = f"{pending.currency or ''} {pending.total_cents / 100:.2f}".strip()
+            money = money_text(pending)
             reasons.append(
                 f"{pending.count} unsettled transaction(s) ({money}) would be lost: settle them "
                 "first, or run again with --settle to have posdiag settle (End-of-Day)"
@@ -545,7 +540,7 @@ class WipeSession:
             + ([] if result.outcome is not Outcome.NOT_ERASED else result.reasons),
             tool_version=__version__,
             started_at=self.started_at,
-            finished_at=_now(),
+            finished_at=utc_now_text(),
         )
         document = sign_certificate(content, self.key)
         out_dir = self.options.out_dir or default_certificate_dir()
@@ -586,8 +581,3 @@ def default_certificate_dir() -> Path:
 
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "posdiag" / "certificates"
-
-
-def verdict_after(result: WipeResult) -> VerdictStatus | None:
-    """The verdict of the read-back inspection, if there was one."""
-    return result.after.verdict.status if result.after else None

@@ -161,7 +161,6 @@ class ZvtDriver:
         self._clock = clock
         self._conn = ZvtConnection(Role.ECR, link)
         self._inbox: deque[MessageReceived] = deque()
-        self._registered = False
         self._noise = 0  # bytes of garbage or corrupt frames seen since the last command
         self._rejected_in_row = 0  # consecutive corrupt frames: the PT's repeats that failed
 
@@ -425,7 +424,6 @@ class ZvtDriver:
             tlv=() if allow_tlv else None,
         )
         result = self.transact(command)
-        self._registered = True
         assert result.completion is not None
         return result.completion
 
@@ -471,7 +469,6 @@ class ZvtDriver:
     def log_off(self) -> None:
         """06 02 Log-Off: the PT answers 80 00 only; config byte back to 86, TLV off."""
         self.transact(LogOff(), expect_completion=False)
-        self._registered = False
 
     def reset_terminal(self) -> None:
         """06 18 Reset: the PT restarts after its completion."""

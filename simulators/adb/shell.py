@@ -20,7 +20,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .state import AndroidState, App
+from .state import AndroidState
 
 STATUS_TEXT = {1: "unknown", 2: "charging", 3: "discharging", 4: "not charging", 5: "full"}
 REG_STATE = {0: "IN_SERVICE", 1: "OUT_OF_SERVICE", 2: "EMERGENCY_ONLY", 3: "POWER_OFF"}
@@ -546,8 +546,3 @@ def _child(rest: str, mark_dirs: bool) -> str:
     """The first path component of ``rest``; ``ls -p`` marks directories with a slash."""
     name, sep, _ = rest.partition("/")
     return name + ("/" if sep and mark_dirs else "")
-
-
-def app_data_summary(app: App) -> str:
-    """One line for logs: which app holds how many data files."""
-    return f"{app.package}: {len(app.data_files)} files"
