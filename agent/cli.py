@@ -256,6 +256,7 @@ def _parse_fault(values: tuple[str, ...]) -> dict[str, str]:
     help="Delays: 1 = realistic line speed and latency, 0 = as fast as possible.",
 )
 @click.option("--password", help="zvt: the simulated terminal's ZVT password.")
+@click.option("--serial", help="The simulated terminal's serial number (one per unit on a rack).")
 @click.option("--fault", "faults", multiple=True, metavar="NAME[=VALUE]", help="Inject a fault.")
 @click.option("--list-scenarios", is_flag=True, help="List scenarios (and adb models) and exit.")
 @guarded
@@ -268,6 +269,7 @@ def simulate(
     tcp: str | None,
     time_scale: float,
     password: str | None,
+    serial: str | None,
     faults: tuple[str, ...],
     list_scenarios: bool,
 ) -> None:
@@ -293,6 +295,8 @@ def simulate(
     options = {"time_scale": str(time_scale), **_parse_fault(faults)}
     if password:
         options["password"] = password
+    if serial:
+        options["serial"] = serial
     simulator, description = _build_simulator(ctx, family, scenario, model, options, tcp)
     from posdiag.simulators.attach import PtyAttachment, TcpAttachment
 
@@ -536,9 +540,28 @@ def station_key(ctx: Context) -> None:
 
 
 @main.command()
+@click.argument("addresses", nargs=-1)
 @click.option("--mode", type=click.Choice(["check", "wipe"]), default="check", show_default=True)
-@click.option("--simulate", type=click.IntRange(min=1), help="Run once on N simulated terminals.")
-@click.option("--operator", help="Who runs the station (required with --mode wipe).")
+@click.option("--simulate", type=click.IntRange(min=1), help="Run on N simulated terminals.")
+@click.option(
+    "--fleet",
+    "fleet_file",
+    type=click.Path(path_type=Path),
+    help="Run on the simulated terminals (and plug schedule) listed in this TOML file.",
+)
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Work every attached terminal once and exit; with none attached, a simulated fleet "
+    "of 16 shows what the station does.",
+)
+@click.option(
+    "--keep-running",
+    is_flag=True,
+    help="With --simulate/--fleet: keep watching after the fleet is done (edit the fleet file "
+    "to plug and unplug terminals); Ctrl-C to stop.",
+)
+@click.option("--operator", help="Who runs the station (recorded on every result).")
 @click.option("--settle", is_flag=True, help="Consent to settling unsettled money first (ZVT).")
 @click.option("--yes", "assume_yes", is_flag=True, help="Unattended (required with --mode wipe).")
 @click.option("--max-parallel", type=click.IntRange(min=1), default=4, show_default=True)
@@ -549,6 +572,19 @@ def station_key(ctx: Context) -> None:
     show_default=True,
     help="Seconds one terminal may take before it is given up.",
 )
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.05),
+    default=None,
+    help="Seconds between re-enumerations (default 1, or 5 when hotplug events are heard).",
+)
+@click.option(
+    "--batch",
+    "continue_batch",
+    metavar="ID",
+    help="Continue this batch after a crash or stop: terminals it erased are not wiped again, "
+    "interrupted wipes resume.",
+)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Certificate folder.")
 @click.option("--ledger", "ledger_url", help="Ledger database URL (SQLite in the data folder).")
 @click.option("--policy", "policy_file", type=click.Path(path_type=Path), help="Policy TOML.")
@@ -556,13 +592,19 @@ def station_key(ctx: Context) -> None:
 @guarded
 def station(
     ctx: Context,
+    addresses: tuple[str, ...],
     mode: str,
     simulate: int | None,
+    fleet_file: Path | None,
+    once: bool,
+    keep_running: bool,
     operator: str | None,
     settle: bool,
     assume_yes: bool,
     max_parallel: int,
     deadline: float,
+    poll: float | None,
+    continue_batch: str | None,
     out_dir: Path | None,
     ledger_url: str | None,
     policy_file: Path | None,
@@ -570,14 +612,42 @@ def station(
 ) -> None:
     """Check (or wipe) many terminals at once: the depot station.
 
-    With --simulate N, runs once on N simulated terminals; otherwise watches attached terminals
-    until Ctrl-C. A live table on a terminal, else one JSON line per slot update on stdout.
-    Exit codes: 0 every terminal ready/erased/erased_with_exceptions, 1 otherwise, 2 usage error.
+    Without arguments, watches attached terminals (hotplug) until Ctrl-C. With ADDRESSES,
+    works those once; with --once, the attached ones once (a simulated fleet when none is
+    attached). With --simulate N or --fleet FILE, works simulated terminals (plugged in and
+    out as the fleet says) until the fleet is done. A live table on a terminal, else one JSON
+    line per slot update on stdout. Exit codes: 0 every terminal checked (check mode) or
+    erased/erased_with_exceptions (wipe mode), 1 otherwise, 2 usage error.
     """
-    from .station import SlotResult, Station, summarise
+    from .fleet import FleetError, fleet_of, load_fleet
+    from .station import SlotResult, Station, simulated_fleet, summarise
 
     if mode == "wipe" and not (operator and assume_yes):
         raise click.UsageError("--mode wipe needs --operator NAME and --yes (unattended station)")
+    sources = [bool(addresses), simulate is not None, fleet_file is not None, once]
+    if sum(sources) > 1:
+        raise click.UsageError("give ADDRESSES, --once, --simulate N or --fleet FILE, not several")
+    if once:
+        addresses = tuple(found.address for found in discover())
+        if not addresses:
+            simulate = 16
+            err.print(
+                "[yellow]No terminal attached: running the station on 16 simulated terminals "
+                "(ZVT and Android, mixed scenarios) instead.[/]",
+                highlight=False,
+            )
+    if keep_running and not (simulate or fleet_file):
+        raise click.UsageError("--keep-running goes with --simulate or --fleet")
+    fleet = None
+    try:
+        if fleet_file is not None:
+            fleet = load_fleet(fleet_file)
+        elif simulate:
+            fleet = fleet_of(simulated_fleet(simulate))
+    except FleetError as exc:
+        fail(str(exc), EXIT_USAGE, ctx)
+    for address in addresses:
+        parse_address(address)  # a typo is a usage error before anything starts
     policy = load_policy(policy_file)
     live_view = sys.stdout.isatty()
     slots: dict[str, SlotResult] = {}
@@ -587,7 +657,9 @@ def station(
     def table() -> Any:
         from rich.table import Table
 
-        view = Table("address", "model", "serial", "stage", "verdict/outcome", "elapsed")
+        view = Table(
+            "address", "model", "serial", "stage", "progress", "verdict/outcome", "elapsed"
+        )
         with lock:
             rows = list(slots.values())
         for s in rows:
@@ -596,6 +668,7 @@ def station(
                 s.model or "",
                 s.serial or "",
                 s.stage,
+                _progress_cell(s),
                 s.verdict_or_outcome or "",
                 f"{s.elapsed_s:.1f}s",
             )
@@ -622,6 +695,7 @@ def station(
         max_parallel=max_parallel,
         deadline_s=deadline,
         on_event=on_event,
+        batch=continue_batch,
     )
     stop = worker.stop_event
     previous: dict[int, Any] = {}
@@ -634,32 +708,78 @@ def station(
 
             with Live(table(), console=out, refresh_per_second=4) as live:
                 started.append(live)
-                results = _station_run(worker, simulate, stop)
+                results = _station_run(
+                    worker, addresses, fleet, fleet_file, keep_running, poll, stop
+                )
                 live.update(table())
         else:
-            results = _station_run(worker, simulate, stop)
+            results = _station_run(worker, addresses, fleet, fleet_file, keep_running, poll, stop)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-    summary = summarise(results, batch=worker.batch)
+    summary = summarise(results, batch=worker.batch, mode=worker.mode, operator=operator)
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))
     else:
         counts = ", ".join(f"{name} {count}" for name, count in summary["counts"].items())
-        out.print(Text(f"{summary['terminals']} terminals: {counts or 'none'}"))
+        out.print(Text(f"batch {summary['batch']}: {summary['terminals']} terminals: "
+                       f"{counts or 'none'}"))
         for failure in summary["failures"]:
             reason = "; ".join(failure["reasons"]) or "no reason given"
             out.print(Text(f"  {failure['address']}: {failure['verdict_or_outcome']}: {reason}"))
     sys.exit(EXIT_READY if summary["ok"] else EXIT_NOT_READY)
 
 
-def _station_run(worker: Any, simulate: int | None, stop: threading.Event) -> Any:
-    from .station import simulated_fleet
+def _progress_cell(slot: Any) -> str:
+    """A ten-cell bar, with the step count while wiping."""
+    filled = round(slot.progress * 10)
+    bar = "█" * filled + "░" * (10 - filled)
+    steps = f" {slot.steps_done}/{slot.steps_total}" if slot.steps_total else ""
+    return bar + steps
 
-    if simulate:
-        return worker.run(simulated_fleet(simulate))
-    err.print("Watching for terminals; Ctrl-C to stop.", highlight=False)
-    return worker.watch(1.0, stop)
+
+def _station_run(
+    worker: Any,
+    addresses: tuple[str, ...],
+    fleet: Any,
+    fleet_file: Path | None,
+    keep_running: bool,
+    poll: float | None,
+    stop: threading.Event,
+) -> Any:
+    if addresses:
+        return worker.run(addresses)
+    if fleet is not None:
+        from posdiag.simulators.bus import SimulatedBus
+
+        from .fleet import FleetPlayer
+
+        with SimulatedBus() as bus:
+            player = FleetPlayer(
+                bus,
+                fleet,
+                on_change=worker.notify_change,
+                path=fleet_file if keep_running else None,
+            )
+            player.start()
+            try:
+                return worker.watch(
+                    poll or 1.0,
+                    stop,
+                    discover_fn=bus.discover,
+                    until=None if keep_running else player.done,
+                )
+            finally:
+                player.stop()
+    from .hotplug import HotplugMonitor
+
+    with HotplugMonitor(worker.notify_change) as monitor:
+        if poll is None:
+            poll = 1.0 if monitor.source == "polling" else 5.0
+        err.print(
+            f"Watching for terminals ({monitor.source}); Ctrl-C to stop.", highlight=False
+        )
+        return worker.watch(poll, stop)
 
 
 # --- report (batch manifest) -------------------------------------------------------------------

@@ -68,6 +68,11 @@ def zvt_transport(address: Address) -> tuple[Transport, Link]:
             key: value for key, value in address.options.items() if key not in DRIVER_OPTIONS
         }
         sim_options.setdefault("time_scale", "0")
+        if "bus" in sim_options:  # a terminal on a simulated bus: keep its simulator and state
+            from posdiag.simulators.attach import register_url_handler
+
+            register_url_handler()
+            return SerialTransport(f"possim://zvt/bus?bus={sim_options['bus']}"), Link.SERIAL
         from posdiag.simulators.zvt.state import available_scenarios
 
         if address.target not in available_scenarios():
@@ -123,6 +128,10 @@ def adb_terminal(address: Address, *, on_auth_prompt: Callable[[], None] | None 
         transport = UsbBulkTransport(**selector)
         usb_serial = selector.get("serial")
         packetized = True
+    elif "bus" in address.options:  # a terminal on a simulated bus: keep its simulator
+        from posdiag.simulators.bus import open_link
+
+        transport, packetized = open_link(address.options["bus"], "adb").host, False
     else:
         from posdiag.simulators.adb.state import AdbScenarioError, available_scenarios
         from posdiag.simulators.registry import create_adb

@@ -30,6 +30,26 @@ example inside a signed certificate) anchors the log outside the file and closes
 The ledger uses SQLAlchemy Core, so any SQLAlchemy URL works; SQLite in the user's data folder is
 the default. Two processes may write at once: on SQLite every write transaction starts with
 ``BEGIN IMMEDIATE``, elsewhere the ``audit_head`` row is locked with ``SELECT ... FOR UPDATE``.
+
+PostgreSQL is how many stations share one ledger (``postgresql://user@host/db``, driven by
+psycopg 3: ``pip install 'posdiag[postgres]'``). What differs from SQLite, and why:
+
+* Writes run at READ COMMITTED and lock the head row first, so every later statement of the
+  transaction sees what the previous writer committed: the chain stays one chain, and the
+  look-up-then-insert of devices and runs cannot race. A serialisation failure or deadlock
+  (which this order should never cause, but a database may still report) is retried a few
+  times; it is never shown to the operator.
+* Reads run at REPEATABLE READ, so :meth:`Ledger.verify_chain` sees the log and its head in one
+  snapshot while other stations keep writing.
+* Creating or upgrading the tables happens under a transaction-scoped advisory lock, so stations
+  started at once on an empty database do not trip over each other's ``CREATE TABLE``.
+* A session-level advisory lock marks each terminal (family + serial) a session is wiping; it
+  dies with the session's connection. :meth:`Ledger.open_wipe_run` therefore hands back only
+  runs that were really interrupted, never one another station is driving right now, and two
+  stations meeting the same serial wipe one after the other.
+* Text columns accept what SQLite accepts: no length limit beyond SQLite's, and NUL characters
+  (which PostgreSQL text cannot hold) are stored as U+FFFD.
+* ``lock_timeout`` is the ``busy_timeout``: a write waits that long for another one, then says so.
 """
 
 from __future__ import annotations
@@ -39,16 +59,19 @@ import enum
 import hashlib
 import json
 import os
+import random
 import re
 import sqlite3
+import threading
+import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -82,8 +105,12 @@ __all__ = [
 
 log = get_logger(__name__)
 
-SCHEMA_VERSION: Final = 1
-"""Version of the table layout; a ledger written by a newer posdiag is refused, not misread."""
+SCHEMA_VERSION: Final = 2
+"""Version of the table layout; a ledger written by a newer posdiag is refused, not misread.
+
+1: the first layout. 2: ``inspections.operator`` (who ran the check); older ledgers gain the
+column when opened.
+"""
 
 GENESIS_HASH: Final = "0" * 64
 """``prev_hash`` of the first audit row."""
@@ -98,6 +125,18 @@ _WRITE_OPTION: Final = "posdiag_ledger_write"
 _SQLITE_LOCK_WORDS: Final = ("locked", "busy")
 _SQLITE_CORRUPT_WORDS: Final = ("not a database", "malformed", "corrupt")
 _SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
+
+_POSTGRES_DRIVER: Final = "postgresql+psycopg"
+_PG_SCHEMA_LOCK: Final = 0x706F73646961_6700
+"""``pg_advisory_xact_lock`` key held while the tables are created or upgraded ("posdiag")."""
+_PG_TERMINAL_LOCK_CLASS: Final = 0x706F7364
+"""First key of the two-key ``pg_advisory_lock(class, terminal)`` held while a terminal is wiped."""
+_PG_RETRY_STATES: Final = frozenset({"40001", "40P01"})
+"""serialization_failure and deadlock_detected: the transaction was rolled back, so run it again."""
+_WRITE_ATTEMPTS: Final = 5
+_SECRET_QUERY_KEYS: Final = frozenset({"password", "passwd", "pwd", "sslpassword"})
+
+_T = TypeVar("_T")
 
 
 class LedgerError(PosdiagError):
@@ -145,6 +184,35 @@ def _in_list(column: str, values: Sequence[str]) -> str:
 # identically on every backend, and SQLite's DateTime drops the time zone.
 _TS_LEN: Final = 32
 
+
+class _Text(sa.types.TypeDecorator[str]):
+    """Text that comes from terminals or people, stored the same on every backend.
+
+    SQLite keeps any string in any column; PostgreSQL enforces ``VARCHAR(n)`` lengths and
+    cannot store NUL at all. A terminal that reports a long or garbled serial must be recorded,
+    not turned into a database error mid-wipe, so on PostgreSQL these columns are ``TEXT`` and NUL
+    becomes U+FFFD (in look-ups too, so the same serial finds the same row). SQLite's DDL and
+    values are unchanged.
+    """
+
+    impl = sa.Text
+    cache_ok = True
+
+    def __init__(self, length: int | None = None) -> None:
+        super().__init__()
+        self.length = length
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql" or self.length is None:
+            return sa.Text()
+        return sa.String(self.length)
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        if value is not None and dialect.name == "postgresql" and "\x00" in value:
+            return value.replace("\x00", "\ufffd")
+        return value
+
+
 metadata = sa.MetaData()
 """All ledger tables; ``metadata.create_all`` builds a fresh ledger."""
 
@@ -159,10 +227,10 @@ devices = sa.Table(
     "devices",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("family", sa.String(64), nullable=False),
-    sa.Column("serial", sa.String(128), nullable=False),
-    sa.Column("vendor", sa.Text),
-    sa.Column("model", sa.Text),
+    sa.Column("family", _Text(64), nullable=False),
+    sa.Column("serial", _Text(128), nullable=False),
+    sa.Column("vendor", _Text()),
+    sa.Column("model", _Text()),
     sa.Column("first_seen", sa.String(_TS_LEN), nullable=False),
     sa.Column("last_seen", sa.String(_TS_LEN), nullable=False),
     sa.UniqueConstraint("family", "serial", name="uq_devices_family_serial"),
@@ -173,10 +241,12 @@ inspections = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("device_id", sa.Integer, sa.ForeignKey("devices.id"), nullable=False, index=True),
-    sa.Column("address", sa.Text, nullable=False),
+    sa.Column("address", _Text(), nullable=False),
     sa.Column("at", sa.String(_TS_LEN), nullable=False),
-    sa.Column("verdict", sa.String(32), nullable=False),
+    sa.Column("verdict", _Text(32), nullable=False),
     sa.Column("report_json", sa.Text, nullable=False),
+    # Schema 2: who ran the check; NULL for inspections recorded before (or without) one.
+    sa.Column("operator", _Text()),
 )
 
 wipe_runs = sa.Table(
@@ -184,8 +254,8 @@ wipe_runs = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("device_id", sa.Integer, sa.ForeignKey("devices.id"), nullable=False),
-    sa.Column("address", sa.Text, nullable=False),
-    sa.Column("operator", sa.Text, nullable=False),
+    sa.Column("address", _Text(), nullable=False),
+    sa.Column("operator", _Text(), nullable=False),
     sa.Column("started_at", sa.String(_TS_LEN), nullable=False),
     sa.Column("finished_at", sa.String(_TS_LEN)),
     sa.Column("status", sa.String(16), nullable=False),
@@ -210,12 +280,12 @@ wipe_steps = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("wipe_runs.id"), nullable=False),
-    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("name", _Text(128), nullable=False),
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("started_at", sa.String(_TS_LEN)),
     sa.Column("finished_at", sa.String(_TS_LEN)),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("detail", _Text(), nullable=False),
     sa.CheckConstraint(_in_list("status", list(StepStatus)), name="ck_wipe_steps_status"),
     sa.UniqueConstraint("run_id", "name", name="uq_wipe_steps_run_name"),
     sa.UniqueConstraint("run_id", "seq", name="uq_wipe_steps_run_seq"),
@@ -227,7 +297,7 @@ certificates = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("wipe_runs.id"), nullable=False, index=True),
     sa.Column("report_id", sa.String(36), nullable=False, unique=True),
-    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("path", _Text(), nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("created_at", sa.String(_TS_LEN), nullable=False),
 )
@@ -239,7 +309,7 @@ audit_log = sa.Table(
     # must have no gaps, which database sequences do not promise.
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("at", sa.String(_TS_LEN), nullable=False),
-    sa.Column("event", sa.String(128), nullable=False),
+    sa.Column("event", _Text(128), nullable=False),
     sa.Column("data_json", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
@@ -291,7 +361,10 @@ class WipeRun:
 
 @dataclass(frozen=True)
 class InspectionRecord:
-    """One stored inspection; ``report`` is the (redacted) JSON report as it was recorded."""
+    """One stored inspection; ``report`` is the (redacted) JSON report as it was recorded.
+
+    ``operator`` is who ran the check, None when not given (or recorded before schema 2).
+    """
 
     id: int
     device_id: int
@@ -301,6 +374,7 @@ class InspectionRecord:
     at: datetime
     verdict: str
     report: Mapping[str, Any]
+    operator: str | None = None
 
 
 @dataclass(frozen=True)
@@ -418,10 +492,18 @@ def audit_row_hash(row_id: int, at: str, event: str, data_json: str, prev_hash: 
     return hashlib.sha256(encoded).hexdigest()
 
 
+def _sqlstate(error: BaseException | None) -> str | None:
+    """The SQLSTATE of a PostgreSQL driver error (psycopg 3 or psycopg2), or None."""
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
 def _explain(where: str, error: BaseException, busy_timeout: float) -> str:
     """One readable sentence for a database failure, with what the person can do about it."""
     text = str(error).strip() or type(error).__name__
     lowered = text.lower()
+    if type(error).__module__.startswith("psycopg"):  # psycopg 3 and psycopg2
+        return _explain_postgres(where, error, text, busy_timeout)
     if any(word in lowered for word in _SQLITE_LOCK_WORDS):
         return (
             f"the ledger {where} is locked by another posdiag process (waited "
@@ -442,6 +524,34 @@ def _explain(where: str, error: BaseException, busy_timeout: float) -> str:
     if "disk i/o" in lowered or "database or disk is full" in lowered:
         return f"the ledger {where} could not be written: disk error or disk full ({text})"
     return f"ledger {where}: database error: {text}"
+
+
+def _explain_postgres(where: str, error: BaseException, text: str, busy_timeout: float) -> str:
+    """:func:`_explain` for PostgreSQL, by SQLSTATE where the server gave one.
+
+    Only the first line of the server's message is kept: the DETAIL lines that follow can quote
+    row values.
+    """
+    state = _sqlstate(error)
+    first_line = text.splitlines()[0]
+    client_side = state is None and "OperationalError" in {k.__name__ for k in type(error).__mro__}
+    if state == "55P03":  # lock_not_available: lock_timeout ran out
+        return (
+            f"the ledger {where} is busy: another posdiag station held its write lock for more "
+            f"than {busy_timeout:g} s; try again when it has finished"
+        )
+    if state in ("28P01", "28000"):
+        return f"the ledger database {where} refused the login ({first_line}); check user/password"
+    if state == "3D000":
+        return f"the ledger database {where} does not exist ({first_line}); create it first"
+    if state == "42501":
+        return (
+            f"the ledger database {where} does not allow this user to do that ({first_line}); "
+            "it needs to create tables and to read and write them"
+        )
+    if client_side or (state is not None and state.startswith(("08", "57P"))):
+        return f"cannot reach the ledger database {where}: {first_line}"
+    return f"ledger {where}: database error: {first_line}"
 
 
 class _WriteTx:
@@ -477,19 +587,52 @@ class _WriteTx:
         self._last_id, self._hash, self._rows = row_id, row_hash, self._rows + 1
 
 
+def _device_lock_key(family: str, serial: str) -> int:
+    """The second key of ``pg_advisory_lock(class, key)`` for one terminal: a signed 32-bit hash.
+
+    A collision only makes two different terminals wait for each other, never mixes their runs.
+    """
+    digest = hashlib.sha256(f"{family}\x00{serial}".encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
+
+
+def _normalise_url(parsed: URL) -> URL:
+    """``postgresql://`` (and Heroku-style ``postgres://``) mean psycopg 3, the driver we ship.
+
+    SQLAlchemy's default for a bare ``postgresql://`` is psycopg2, which posdiag neither
+    depends on nor tests; an explicit ``postgresql+driver://`` is left as the user wrote it.
+    """
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername=_POSTGRES_DRIVER)
+    return parsed
+
+
+def _display_url(parsed: URL) -> str:
+    """The URL for messages and logs: the password, also one given as a query option, masked."""
+    hidden = {key: "***" for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS}
+    shown = parsed.update_query_dict(hidden) if hidden else parsed
+    return shown.render_as_string(hide_password=True)
+
+
 class Ledger:
     """The posdiag ledger on one database; safe to share between threads and processes.
 
     Every public method that writes runs in its own transaction, committed before it returns,
     and appends exactly one audit row in that same transaction.
+
+    On PostgreSQL one Ledger is one session for wipe runs: the terminals it is wiping are marked
+    with advisory locks that end with :meth:`close` (or with the process), so give each worker
+    its own Ledger, as the station does.
     """
 
     def __init__(self, url: str | None = None, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S):
-        """Open (and if needed create) the ledger.
+        """Open (and if needed create or upgrade) the ledger.
 
         Args:
             url: any SQLAlchemy URL; the SQLite file from :func:`default_url` when None.
-            busy_timeout: seconds a write waits for another process's write before failing.
+                ``postgresql://user@host/db`` uses psycopg 3.
+            busy_timeout: seconds a write waits for another process's write before failing
+                (and, on PostgreSQL, a wipe for another station's wipe of the same terminal).
 
         Raises:
             LedgerError: for a bad URL, a missing driver, or a database that is unreadable,
@@ -499,19 +642,30 @@ class Ledger:
         self._closed = False
         text = url if url is not None else default_url()
         try:
-            parsed = make_url(text)
+            parsed = _normalise_url(make_url(text))
         except sa_exc.ArgumentError:
             raise LedgerError(
                 "the ledger URL could not be understood; give a SQLAlchemy database URL such as "
-                "sqlite:////var/lib/posdiag/ledger.sqlite3"
+                "sqlite:////var/lib/posdiag/ledger.sqlite3 or postgresql://user@host/posdiag"
             ) from None
         self._url = parsed
         self._is_sqlite = parsed.get_backend_name() == "sqlite"
+        self._is_postgres = parsed.get_backend_name() == "postgresql"
+        secrets = [parsed.password] + [
+            value for key, value in parsed.query.items() if key.lower() in _SECRET_QUERY_KEYS
+        ]
+        self._secrets = [str(secret) for secret in secrets if isinstance(secret, str) and secret]
         if self._is_sqlite:
             database = parsed.database or ":memory:"
             self._where = database if database == ":memory:" else repr(database)
         else:
-            self._where = parsed.render_as_string(hide_password=True)
+            self._where = _display_url(parsed)
+        # PostgreSQL only: the connection that holds this session's terminal locks (see
+        # _claim_device), the locks it holds, and which run each lock belongs to.
+        self._claims_lock = threading.Lock()
+        self._claims_conn: Connection | None = None
+        self._claimed: set[int] = set()
+        self._run_claims: dict[int, int] = {}
         self._engine = self._create_engine(parsed)
         try:
             self._initialise()
@@ -521,25 +675,52 @@ class Ledger:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
+    def _mask(self, text: str) -> str:
+        """``text`` with the URL's password replaced, for anything shown or logged.
+
+        Messages name the URL through :func:`_display_url` already; this catches a driver that
+        quotes its connection string back. Whole words only, so a short password does not
+        shred the rest of the sentence.
+        """
+        for secret in self._secrets:
+            text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
+        return text
+
     def _create_engine(self, parsed: URL) -> Engine:
-        """Build the engine, and for SQLite install the durability and locking hooks."""
+        """Build the engine, and install the per-backend connection hooks."""
         backend = parsed.get_backend_name()
+        options: dict[str, Any] = {}
+        if self._is_postgres:
+            # A station runs for hours: a pooled connection the server dropped meanwhile is
+            # replaced rather than failing a wipe's journal write.
+            options["pool_pre_ping"] = True
+            if parsed.get_driver_name() == "psycopg" and "connect_timeout" not in parsed.query:
+                options["connect_args"] = {"connect_timeout": max(1, round(self._busy_timeout))}
         try:
-            engine = sa.create_engine(parsed)
+            engine = sa.create_engine(parsed, **options)
         except sa_exc.NoSuchModuleError:
             raise LedgerError(
                 f"the ledger URL names an unknown database type {parsed.drivername!r}; "
-                "use sqlite:///… or another SQLAlchemy dialect"
+                "use sqlite:///… or postgresql://…"
             ) from None
         except ImportError as error:
+            if parsed.drivername == _POSTGRES_DRIVER:
+                raise LedgerError(
+                    "a PostgreSQL ledger needs the psycopg driver, which is not installed: "
+                    "pip install 'posdiag[postgres]'"
+                ) from None
             raise LedgerError(
                 f"the database driver for {parsed.drivername!r} is not installed ({error.name})"
             ) from None
         except sa_exc.ArgumentError as error:
-            raise LedgerError(f"the ledger URL is not usable for {backend}: {error}") from None
+            raise LedgerError(
+                self._mask(f"the ledger URL is not usable for {backend}: {error}")
+            ) from None
         if self._is_sqlite:
             sa.event.listen(engine, "connect", self._on_sqlite_connect)
             sa.event.listen(engine, "begin", _on_sqlite_begin)
+        elif self._is_postgres:
+            sa.event.listen(engine, "connect", self._on_postgres_connect)
         return engine
 
     def _on_sqlite_connect(self, dbapi_connection: Any, _record: Any) -> None:
@@ -559,85 +740,183 @@ class Ledger:
             # Some network file systems cannot do WAL; synchronous=FULL still keeps commits safe.
             log.warning("ledger.wal_unavailable", journal_mode=mode, ledger=self._where)
 
+    def _on_postgres_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        """``lock_timeout`` plays SQLite's ``busy_timeout``: how long a write waits for another.
+
+        Without it a write would wait for the head lock for ever behind a stuck station.
+        """
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"SET lock_timeout = {max(1, int(self._busy_timeout * 1000))}")
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
+
     @contextmanager
     def _translate(self) -> Iterator[None]:
-        """Turn driver and SQLAlchemy failures into one readable LedgerError."""
+        """Turn driver and SQLAlchemy failures into one readable LedgerError (password masked)."""
         try:
             yield
         except LedgerError:
             raise
         except sa_exc.DBAPIError as error:
             cause = error.orig if error.orig is not None else error
-            raise LedgerError(_explain(self._where, cause, self._busy_timeout)) from error
+            message = _explain(self._where, cause, self._busy_timeout)
+            raise LedgerError(self._mask(message)) from error
         except sa_exc.SQLAlchemyError as error:
-            raise LedgerError(f"ledger {self._where}: {error}") from error
+            raise LedgerError(self._mask(f"ledger {self._where}: {error}")) from error
         except sqlite3.Error as error:
             # Raised from inside the connect hook, before SQLAlchemy can wrap it.
             raise LedgerError(_explain(self._where, error, self._busy_timeout)) from error
+
+    def _connect(self, *, write: bool) -> Connection:
+        """A pooled connection set up for reading or for writing.
+
+        PostgreSQL: writes run at READ COMMITTED (after the head lock each statement sees the
+        previous writer's rows; a stricter level would fail instead of waiting), reads at
+        REPEATABLE READ (one snapshot for the log and its head). Set per connection because the
+        server's default may be anything.
+        """
+        conn = self._engine.connect()
+        if write:
+            conn.execution_options(**{_WRITE_OPTION: True})
+        if self._is_postgres:
+            conn.execution_options(isolation_level="READ COMMITTED" if write else "REPEATABLE READ")
+        return conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         """A read transaction: one consistent snapshot, no write lock taken."""
         self._check_open()
-        with self._translate(), self._engine.connect() as conn, conn.begin():
+        with self._translate(), self._connect(write=False) as conn, conn.begin():
             yield conn
 
-    @contextmanager
-    def _write(self) -> Iterator[_WriteTx]:
-        """A write transaction holding the write lock from its first statement.
+    def _write(self, work: Callable[[_WriteTx], _T]) -> _T:
+        """Run ``work`` in a write transaction holding the write lock from its first statement.
 
         SQLite gets ``BEGIN IMMEDIATE`` (see :func:`_on_sqlite_begin`); other databases lock the
         audit head row. Either way concurrent writers queue up instead of both reading the same
-        chain head, and the upserts in here cannot race.
+        chain head, and the upserts in ``work`` cannot race. A transaction the database rolled
+        back as a serialisation failure or deadlock runs again, so ``work`` must change nothing
+        but the database (through ``tx``). Other failures are not retried: after a lost
+        connection nobody knows whether the commit landed, and appending twice is worse.
         """
         self._check_open()
-        with self._translate(), self._engine.connect() as conn:
-            conn.execution_options(**{_WRITE_OPTION: True})
-            with conn.begin():
-                head = conn.execute(
-                    sa.select(audit_head).where(audit_head.c.id == 1).with_for_update()
-                ).one_or_none()
-                if head is None:
-                    raise LedgerError(
-                        f"the ledger {self._where} has lost its audit head: it was damaged or "
-                        "tampered with; keep the file for investigation and start a new ledger"
+        with self._translate():
+            for attempt in range(1, _WRITE_ATTEMPTS + 1):
+                try:
+                    return self._write_once(work)
+                except sa_exc.DBAPIError as error:
+                    if attempt == _WRITE_ATTEMPTS or _sqlstate(error.orig) not in _PG_RETRY_STATES:
+                        raise
+                    pause = random.uniform(0.01, 0.05) * 2**attempt
+                    log.info(
+                        "ledger.write_retried",
+                        attempt=attempt,
+                        sqlstate=_sqlstate(error.orig),
+                        pause_s=round(pause, 3),
                     )
-                yield _WriteTx(conn, head)
+                    time.sleep(pause)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _write_once(self, work: Callable[[_WriteTx], _T]) -> _T:
+        with self._connect(write=True) as conn, conn.begin():
+            head = conn.execute(
+                sa.select(audit_head).where(audit_head.c.id == 1).with_for_update()
+            ).one_or_none()
+            if head is None:
+                raise LedgerError(
+                    f"the ledger {self._where} has lost its audit head: it was damaged or "
+                    "tampered with; keep the file for investigation and start a new ledger"
+                )
+            return work(_WriteTx(conn, head))
 
     def _initialise(self) -> None:
-        """Create missing tables and the audit head, refusing foreign or newer databases."""
-        with self._translate(), self._engine.connect() as conn:
+        """Create missing tables and the head, upgrade an old layout, refuse foreign or newer ones.
+
+        On PostgreSQL the work happens under a transaction-scoped advisory lock: two stations
+        started at once on an empty database would otherwise both run ``CREATE TABLE`` and one
+        would fail on the catalogue's unique index.
+        """
+        with self._translate(), self._connect(write=False) as conn:
+            # Opening a ready ledger only reads, so it works while another process writes.
             with conn.begin():
                 state = self._schema_state(conn)
             if state == "ready":
                 return
             conn.execution_options(**{_WRITE_OPTION: True})
+            if self._is_postgres:
+                conn.execution_options(isolation_level="READ COMMITTED")
             with conn.begin():
-                # Checked again under the write lock: another process may have just created it.
-                if self._schema_state(conn) == "ready":
+                if self._is_postgres:
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
+                # Checked again under the write lock: another process may have just done it.
+                state = self._schema_state(conn)
+                if state == "ready":
                     return
+                head_row = None
+                if state == "outdated":
+                    # Head first, as every writer does: taking the table lock of ALTER TABLE
+                    # first could deadlock with a station that holds the head and inserts.
+                    head_row = conn.execute(
+                        sa.select(audit_head).where(audit_head.c.id == 1).with_for_update()
+                    ).one_or_none()
                 metadata.create_all(conn)
+                if state == "outdated":
+                    self._upgrade(conn, head_row)
                 if conn.execute(sa.select(ledger_meta.c.value).limit(1)).first() is None:
                     conn.execute(
                         sa.insert(ledger_meta).values(
                             key="schema_version", value=str(SCHEMA_VERSION)
                         )
                     )
-                if conn.execute(sa.select(audit_head.c.id)).first() is None:
+                head = conn.execute(sa.select(audit_head.c.id)).first()
+                empty = conn.execute(sa.select(audit_log.c.id).limit(1)).first() is None
+                if head is None and empty:
                     conn.execute(
                         sa.insert(audit_head).values(
                             id=1, last_id=0, hash=GENESIS_HASH, row_count=0
                         )
                     )
 
+    def _upgrade(self, conn: Connection, head: Row[Any] | None) -> None:
+        """Bring an older ledger to :data:`SCHEMA_VERSION`, in the caller's transaction.
+
+        Only additive changes (new nullable columns), so rows already written and the audit
+        chain over them stay exactly as they were. A station still on the previous posdiag then
+        refuses the ledger as newer: on a shared ledger, upgrade every station together. The
+        upgrade is itself an audit event, chained after ``head`` (already locked by the caller;
+        None for a ledger that lost its head).
+        """
+        found = conn.execute(
+            sa.select(ledger_meta.c.value).where(ledger_meta.c.key == "schema_version")
+        ).scalar_one()
+        columns = {column["name"] for column in sa.inspect(conn).get_columns("inspections")}
+        if "operator" not in columns:  # schema 2
+            conn.execute(sa.text("ALTER TABLE inspections ADD COLUMN operator TEXT"))
+        conn.execute(
+            sa.update(ledger_meta)
+            .where(ledger_meta.c.key == "schema_version")
+            .values(value=str(SCHEMA_VERSION))
+        )
+        if head is not None:
+            _WriteTx(conn, head).audit(
+                "ledger.upgraded", {"from_schema": int(found), "to_schema": SCHEMA_VERSION}
+            )
+        log.info("ledger.upgraded", ledger=self._where, from_schema=found, to=SCHEMA_VERSION)
+
     def _schema_state(self, conn: Connection) -> str:
-        """``ready``, or ``incomplete`` (create what is missing); raises for foreign or newer."""
+        """``ready``, ``incomplete`` (create what is missing) or ``outdated`` (upgrade).
+
+        Raises:
+            LedgerError: for a foreign database or one written by a newer posdiag.
+        """
         present = set(sa.inspect(conn).get_table_names())
         if "ledger_meta" not in present:
             if present & _LEDGER_TABLES:
                 raise LedgerError(
                     f"the database {self._where} has tables named like the ledger's but is not a "
-                    "posdiag ledger; give a different file"
+                    "posdiag ledger; give a different database"
                 )
             return "incomplete"
         version = conn.execute(
@@ -648,6 +927,8 @@ class Ledger:
                 f"the ledger {self._where} was written by a newer posdiag (schema {version}, "
                 f"this version reads {SCHEMA_VERSION}); upgrade posdiag"
             )
+        if version is not None and int(version) < SCHEMA_VERSION:
+            return "outdated"
         if version is None or not _LEDGER_TABLES.issubset(present):
             return "incomplete"
         if conn.execute(sa.select(audit_head.c.id)).first() is not None:
@@ -657,6 +938,85 @@ class Ledger:
         has_rows = conn.execute(sa.select(audit_log.c.id).limit(1)).first() is not None
         return "ready" if has_rows else "incomplete"
 
+    # -- terminals being wiped (PostgreSQL) ------------------------------------------------------
+
+    def _claims(self) -> Connection:
+        """This session's lock connection (autocommit), opened on first use; hold _claims_lock."""
+        if self._claims_conn is None:
+            conn = self._engine.connect()
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._claims_conn = conn
+        return self._claims_conn
+
+    def _claim_device(self, family: str, serial: str) -> int | None:
+        """Mark this terminal as being wiped by this session, waiting for another session's mark.
+
+        Two stations sharing a ledger can meet the same family+serial at once (two terminals
+        that report one serial, or a run still being driven elsewhere). Without a mark, one
+        would "resume" the other's live run and both would journal into it. The mark is a
+        session-level advisory lock, so a station that dies releases it with its connection and
+        its run then resumes anywhere. Polled with try-lock, so no pooled connection sits
+        blocked and the wait is bounded by ``busy_timeout``.
+
+        Returns:
+            The lock key (held until the run finishes or the ledger closes); None on other
+            databases. A SQLite ledger belongs to one machine, whose station already keeps two
+            workers off one serial; two separate ``posdiag wipe`` processes on one serial are
+            not guarded there (one cable cannot reach both).
+
+        Raises:
+            LedgerError: another session still wipes this terminal after ``busy_timeout``.
+        """
+        if not self._is_postgres:
+            return None
+        key = _device_lock_key(family, serial)
+        deadline = time.monotonic() + self._busy_timeout
+        with self._translate():
+            while True:
+                with self._claims_lock:
+                    if key in self._claimed:
+                        return key
+                    try_lock = sa.select(sa.func.pg_try_advisory_lock(_PG_TERMINAL_LOCK_CLASS, key))
+                    got = self._claims().execute(try_lock).scalar_one()
+                    if got:
+                        self._claimed.add(key)
+                        return key
+                if time.monotonic() >= deadline:
+                    raise LedgerError(
+                        f"terminal {family} {serial} is being wiped by another posdiag session "
+                        f"on the ledger {self._where} right now (waited {self._busy_timeout:g} s);"
+                        " one terminal cannot be wiped from two places at once: if two terminals "
+                        "report this serial, wipe them one after the other"
+                    )
+                time.sleep(0.05)
+
+    def _release_device(self, key: int) -> None:
+        """Drop one terminal's mark; best effort, as closing the connection drops it anyway."""
+        with self._claims_lock:
+            if key not in self._claimed or self._claims_conn is None:
+                return
+            self._claimed.discard(key)
+            for run_id in [run for run, held in self._run_claims.items() if held == key]:
+                del self._run_claims[run_id]
+            try:
+                self._claims_conn.execute(
+                    sa.select(sa.func.pg_advisory_unlock(_PG_TERMINAL_LOCK_CLASS, key))
+                )
+            except sa_exc.SQLAlchemyError as error:
+                log.warning("ledger.unlock_failed", error=self._mask(str(error)))
+                self._drop_claims()
+
+    def _drop_claims(self) -> None:
+        """Close the lock connection, which releases every mark it held; hold _claims_lock."""
+        conn, self._claims_conn = self._claims_conn, None
+        self._claimed.clear()
+        self._run_claims.clear()
+        if conn is not None:
+            try:
+                conn.close()
+            except sa_exc.SQLAlchemyError as error:
+                log.warning("ledger.unlock_failed", error=self._mask(str(error)))
+
     def _check_open(self) -> None:
         if self._closed:
             raise LedgerError("the ledger is closed")
@@ -665,6 +1025,8 @@ class Ledger:
         """Close every pooled connection; committed data is already safe on disk."""
         if not self._closed:
             self._closed = True
+            with self._claims_lock:
+                self._drop_claims()
             self._engine.dispose()
 
     def __enter__(self) -> Ledger:
@@ -681,7 +1043,7 @@ class Ledger:
     @property
     def url(self) -> str:
         """The database URL with any password hidden, for messages and logs."""
-        return self._url.render_as_string(hide_password=True)
+        return _display_url(self._url)
 
     @property
     def engine(self) -> Engine:
@@ -709,7 +1071,9 @@ class Ledger:
         """
         if not family or not serial:
             raise ValueError("a device needs both a family and a serial number")
-        with self._write() as tx:
+
+        def work(tx: _WriteTx) -> int:
+            # Under the head lock the look-up and the insert cannot race another station's.
             row = tx.conn.execute(
                 sa.select(devices.c.id, devices.c.vendor, devices.c.model).where(
                     devices.c.family == family, devices.c.serial == serial
@@ -749,9 +1113,17 @@ class Ledger:
                     "new": row is None,
                 },
             )
-        return device_id
+            return device_id
 
-    def record_inspection(self, device_id: int, address: str, report: Mapping[str, Any]) -> int:
+        return self._write(work)
+
+    def record_inspection(
+        self,
+        device_id: int,
+        address: str,
+        report: Mapping[str, Any],
+        operator: str | None = None,
+    ) -> int:
         """Store an inspection report (redacted again, in case a caller forgot) and its verdict.
 
         Args:
@@ -759,6 +1131,8 @@ class Ledger:
             address: the address the terminal was reached at.
             report: the JSON report dict (``posdiag.report/1``); ``report["verdict"]["status"]``
                 is stored in its own column so listings need not parse the report.
+            operator: who ran the check (a name for the manifest, not a credential); None when
+                nobody was named. An empty name counts as none.
 
         Returns:
             The inspection id.
@@ -768,7 +1142,9 @@ class Ledger:
         except (KeyError, TypeError):
             raise ValueError("the report has no verdict.status; pass the JSON report") from None
         report_json = _redacted_json(report)
-        with self._write() as tx:
+        who = operator or None
+
+        def work(tx: _WriteTx) -> int:
             self._require_device(tx.conn, device_id)
             inspection_id = _insert_id(
                 tx.conn,
@@ -778,6 +1154,7 @@ class Ledger:
                     at=tx.at,
                     verdict=verdict,
                     report_json=report_json,
+                    operator=who,
                 ),
             )
             tx.audit(
@@ -787,10 +1164,13 @@ class Ledger:
                     "device_id": device_id,
                     "address": address,
                     "verdict": verdict,
+                    "operator": who,
                     "report_sha256": hashlib.sha256(report_json.encode("utf-8")).hexdigest(),
                 },
             )
-        return inspection_id
+            return inspection_id
+
+        return self._write(work)
 
     # -- wipe runs -------------------------------------------------------------------------------
 
@@ -800,7 +1180,9 @@ class Ledger:
         """Open a wipe run for a device; refused while the device has an unfinished run.
 
         One open run per device keeps "resume the interrupted wipe" unambiguous: to start over,
-        finish the old run first (usually with outcome ``aborted``).
+        finish the old run first (usually with outcome ``aborted``). On PostgreSQL the terminal
+        is first marked as being wiped by this session (see :meth:`open_wipe_run`), waiting up
+        to ``busy_timeout`` for another station that is wiping it.
 
         Args:
             device_id: from :meth:`record_device`.
@@ -812,7 +1194,18 @@ class Ledger:
             The run id.
         """
         options_json = _redacted_json(options)
-        with self._write() as tx:
+        claim: int | None = None
+        fresh_claim = False
+        if self._is_postgres:
+            with self._read() as conn:
+                device = conn.execute(
+                    sa.select(devices.c.family, devices.c.serial).where(devices.c.id == device_id)
+                ).one_or_none()
+            if device is not None:
+                fresh_claim = _device_lock_key(device.family, device.serial) not in self._claimed
+                claim = self._claim_device(device.family, device.serial)
+
+        def work(tx: _WriteTx) -> int:
             self._require_device(tx.conn, device_id)
             open_run = tx.conn.execute(
                 sa.select(wipe_runs.c.id).where(
@@ -849,6 +1242,17 @@ class Ledger:
                     "options": json.loads(options_json),
                 },
             )
+            return run_id
+
+        try:
+            run_id = self._write(work)
+        except BaseException:
+            if claim is not None and fresh_claim:
+                self._release_device(claim)
+            raise
+        if claim is not None:
+            with self._claims_lock:
+                self._run_claims[run_id] = claim
         return run_id
 
     def open_wipe_run(self, family: str, serial: str) -> WipeRun | None:
@@ -857,9 +1261,20 @@ class Ledger:
         Steps still ``started`` were in progress when the process stopped; the caller decides
         whether to mark them ``interrupted`` (via :meth:`step_finished`) and redo them.
 
+        On PostgreSQL (many stations, one ledger) this also marks the terminal as being wiped by
+        this session, first waiting up to ``busy_timeout`` while another session holds that
+        mark: a run another station is driving right now is not interrupted, and resuming it
+        would interleave two wipes in one journal. The mark ends when the run finishes or this
+        ledger closes (or its process dies, which is what makes a run resumable).
+
         Returns:
             The newest run of that device whose status is ``running``, or None.
+
+        Raises:
+            LedgerError: (PostgreSQL) another session kept wiping this terminal past
+                ``busy_timeout``.
         """
+        claim = self._claim_device(family, serial)
         with self._read() as conn:
             row = conn.execute(
                 _run_select()
@@ -873,7 +1288,11 @@ class Ledger:
             ).one_or_none()
             if row is None:
                 return None
-            return _run_from_row(row, self._load_steps(conn, [row.id]).get(row.id, ()))
+            run = _run_from_row(row, self._load_steps(conn, [row.id]).get(row.id, ()))
+        if claim is not None:
+            with self._claims_lock:
+                self._run_claims[run.id] = claim
+        return run
 
     def step_started(self, run_id: int, name: str) -> None:
         """Record that a step begins; a restarted step keeps its place (``seq``) in the run.
@@ -883,7 +1302,8 @@ class Ledger:
         """
         if not name:
             raise ValueError("a step needs a name")
-        with self._write() as tx:
+
+        def work(tx: _WriteTx) -> None:
             self._require_running(tx.conn, run_id)
             seq, existed = self._step_seq(tx.conn, run_id, name)
             values = {
@@ -907,6 +1327,8 @@ class Ledger:
                 {"run_id": run_id, "name": name, "seq": seq, "restart": existed},
             )
 
+        self._write(work)
+
     def step_finished(
         self, run_id: int, name: str, status: StepStatus | str, detail: str = ""
     ) -> None:
@@ -926,7 +1348,8 @@ class Ledger:
             raise ValueError(f"step_finished needs a final status, not {final.value!r}")
         if not name:
             raise ValueError("a step needs a name")
-        with self._write() as tx:
+
+        def work(tx: _WriteTx) -> None:
             self._require_running(tx.conn, run_id)
             seq, existed = self._step_seq(tx.conn, run_id, name)
             values = {"status": final.value, "finished_at": tx.at, "detail": detail}
@@ -953,6 +1376,8 @@ class Ledger:
                 },
             )
 
+        self._write(work)
+
     def steps(self, run_id: int) -> list[WipeStepRecord]:
         """The run's steps in the order they were first started."""
         with self._read() as conn:
@@ -960,6 +1385,9 @@ class Ledger:
 
     def finish_wipe_run(self, run_id: int, outcome: Outcome | str, reasons: Sequence[str]) -> None:
         """Close a run with its outcome; a finished run can never be reopened or changed.
+
+        On PostgreSQL this also ends this session's mark on the terminal (another station may
+        wipe a terminal with the same serial from now on).
 
         Args:
             run_id: the run.
@@ -971,7 +1399,8 @@ class Ledger:
         if isinstance(reasons, str):
             raise TypeError("reasons must be a list of strings, not one string")
         reason_list = [str(reason) for reason in reasons]
-        with self._write() as tx:
+
+        def work(tx: _WriteTx) -> None:
             self._require_running(tx.conn, run_id)
             tx.conn.execute(
                 sa.update(wipe_runs)
@@ -987,6 +1416,11 @@ class Ledger:
                 "wipe_run.finished",
                 {"run_id": run_id, "outcome": final.value, "reasons": reason_list},
             )
+
+        self._write(work)
+        claim = self._run_claims.get(run_id)
+        if claim is not None:
+            self._release_device(claim)
 
     def record_certificate(
         self,
@@ -1010,7 +1444,8 @@ class Ledger:
         digest = sha256.lower()
         if not _SHA256_RE.fullmatch(digest):
             raise ValueError("sha256 must be 64 hex digits")
-        with self._write() as tx:
+
+        def work(tx: _WriteTx) -> None:
             status = self._run_status(tx.conn, run_id)
             if status != RunStatus.FINISHED:
                 raise LedgerError(
@@ -1039,6 +1474,8 @@ class Ledger:
                     "sha256": digest,
                 },
             )
+
+        self._write(work)
 
     # -- listings --------------------------------------------------------------------------------
 
@@ -1070,6 +1507,7 @@ class Ledger:
                 at=datetime.fromisoformat(row.at),
                 verdict=row.verdict,
                 report=json.loads(row.report_json),
+                operator=row.operator,
             )
             for row in rows
         ]
@@ -1080,13 +1518,13 @@ class Ledger:
         """Append a free-form event to the audit log in its own transaction.
 
         Args:
-            event: a dotted event name, e.g. ``wipe.operator_confirmed``.
+            event: a dotted event name, e.g. ``wipe.operator_confirmed``; no NUL characters
+                (PostgreSQL cannot store them, and the name is part of the row's hash).
             **data: details; redacted (secrets dropped, identifiers masked) before storing.
         """
-        if not event:
-            raise ValueError("an audit event needs a name")
-        with self._write() as tx:
-            tx.audit(event, data)
+        if not event or "\x00" in event:
+            raise ValueError("an audit event needs a name, without NUL characters")
+        self._write(lambda tx: tx.audit(event, data))
 
     def head(self) -> AuditHead:
         """The newest audit row's id and hash; put it in certificates to anchor the log."""

@@ -2,8 +2,8 @@
 
 Read-only over the ledger (SQLAlchemy Core selects on :attr:`Ledger.engine`): one row per wipe
 run (batch, serial, model, outcome, certificate, operator, times, reasons) or per inspection
-(serial, model, verdict, time, address). Nothing secret is in these columns: the ledger never
-stores a TID/MID in the clear, and addresses are shown without their password option.
+(serial, model, verdict, operator, time, address). Nothing secret is in these columns: the ledger
+never stores a TID/MID in the clear, and addresses are shown without their password option.
 """
 
 from __future__ import annotations
@@ -47,7 +47,16 @@ WIPE_COLUMNS: Final = (
     "finished_at",
     "reasons",
 )
-CHECK_COLUMNS: Final = ("serial", "family", "vendor", "model", "verdict", "checked_at", "address")
+CHECK_COLUMNS: Final = (
+    "serial",
+    "family",
+    "vendor",
+    "model",
+    "verdict",
+    "operator",  # None for checks recorded without one (or before the ledger had the column)
+    "checked_at",
+    "address",
+)
 IN_PROGRESS: Final = "in_progress"
 """The outcome shown for a run still open (only with ``include_open``)."""
 
@@ -178,6 +187,7 @@ def check_rows(ledger: Ledger, *, since: datetime | None = None) -> list[Row]:
             inspections.c.address,
             inspections.c.at,
             inspections.c.verdict,
+            inspections.c.operator,
             devices.c.family,
             devices.c.serial,
             devices.c.vendor,
@@ -197,6 +207,7 @@ def check_rows(ledger: Ledger, *, since: datetime | None = None) -> list[Row]:
             "vendor": row.vendor,
             "model": row.model,
             "verdict": row.verdict,
+            "operator": row.operator,
             "checked_at": row.at,
             "address": _safe_address(row.address),
         }

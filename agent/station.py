@@ -25,8 +25,7 @@ from typing import Any, Literal
 import structlog
 
 from posdiag.drivers.address import parse_address
-from posdiag.drivers.errors import TransportError
-from posdiag.drivers.model import Terminal, WipeStep
+from posdiag.drivers.model import Terminal
 
 from .connect import open_terminal
 from .discovery import Found, discover
@@ -34,11 +33,12 @@ from .inspect import inspect_terminal
 from .ledger import Ledger
 from .policy import Policy
 from .report import DeviceReport, to_json
-from .wipe import WipeOptions, WipeResult, WipeSession
+from .wipe import WipeInterrupted, WipeOptions, WipeProgress, WipeSession
 
 log = structlog.get_logger(__name__)
 
 Mode = Literal["check", "wipe"]
+_STAGE_PROGRESS = {"queued": 0.0, "connecting": 0.05, "inspecting": 0.15, "verifying": 0.9}
 SUCCESS = frozenset({"ready", "erased", "erased_with_exceptions"})
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 
@@ -92,11 +92,23 @@ class SlotResult:
     family: str
     model: str | None = None
     serial: str | None = None
-    stage: str = "queued"  # queued, connecting, inspecting, wiping, done, failed, unplugged
+    stage: str = "queued"  # queued, connecting, inspecting, wiping, verifying, done, failed,
+    # unplugged
     verdict_or_outcome: str | None = None
     reasons: tuple[str, ...] = ()
     certificate: str | None = None
     elapsed_s: float = 0.0
+    steps_done: int = 0
+    steps_total: int = 0
+
+    @property
+    def progress(self) -> float:
+        """How far this terminal is, 0..1, from its stage and (wiping) its steps."""
+        if self.stage in ("done", "failed", "unplugged"):
+            return 1.0
+        if self.stage == "wiping" and self.steps_total:
+            return 0.3 + 0.6 * min(self.steps_done, self.steps_total) / self.steps_total
+        return _STAGE_PROGRESS.get(self.stage, 0.0)
 
     @property
     def ok(self) -> bool:
@@ -115,6 +127,8 @@ class SlotResult:
             "reasons": list(self.reasons),
             "certificate": self.certificate,
             "elapsed_s": round(self.elapsed_s, 3),
+            "progress": round(self.progress, 2),
+            "steps": [self.steps_done, self.steps_total] if self.steps_total else None,
         }
 
 
@@ -134,34 +148,8 @@ class _Slot:
     final: SlotResult | None = None
     serial_lock: threading.Lock | None = None
     done: threading.Event = field(default_factory=threading.Event)
-
-
-class _Stopped(TransportError):
-    """Raised between wipe steps when the station stops: the wipe ends aborted, resumable."""
-
-
-class _StationWipe(WipeSession):
-    """A wipe session that reports its stages and stops between steps when asked."""
-
-    def __init__(self, *args: Any, station: Station, slot: _Slot, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._station = station
-        self._slot = slot
-
-    def _record_inspection(self, report: DeviceReport) -> int | None:
-        self._station._identified(self._slot, report)
-        if report.identity is not None and self._slot.serial_lock is None:
-            self._station._lock_serial(self._slot, report)
-        return super()._record_inspection(report)
-
-    def _open_run(self, device_id: int | None, report: DeviceReport) -> tuple[int | None, bool]:
-        self._station._stage(self._slot, "wiping")
-        return super()._open_run(device_id, report)
-
-    def _step(self, step: WipeStep, result: WipeResult, recorded: dict[str, str]) -> None:
-        if self._station.stop_event.is_set() or self._slot.final is not None:
-            raise _Stopped("the station stopped before this step; the wipe resumes next time")
-        super()._step(step, result, recorded)
+    done_earlier: dict[str, Any] | None = None
+    """The batch's earlier (successful) wipe of this terminal, when continuing a batch."""
 
 
 class Station:
@@ -180,6 +168,8 @@ class Station:
         on_event: called with a :class:`SlotResult` on every stage change (any thread).
         password: ZVT password override.
         opener: builds a Terminal from an address (tests replace it).
+        batch: continue this batch (after a crash or a stop) instead of starting a new one:
+            terminals erased in it already are not wiped again, interrupted wipes resume.
     """
 
     def __init__(
@@ -198,6 +188,7 @@ class Station:
         password: str | None = None,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S,
         opener: Opener = open_terminal,
+        batch: str | None = None,
     ) -> None:
         if mode not in ("check", "wipe"):
             raise ValueError(f"mode must be check or wipe, not {mode!r}")
@@ -227,13 +218,19 @@ class Station:
         self._prepared = False
         self.batch: str | None = None
         """The batch id of the current (or last) run()/watch(); stored with every wipe run."""
+        self.continued_batch = batch
+        self._done_in_batch: dict[tuple[str, str], dict[str, Any]] = {}
+        self.unfinished: list[tuple[str, str]] = []
+        """(family, serial) of wipes left open in the ledger when this run started."""
+        self._wake = threading.Event()
 
     # --- public -----------------------------------------------------------------------------
 
     def run(self, addresses: Iterable[str]) -> list[SlotResult]:
         """Work every address once (duplicates once) and return the results in order."""
-        self.batch = new_batch_id()
+        self.batch = self.continued_batch or new_batch_id()
         self._prepare()
+        self._announce_unfinished()
         slots: list[_Slot] = []
         with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="station") as pool:
             for address in dict.fromkeys(addresses):
@@ -246,22 +243,31 @@ class Station:
             pool.shutdown(wait=False, cancel_futures=True)
         return [s.final for s in slots if s.final is not None]
 
+    def notify_change(self) -> None:
+        """Something was plugged or unplugged: re-enumerate now instead of at the next poll."""
+        self._wake.set()
+
     def watch(
         self,
         poll_s: float = 1.0,
         stop_event: threading.Event | None = None,
         discover_fn: Callable[[], list[Found]] = discover,
+        until: Callable[[], bool] | None = None,
     ) -> list[SlotResult]:
         """Work terminals as they appear until ``stop_event`` is set; every slot's result.
 
         A terminal is worked once per plugging-in: it is worked again only after it
         disappeared and came back. One that disappears while its worker runs ends
-        ``unplugged`` (its wipe stays open in the ledger and resumes next time).
+        ``unplugged`` (its wipe stays open in the ledger and resumes when it is back).
+        Discovery runs every ``poll_s`` seconds and at once after :meth:`notify_change`
+        (hotplug events). With ``until``, the watch also ends once every worker is done and
+        ``until()`` is true (a simulated fleet whose plug schedule has run out).
         """
         if stop_event is not None:
             self.stop_event = stop_event
-        self.batch = new_batch_id()
+        self.batch = self.continued_batch or new_batch_id()
         self._prepare()
+        self._announce_unfinished()
         handled: set[str] = set()
         by_address: dict[str, _Slot] = {}
         pool = ThreadPoolExecutor(self.max_parallel, thread_name_prefix="station")
@@ -283,7 +289,11 @@ class Station:
                         handled.add(address)
                         by_address[address] = slot
                 self._supervise()
-                self.stop_event.wait(poll_s)
+                with self._lock:
+                    idle = all(slot.final is not None for slot in self._slots)
+                if until is not None and idle and until():
+                    break
+                self._sleep(poll_s)
             # Stopping: queued workers skip, running ones end after their current step.
             while not all(s.final is not None for s in self._slots):
                 self._supervise()
@@ -293,6 +303,49 @@ class Station:
         return [s.final for s in self._slots if s.final is not None]
 
     # --- supervision ------------------------------------------------------------------------
+
+    def _sleep(self, poll_s: float) -> None:
+        """Wait for the next poll, a hotplug notification or a stop; supervise meanwhile."""
+        deadline = time.monotonic() + poll_s
+        while not self.stop_event.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if self._wake.wait(min(left, 0.1)):
+                self._wake.clear()
+                return
+            self._supervise()
+
+    def _announce_unfinished(self) -> None:
+        """Say which wipes a previous run left open: they resume when their terminals show up.
+
+        When continuing a batch, also load which terminals it already erased.
+        """
+        if self.mode != "wipe":
+            return
+        try:
+            with Ledger(self.ledger_url, busy_timeout=self.busy_timeout) as ledger:
+                unfinished = [run for run in ledger.runs(limit=1000) if run.status == "running"]
+                if self.continued_batch:
+                    from .manifest import wipe_rows
+
+                    self._done_in_batch = {
+                        (row["family"], row["serial"]): row
+                        for row in wipe_rows(ledger, batch=self.continued_batch)
+                        if row["outcome"] in ("erased", "erased_with_exceptions")
+                    }
+        except Exception as exc:  # the station still works; each wipe checks its own run
+            log.warning("station.unfinished_unknown", error=str(exc))
+            return
+        self.unfinished = [(run.family, run.serial) for run in unfinished]
+        if unfinished:
+            log.warning(
+                "station.unfinished_wipes",
+                count=len(unfinished),
+                terminals=[f"{run.family} {run.serial}" for run in unfinished],
+                note="open in the ledger (interrupted here, or running on another station that "
+                "shares it); an interrupted one resumes when its terminal is worked again",
+            )
 
     def _prepare(self) -> None:
         """Create the ledger schema and the station key once, before any worker races for them."""
@@ -352,6 +405,7 @@ class Station:
             slot.final = result
             slot.state = result
         self._emit(result)
+        self._wake.set()  # a watch waiting for its last worker ends now, not at the next poll
         return True
 
     def _emit(self, update: SlotResult) -> None:
@@ -388,8 +442,38 @@ class Station:
             lock = self._serials.setdefault(key, threading.Lock())
         while not lock.acquire(timeout=0.1):
             if slot.final is not None or self.stop_event.is_set():
-                raise _Stopped("the station stopped while another worker wiped this terminal")
+                raise WipeInterrupted("stopped while another worker wiped this terminal")
         slot.serial_lock = lock
+
+    def _wipe_progress(self, slot: _Slot, progress: WipeProgress) -> None:
+        """Follow a wipe for the live view; stop it between steps when the station stops."""
+        if progress.stage == "identified" and progress.report is not None:
+            self._identified(slot, progress.report)
+            if slot.serial_lock is None:
+                self._lock_serial(slot, progress.report)
+            ident = progress.report.identity
+            key = (progress.report.family, ident.serial or "") if ident else ("", "")
+            if key in self._done_in_batch:
+                slot.done_earlier = self._done_in_batch[key]
+                raise WipeInterrupted(f"already erased in batch {self.batch}")
+            return
+        if progress.stage == "finished":
+            return
+        if progress.step is not None and (self.stop_event.is_set() or slot.final is not None):
+            raise WipeInterrupted(f"the station stopped before step {progress.step}")
+        with self._lock:
+            if slot.final is not None:
+                return
+            elapsed = time.monotonic() - slot.started if slot.started is not None else 0.0
+            slot.state = replace(
+                slot.state,
+                stage=progress.stage,
+                steps_done=progress.done,
+                steps_total=progress.total,
+                elapsed_s=elapsed,
+            )
+            update = slot.state
+        self._emit(update)
 
     # --- the worker -------------------------------------------------------------------------
 
@@ -440,7 +524,9 @@ class Station:
                     device_id = ledger.record_device(
                         report.family, ident.serial or "unknown", ident.vendor, ident.model
                     )
-                    ledger.record_inspection(device_id, report.address, to_json(report))
+                    ledger.record_inspection(
+                        device_id, report.address, to_json(report), operator=self.operator
+                    )
             status = report.verdict.status.value
             return replace(
                 slot.state,
@@ -457,17 +543,25 @@ class Station:
         )
         self._stage(slot, "inspecting")
         with Ledger(self.ledger_url, busy_timeout=self.busy_timeout) as ledger:
-            session = _StationWipe(
+            session = WipeSession(
                 terminal,
                 self.policy,
                 options,
                 ledger=ledger,
                 key=self._key,
                 simulated=simulated,
-                station=self,
-                slot=slot,
+                on_progress=lambda progress: self._wipe_progress(slot, progress),
             )
             result = session.run()
+        if slot.done_earlier is not None:
+            earlier = slot.done_earlier
+            return replace(
+                slot.state,
+                stage="done",
+                verdict_or_outcome=earlier["outcome"],
+                reasons=(f"erased earlier in batch {self.batch}; not wiped again",),
+                certificate=earlier.get("certificate_path"),
+            )
         outcome = result.outcome.value
         failed = outcome == "aborted" or (result.before is not None and not result.before.identity)
         return replace(
@@ -479,8 +573,55 @@ class Station:
         )
 
 
-def summarise(results: list[SlotResult], batch: str | None = None) -> dict[str, Any]:
-    """Counts per verdict/outcome and the failures with their reasons (and the batch id)."""
+def _terminal_key(result: SlotResult) -> tuple[str, str]:
+    if result.serial:
+        return result.family, result.serial
+    return "address", result.address
+
+
+def latest_per_terminal(results: list[SlotResult]) -> list[SlotResult]:
+    """One result per terminal (by family and serial, else address): its last one.
+
+    A terminal pulled out half-way and plugged back in has two slots, an ``unplugged`` one and
+    the one that finished it; the terminal's standing is the second.
+    """
+    latest: dict[tuple[str, str], SlotResult] = {}
+    key_of_address: dict[str, tuple[str, str]] = {}
+    for result in results:
+        earlier = key_of_address.get(result.address)
+        key = _terminal_key(result) if result.serial or earlier is None else earlier
+        if earlier is not None and earlier != key:
+            latest.pop(earlier, None)  # the same port, now identified
+        latest.pop(key, None)
+        latest[key] = result
+        key_of_address[result.address] = key
+    return list(latest.values())
+
+
+CHECK_FAILURES = frozenset({"unreachable", "skipped", "aborted", None})
+
+
+def summarise(
+    results: list[SlotResult],
+    batch: str | None = None,
+    mode: Mode = "wipe",
+    operator: str | None = None,
+) -> dict[str, Any]:
+    """Counts per verdict/outcome and the failures with their reasons (and the batch id).
+
+    Counted per terminal, by its last slot (see :func:`latest_per_terminal`); every slot is
+    still listed under ``results``. A check station fails on terminals it could not check (a
+    ``wipe_required`` verdict is a result, not a failure); a wipe station on every terminal
+    not erased, since each needs the operator.
+    """
+    slots = results
+    results = latest_per_terminal(results)
+
+    def failed(result: SlotResult) -> bool:
+        if mode == "check":
+            return result.verdict_or_outcome in CHECK_FAILURES
+        return not result.ok
+
     counts: dict[str, int] = {}
     for result in results:
         key = result.verdict_or_outcome or "unknown"
@@ -489,7 +630,9 @@ def summarise(results: list[SlotResult], batch: str | None = None) -> dict[str, 
         "schema": "posdiag.station/1",
         "batch": batch,
         "terminals": len(results),
-        "ok": all(r.ok for r in results),
+        "mode": mode,
+        "operator": operator,
+        "ok": not any(failed(r) for r in results),
         "counts": dict(sorted(counts.items())),
         "failures": [
             {
@@ -498,7 +641,8 @@ def summarise(results: list[SlotResult], batch: str | None = None) -> dict[str, 
                 "reasons": list(r.reasons),
             }
             for r in results
-            if not r.ok
+            if failed(r)
         ],
-        "results": [r.to_json() for r in results],
+        "slots": len(slots),
+        "results": [r.to_json() for r in slots],
     }

@@ -21,6 +21,7 @@ Order of work, and why:
 from __future__ import annotations
 
 import enum
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,6 +136,29 @@ Confirm = Callable[[str, str], bool]
 """Shows the summary, asks the operator; returns True to go on. Args: summary, expected serial."""
 
 
+@dataclass(frozen=True)
+class WipeProgress:
+    """Where a wipe is, for a live view: sent to ``on_progress`` as the session moves on.
+
+    Stages, in order: ``inspecting``, ``identified`` (``report`` is the first inspection, before
+    anything is changed: a station locks the serial here), ``wiping`` (``done`` of ``total``
+    steps, ``step`` the one about to run), ``verifying``, ``finished``.
+    """
+
+    stage: str
+    done: int = 0
+    total: int = 0
+    step: str | None = None
+    report: DeviceReport | None = None
+
+
+OnProgress = Callable[[WipeProgress], None]
+
+
+class WipeInterrupted(PosdiagError):
+    """The caller asked the wipe to stop; it stops between steps, the run stays resumable."""
+
+
 class WipeSession:
     """One wipe of one terminal, with its ledger and signing key.
 
@@ -146,6 +170,10 @@ class WipeSession:
         key: the station's signing key (``posdiag.agent.certificate.StationKey``).
         confirm: the interactive confirmation, used unless ``options.assume_yes``.
         simulated: the terminal is a simulator (recorded in reports).
+        on_progress: called (in this thread) as the wipe moves on; it may raise
+            :class:`WipeInterrupted` to stop before anything (more) is changed.
+        stop: when set, the wipe stops before its next step (SIGTERM, a station's deadline);
+            a step that is running always finishes and is journaled.
     """
 
     def __init__(
@@ -158,6 +186,8 @@ class WipeSession:
         key: Any = None,
         confirm: Confirm | None = None,
         simulated: bool = False,
+        on_progress: OnProgress | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.terminal = terminal
         self.policy = policy
@@ -166,7 +196,11 @@ class WipeSession:
         self.key = key
         self.confirm = confirm
         self.simulated = simulated
+        self.on_progress = on_progress
+        self.stop = stop
         self.started_at = utc_now_text()
+        self._steps_done = 0
+        self._steps_total = 0
 
     # --- the workflow ----------------------------------------------------------------------------
 
@@ -177,6 +211,13 @@ class WipeSession:
             self._run(result)
         except AuthenticationError:
             raise
+        except WipeInterrupted as exc:
+            result.outcome = Outcome.ABORTED
+            if result.run_id is not None:  # a run was opened: it stays open for its resume
+                result.reasons.append(f"{exc}; run posdiag wipe again to resume")
+                self._audit("wipe.interrupted", run_id=result.run_id, reason=str(exc))
+            else:
+                result.reasons.append(f"{exc}; nothing was changed")
         except (TransportError, ProtocolError) as exc:
             result.outcome = Outcome.ABORTED
             result.reasons.append(
@@ -186,9 +227,21 @@ class WipeSession:
         finally:
             self.terminal.close()
         log.info("wipe.done", address=result.address, outcome=result.outcome.value)
+        self._progress("finished")
         return result
 
+    def _progress(self, stage: str, step: str | None = None, report: Any = None) -> None:
+        if self.on_progress is not None:
+            self.on_progress(
+                WipeProgress(stage, self._steps_done, self._steps_total, step, report)
+            )
+
+    def _check_stop(self, before: str) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise WipeInterrupted(f"stopped before {before}")
+
     def _run(self, result: WipeResult) -> None:
+        self._progress("inspecting")
         before = inspect_terminal(
             self.terminal, self.policy, simulated=self.simulated, keep_open=True
         )
@@ -196,6 +249,7 @@ class WipeSession:
         if before.identity is None:
             result.reasons.extend(before.verdict.reasons or ("the terminal did not answer",))
             return
+        self._progress("identified", report=before)
         device_id = self._record_inspection(before)
         plan = self.terminal.wipe_plan()
         refusal = self._guards(before, can_settle=any(s.name == "settle" for s in plan))
@@ -210,11 +264,15 @@ class WipeSession:
                 "the operator did not confirm the wipe (the serial typed must match the terminal's)"
             )
             return
+        self._check_stop("the wipe started")
         run = self._open_run(device_id, before)
         result.run_id, result.resumed = run
         recorded = self._recorded_steps(result.run_id)
         pending = before.merchant_data.pending_transactions if before.merchant_data else None
         settle = next((s for s in plan if s.name == "settle"), None)
+        settles = settle is not None and (bool(pending and pending.count) or "settle" in recorded)
+        self._steps_total = sum(1 for s in plan if s.name != "settle") + int(settles)
+        self._progress("wiping")
         if pending is not None and pending.count:
             if not self._settle(settle, result, recorded):
                 result.outcome = Outcome.REFUSED
@@ -229,6 +287,7 @@ class WipeSession:
             self._step(step, result, recorded)
             if result.outcome is Outcome.NOT_ERASED:
                 break
+        self._progress("verifying")
         self._verify(result, plan)
         self._finish(result)
 
@@ -329,6 +388,14 @@ class WipeSession:
     # --- steps -----------------------------------------------------------------------------------
 
     def _step(self, step: WipeStep, result: WipeResult, recorded: dict[str, str]) -> None:
+        self._check_stop(f"step {step.name}")
+        self._progress("wiping", step=step.name)
+        try:
+            self._run_step(step, result, recorded)
+        finally:
+            self._steps_done += 1
+
+    def _run_step(self, step: WipeStep, result: WipeResult, recorded: dict[str, str]) -> None:
         previous = recorded.get(step.name)
         if previous in ("done", "verified") and _done(step):
             result.steps.append(
@@ -454,7 +521,9 @@ class WipeSession:
         device_id: int = self.ledger.record_device(
             report.family, ident.serial or "unknown", ident.vendor, ident.model
         )
-        self.ledger.record_inspection(device_id, report.address, to_json(report))
+        self.ledger.record_inspection(
+            device_id, report.address, to_json(report), operator=self.options.operator
+        )
         return device_id
 
     def _open_run(self, device_id: int | None, report: DeviceReport) -> tuple[int | None, bool]:

@@ -45,6 +45,8 @@ def zvt_overrides(options: dict[str, str]) -> dict[str, Any]:
         overrides["timing"] = timing
     if "password" in options:
         overrides["terminal"] = {"password": options["password"]}
+    if options.get("serial"):  # a fleet of one model needs one serial number per unit
+        overrides.setdefault("terminal", {})["serial"] = options["serial"]
     faults: dict[str, Any] = {}
     known = {f for f in Faults.__dataclass_fields__}
     for name, raw in options.items():
@@ -116,4 +118,14 @@ def create_adb(
         overrides["device"] = {"auth_required": options["auth"].lower() in ("1", "true", "yes")}
     if "accept_keys" in options:
         overrides.setdefault("device", {})["accept_new_keys"] = options["accept_keys"] != "0"
+    if options.get("serial"):  # a fleet of one model needs one serial number per unit
+        device = overrides.setdefault("device", {})
+        device["serial"] = options["serial"]
+        device["vendor_serial"] = options["serial"]
+    # Timing, named as for ZVT: ``latency`` seconds before each command's answer (a real unit
+    # forks a shell per command), scaled by ``time_scale`` (0: as fast as possible).
+    for option, key in (("latency", "latency"), ("time_scale", "scale"), ("scale", "scale")):
+        value = _number(options, option)
+        if value is not None:
+            overrides.setdefault("device", {})[key] = value
     return AdbSimulator(load_android(scenario, model, overrides))

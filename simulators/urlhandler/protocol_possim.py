@@ -73,18 +73,28 @@ class Serial(SerialBase):
         if self.is_open:
             raise SerialException("Port is already open.")
         family, scenario, options = self.from_url(self.portstr)
-        try:
-            # Imported here, not at module level: pyserial reports an ImportError raised while
-            # importing a handler module as "protocol not known", hiding the real error.
-            from posdiag.simulators.registry import create_engine
+        if "bus" in options:
+            # a terminal on a simulated bus: its simulator lives on between opens
+            from posdiag.simulators.bus import open_link
 
-            engine = create_engine(family, scenario, options)
-        except SerialException:
-            raise
-        except Exception as exc:
-            raise SerialException(f"cannot start simulator {self.portstr}: {exc}") from exc
-        attachment = MemoryAttachment(engine, description=f"possim://{family}/{scenario}")
-        self._host = attachment.start()
+            try:
+                attachment = open_link(options["bus"], family)
+            except Exception as exc:
+                raise SerialException(str(exc)) from exc
+            self._host = attachment.host
+        else:
+            try:
+                # Imported here, not at module level: pyserial reports an ImportError raised
+                # while importing a handler module as "protocol not known", hiding the error.
+                from posdiag.simulators.registry import create_engine
+
+                engine = create_engine(family, scenario, options)
+            except SerialException:
+                raise
+            except Exception as exc:
+                raise SerialException(f"cannot start simulator {self.portstr}: {exc}") from exc
+            attachment = MemoryAttachment(engine, description=f"possim://{family}/{scenario}")
+            self._host = attachment.start()
         self._attachment = attachment
         self._reconfigure_port()
         self.is_open = True

@@ -1,0 +1,298 @@
+"""Simulated fleets for the station: which terminals, and when they are plugged in and pulled out.
+
+A depot's day is terminals coming and going; CI and demos need that without hardware. A fleet
+puts simulated terminals on a :class:`~posdiag.simulators.bus.SimulatedBus` and plays their
+plug schedule, so the station's hotplug code runs exactly as with real ports. The fleet file
+(TOML) can also be edited while the station runs: flipping ``plugged`` plugs or pulls a
+terminal, a new entry plugs a new one in, a removed entry is pulled out.
+
+Fleet file::
+
+    [[terminal]]
+    scenario = "activated"       # required: a simulator scenario
+    family = "zvt"               # zvt (default) or adb
+    model = "pax-a920"           # adb: the model profile
+    count = 2                    # this many such terminals (default 1)
+    name = "counter-a"           # names the entry (default terminal-N); count adds -K
+    options = { time_scale = "1" }   # simulator options: timing, faults
+    plugged = true               # plugged in at the start (default true)
+    plug_at = 3.0                # or: plugged in this many seconds after the start
+    unplug_at = 5.0              # pulled out at this time…
+    replug_at = 9.0              # …and plugged back in at this one
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import structlog
+
+from posdiag.drivers.errors import PosdiagError
+
+log = structlog.get_logger(__name__)
+
+_KEYS = frozenset(
+    {
+        "scenario",
+        "family",
+        "model",
+        "count",
+        "name",
+        "options",
+        "plugged",
+        "plug_at",
+        "unplug_at",
+        "replug_at",
+    }
+)
+MAX_TERMINALS = 512
+FOLLOW_INTERVAL_S = 0.5
+
+
+class FleetError(PosdiagError):
+    """The fleet file cannot be used (the message names the file and the entry)."""
+
+
+@dataclass(frozen=True)
+class FleetTerminal:
+    """One simulated terminal and its plug schedule (seconds after the start)."""
+
+    name: str
+    address: str
+    plugged: bool = True
+    plug_at: float | None = None
+    unplug_at: float | None = None
+    replug_at: float | None = None
+
+    def events(self) -> list[tuple[float, str]]:
+        """(time, ``plug``/``unplug``) in order."""
+        timeline = [
+            (self.plug_at, "plug"),
+            (self.unplug_at, "unplug"),
+            (self.replug_at, "plug"),
+        ]
+        return sorted((at, action) for at, action in timeline if at is not None)
+
+
+def _number(raw: Any, what: str) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
+        raise FleetError(f"{what} must be a number of seconds ≥ 0, not {raw!r}")
+    return float(raw)
+
+
+def _address(family: str, scenario: str, model: str | None, options: dict[str, str]) -> str:
+    query = dict(options)
+    if model:
+        query = {"model": model, **query}
+    return f"{family}+sim://{scenario}" + (f"?{urlencode(query)}" if query else "")
+
+
+def parse_fleet(data: dict[str, Any], source: str = "fleet") -> list[FleetTerminal]:
+    """The terminals a fleet document describes.
+
+    Raises:
+        FleetError: unknown keys, wrong types, impossible schedules, too many terminals.
+    """
+    entries = data.get("terminal")
+    unknown_top = set(data) - {"terminal"}
+    if unknown_top:
+        raise FleetError(f"{source}: unknown section(s) {sorted(unknown_top)} (use [[terminal]])")
+    if not isinstance(entries, list) or not entries:
+        raise FleetError(f"{source}: no [[terminal]] entries")
+    terminals: list[FleetTerminal] = []
+    for index, entry in enumerate(entries, start=1):
+        where = f"{source}, terminal {index}"
+        if not isinstance(entry, dict):
+            raise FleetError(f"{where}: must be a table")
+        unknown = set(entry) - _KEYS
+        if unknown:
+            raise FleetError(f"{where}: unknown key(s) {sorted(unknown)}")
+        scenario = entry.get("scenario")
+        if not isinstance(scenario, str) or not scenario:
+            raise FleetError(f"{where}: scenario is required (e.g. scenario = \"activated\")")
+        family = entry.get("family", "zvt")
+        if family not in ("zvt", "adb"):
+            raise FleetError(f"{where}: family must be zvt or adb, not {family!r}")
+        model = entry.get("model")
+        if model is not None and (family != "adb" or not isinstance(model, str)):
+            raise FleetError(f"{where}: model is an adb option and must be a string")
+        options = entry.get("options", {})
+        if not isinstance(options, dict):
+            raise FleetError(f"{where}: options must be a table of simulator options")
+        count = entry.get("count", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise FleetError(f"{where}: count must be a whole number ≥ 1, not {count!r}")
+        plugged = entry.get("plugged", True)
+        if not isinstance(plugged, bool):
+            raise FleetError(f"{where}: plugged must be true or false")
+        plug_at = _number(entry.get("plug_at"), f"{where}: plug_at")
+        unplug_at = _number(entry.get("unplug_at"), f"{where}: unplug_at")
+        replug_at = _number(entry.get("replug_at"), f"{where}: replug_at")
+        if replug_at is not None and (unplug_at is None or replug_at <= unplug_at):
+            raise FleetError(f"{where}: replug_at needs an earlier unplug_at")
+        if plug_at is not None and unplug_at is not None and unplug_at <= plug_at:
+            raise FleetError(f"{where}: unplug_at must come after plug_at")
+        name = entry.get("name", f"terminal-{index}")
+        if not isinstance(name, str) or not name:
+            raise FleetError(f"{where}: name must be a non-empty string")
+        text_options = {str(k): str(v).lower() if isinstance(v, bool) else str(v)
+                        for k, v in options.items()}
+        for unit in range(count):
+            unit_options = dict(text_options)
+            if count > 1:
+                unit_options["unit"] = str(unit + 1)
+            terminals.append(
+                FleetTerminal(
+                    name=name if count == 1 else f"{name}-{unit + 1}",
+                    address=_address(family, scenario, model, unit_options),
+                    plugged=plugged and plug_at is None,
+                    plug_at=plug_at,
+                    unplug_at=unplug_at,
+                    replug_at=replug_at,
+                )
+            )
+    names = [t.name for t in terminals]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise FleetError(f"{source}: duplicate terminal name(s) {duplicates}")
+    if len(terminals) > MAX_TERMINALS:
+        raise FleetError(f"{source}: {len(terminals)} terminals, at most {MAX_TERMINALS}")
+    return terminals
+
+
+def load_fleet(path: Path) -> list[FleetTerminal]:
+    """Read a fleet file.
+
+    Raises:
+        FleetError: missing, unreadable, not TOML, or not a fleet.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FleetError(f"cannot read fleet file {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise FleetError(f"fleet file {path} is not valid TOML: {exc}") from None
+    return parse_fleet(data, str(path))
+
+
+def fleet_of(addresses: Iterable[str]) -> list[FleetTerminal]:
+    """A fleet of simulator addresses, all plugged in from the start (``--simulate N``)."""
+    return [FleetTerminal(f"terminal-{i}", a) for i, a in enumerate(addresses, start=1)]
+
+
+@dataclass
+class FleetPlayer:
+    """Puts a fleet on a bus and plays its plug schedule (and, with a file, its edits).
+
+    Args:
+        bus: a :class:`~posdiag.simulators.bus.SimulatedBus`.
+        terminals: the fleet.
+        on_change: called after every plug or unplug (the station's ``notify_change``).
+        path: the fleet file to follow for edits (None: no following).
+    """
+
+    bus: Any
+    terminals: list[FleetTerminal]
+    on_change: Callable[[], None] = lambda: None
+    path: Path | None = None
+    addresses: dict[str, str] = field(default_factory=dict)
+    """Fleet name → bus address."""
+    _events: list[tuple[float, str, str]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _started: float = 0.0
+    _mtime: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        """Add every terminal to the bus and start the schedule."""
+        self._started = time.monotonic()
+        self._add(self.terminals, offset=0.0)
+        if self.path is not None:
+            self._mtime = self._stat()
+        self._thread = threading.Thread(target=self._play, name="posdiag-fleet", daemon=True)
+        self._thread.start()
+
+    def done(self) -> bool:
+        """Whether the schedule has run out (the station may end once its workers are done)."""
+        with self._lock:
+            return not self._events
+
+    def stop(self) -> None:
+        """Stop playing (the bus keeps its terminals until it is closed)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+    def _add(self, terminals: list[FleetTerminal], offset: float) -> None:
+        for terminal in terminals:
+            address = self.bus.add(terminal.address, plugged=terminal.plugged)
+            self.addresses[terminal.name] = address
+            with self._lock:
+                self._events.extend(
+                    (offset + at, action, terminal.name) for at, action in terminal.events()
+                )
+                self._events.sort()
+        self.on_change()
+
+    def _play(self) -> None:
+        while not self._stop.wait(0.05):
+            now = time.monotonic() - self._started
+            with self._lock:
+                due = [e for e in self._events if e[0] <= now]
+                self._events = [e for e in self._events if e[0] > now]
+            for _, action, name in due:
+                self._apply(action, name)
+            if self.path is not None:
+                self._follow()
+
+    def _apply(self, action: str, name: str) -> None:
+        address = self.addresses.get(name)
+        if address is None:
+            return
+        if action == "plug":
+            self.bus.plug(address)
+        else:
+            self.bus.unplug(address)
+        log.info("fleet." + action, terminal=name, address=address)
+        self.on_change()
+
+    def _stat(self) -> float | None:
+        try:
+            return self.path.stat().st_mtime if self.path is not None else None
+        except OSError:
+            return None
+
+    def _follow(self) -> None:
+        """Apply edits of the fleet file: plugged flags, new entries, removed entries."""
+        mtime = self._stat()
+        if mtime is None or mtime == self._mtime:
+            return
+        self._mtime = mtime
+        assert self.path is not None
+        try:
+            edited = load_fleet(self.path)
+        except FleetError as exc:
+            log.warning("fleet.edit_ignored", error=str(exc))
+            return
+        known = {t.name: t for t in self.terminals}
+        now = time.monotonic() - self._started
+        new = [t for t in edited if t.name not in known]
+        for terminal in edited:
+            old = known.get(terminal.name)
+            if old is not None and old.plugged != terminal.plugged:
+                self._apply("plug" if terminal.plugged else "unplug", terminal.name)
+        for name in sorted(set(known) - {t.name for t in edited}):
+            self._apply("unplug", name)
+        self.terminals = edited
+        if new:
+            self._add(new, offset=now)

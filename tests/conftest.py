@@ -1,0 +1,44 @@
+"""Suite-wide fixtures: a PostgreSQL server for the ``postgres`` tests (see postgres_server.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+
+def _postgres_helper() -> ModuleType:
+    """tests/postgres_server.py by path: with --import-mode=importlib, tests/ is no package."""
+    name = "posdiag_tests_postgres_server"
+    if name not in sys.modules:
+        path = Path(__file__).with_name("postgres_server.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A ``postgresql://`` URL of an empty database on a server started for this session.
+
+    Skipped when no PostgreSQL binaries exist, unless ``POSDIAG_REQUIRE_POSTGRES=1`` (CI): there a
+    missing server fails, so the shared-ledger tests can never silently stop running.
+    """
+    helper = _postgres_helper()
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(helper.running_server())
+        except helper.PostgresUnavailable as reason:
+            if os.environ.get("POSDIAG_REQUIRE_POSTGRES") == "1":
+                pytest.fail(f"POSDIAG_REQUIRE_POSTGRES=1 but {reason}")
+            pytest.skip(str(reason))
+        yield server.url
