@@ -245,3 +245,36 @@ def _wait(condition: Any, seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def test_watching_station_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("posdiag")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "posdiag.agent"]
+    proc = subprocess.Popen(
+        [*command, "station", "--json", "--ledger", sqlite_url(tmp_path / "l.sqlite3")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    assert proc.stderr is not None
+    try:
+        line = ""
+        while "Watching for terminals" not in line:
+            line = proc.stderr.readline()
+            assert line, "the station ended without watching"
+        assert any(source in line for source in ("pyudev", "netlink", "polling"))
+        proc.send_signal(signal.SIGTERM)
+        stdout, _ = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    summary = json.loads(stdout.splitlines()[-1])
+    assert summary["terminals"] == 0 and summary["ok"]
