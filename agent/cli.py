@@ -25,9 +25,7 @@ from posdiag.drivers.address import parse_address
 from posdiag.drivers.errors import AddressError, AuthenticationError, PosdiagError, TransportError
 
 from . import __version__
-from .connect import open_terminal
 from .discovery import discover
-from .inspect import inspect_terminal
 from .logs import configure_logging
 from .policy import Policy, PolicyError, load_policy
 from .render import render_report, render_summary, render_wipe
@@ -134,6 +132,9 @@ def check_one(
     policy: Policy | None = None,
 ) -> DeviceReport:
     """Check one terminal by address (raises AddressError/AuthenticationError for the CLI)."""
+    from .connect import open_terminal  # the drivers: only commands that talk to terminals
+    from .inspect import inspect_terminal
+
     address = parse_address(text)
     policy = policy or load_policy(policy_file)
     terminal = open_terminal(address, password=password, on_auth_prompt=_auth_prompt)
@@ -427,6 +428,7 @@ def wipe(
     erased, 5 aborted, 6 refused, 2 usage error, 3 unreachable.
     """
     from .certificate import StationKey
+    from .connect import open_terminal
     from .ledger import Ledger
     from .wipe import WipeOptions, WipeSession
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import structlog
 from serial.tools import list_ports
 
-from posdiag.drivers.catalogue import AdapterEntry, ModelEntry, load_catalogue
+from .logs import get_logger
 
-log = structlog.get_logger(__name__)
+# The catalogue, pyusb and structlog are imported when discovery runs, not when the CLI starts:
+# `posdiag --version` and `posdiag check ADDRESS` never need them.
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class Found:
 
 def discover_serial() -> list[Found]:
     """Serial ports that are terminals or typical terminal cables."""
+    from posdiag.drivers.catalogue import AdapterEntry, ModelEntry, load_catalogue
+
     catalogue = load_catalogue()
     found: list[Found] = []
     for port in list_ports.comports():
@@ -57,12 +59,13 @@ def discover_serial() -> list[Found]:
                 usb_id=usb_id,
             )
         )
-    log.debug("discovery.serial", found=len(found))
+    get_logger(__name__).debug("discovery.serial", found=len(found))
     return found
 
 
 def discover_usb() -> list[Found]:
     """Android terminals with an ADB interface on USB (none, and a log line, without a bus)."""
+    from posdiag.drivers.catalogue import ModelEntry, load_catalogue
     from posdiag.drivers.transport.usbbulk import find_adb_devices
 
     catalogue = load_catalogue()
@@ -85,7 +88,7 @@ def discover_usb() -> list[Found]:
                 usb_id=f"{device.vid:04x}:{device.pid:04x}",
             )
         )
-    log.debug("discovery.usb", found=len(found))
+    get_logger(__name__).debug("discovery.usb", found=len(found))
     return found
 
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+if TYPE_CHECKING:  # structlog is imported where it is used: `posdiag --version` never needs it
+    import structlog
+    from structlog.typing import EventDict, Processor, WrappedLogger
 
 __all__ = [
     "HEX_LIMIT",
@@ -197,6 +198,8 @@ def _is_tty(stream: TextIO) -> bool:
 
 def _renderer(fmt: Literal["console", "json"], stream: TextIO) -> list[Processor]:
     """The final processors for ``fmt``, each ending in a renderer."""
+    import structlog
+
     if fmt == "json":
         # format_exc_info gives a plain traceback string; dict_tracebacks would add locals,
         # which can hold PINs and keys that redaction never sees.
@@ -231,6 +234,8 @@ def configure_logging(
     Raises:
         ValueError: for an unknown format or level.
     """
+    import structlog
+
     numeric_level = _parse_level(level)
     out = stream if stream is not None else sys.stderr
     final = _renderer(fmt, out)
@@ -279,5 +284,7 @@ def configure_logging(
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structlog logger named ``name`` (use ``__name__``), following the current configuration."""
+    import structlog
+
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
     return logger

@@ -6,14 +6,11 @@ Rules only read the report's records, never a family's internals, so they hold f
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from posdiag.drivers.errors import PosdiagError
-from posdiag.drivers.model import ActivationState
 
 from .logs import mask_identifier
 from .report import DeviceReport, Verdict, VerdictStatus, money_text
@@ -56,6 +53,8 @@ def _validate(data: dict[str, Any], where: str) -> None:
         raise PolicyError(
             f"{where}: [verdict] precedence must list each of {', '.join(statuses)} once"
         )
+    from posdiag.drivers.model import ActivationState
+
     states = {s.value for s in ActivationState}
     unknown = [s for s in data["activation"]["wipe_states"] if s not in states]
     if unknown:
@@ -82,6 +81,9 @@ def load_policy(path: Path | None = None) -> Policy:
     Raises:
         PolicyError: unreadable file, bad TOML, unknown keys.
     """
+    import tomllib  # here, not at import: `posdiag --version` reads no policy
+    from importlib import resources
+
     default = tomllib.loads(
         (resources.files("posdiag.agent") / "policy.toml").read_text(encoding="utf-8")
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from .logs import mask_identifier
@@ -140,6 +139,8 @@ def _tamper(report: DeviceReport) -> str:
 
 def render_report(report: DeviceReport) -> RenderableType:
     """The verdict line, its reasons, and the facts table."""
+    from rich.table import Table  # only what is printed needs it, not `--version`
+
     status = report.verdict.status
     head = Text.assemble(
         (f" {status.value.upper().replace('_', ' ')} ", STYLE[status] + " reverse"),
@@ -173,6 +174,8 @@ def render_report(report: DeviceReport) -> RenderableType:
 
 def render_summary(reports: list[DeviceReport]) -> RenderableType:
     """One row per terminal, for checks of several terminals."""
+    from rich.table import Table  # only what is printed needs it, not `--version`
+
     table = Table(title="posdiag check", show_lines=False)
     table.add_column("verdict", no_wrap=True)
     table.add_column("address", overflow="fold")
@@ -201,6 +204,8 @@ WIPE_STYLE = {
 
 def render_wipe(result: Any) -> RenderableType:
     """The outcome line, its reasons and exceptions, the steps, and the certificate's path."""
+    from rich.table import Table  # only what is printed needs it, not `--version`
+
     outcome = result.outcome.value
     ident = result.before.identity if result.before else None
     if result.before is not None and ident is None:

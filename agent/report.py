@@ -18,21 +18,22 @@ import dataclasses
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-from posdiag.drivers.model import (
-    Activation,
-    Battery,
-    Firmware,
-    Health,
-    Identity,
-    MerchantData,
-    Network,
-    PendingTransactions,
-    Tamper,
-)
+from typing import TYPE_CHECKING, Any
 
 from .logs import mask_identifier
+
+if TYPE_CHECKING:  # annotations only: the CLI imports this module before it needs any driver
+    from posdiag.drivers.model import (
+        Activation,
+        Battery,
+        Firmware,
+        Health,
+        Identity,
+        MerchantData,
+        Network,
+        PendingTransactions,
+        Tamper,
+    )
 
 SCHEMA = "posdiag.report/1"
 
@@ -106,6 +107,8 @@ def _plain(value: Any) -> Any:
 
 def to_json(report: DeviceReport) -> dict[str, Any]:
     """The report as plain JSON data, identifiers masked."""
+    from posdiag.drivers.model import Identity
+
     identity = report.identity or Identity()
     device = {"address": report.address, "family": report.family, **_plain(identity)}
     activation = _plain(report.activation) if report.activation else None

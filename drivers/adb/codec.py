@@ -49,10 +49,10 @@ from .protocol import (
     A_VERSION_MIN,
     A_VERSION_SKIP_CHECKSUM,
     HEADER_SIZE,
+    HEADER_STRUCT,
     MAX_PAYLOAD,
     MAX_PAYLOAD_V1,
     NEED_DATA,
-    AdbHeader,
     AdbPacket,
     AdbProtocolError,
     AdbUsageError,
@@ -68,6 +68,9 @@ from .protocol import (
 )
 
 log = structlog.get_logger(__name__)
+
+_UINT32 = 0xFFFFFFFF
+_COMMANDS = frozenset(int(command) for command in Command)
 
 DEFAULT_FEATURES: tuple[str, ...] = ("shell_v2", "cmd")
 """What posdiag implements; never ``delayed_ack`` (its OPEN window is not implemented)."""
@@ -248,6 +251,8 @@ class AdbConnection:
             raise ValueError(f"version must be at least {A_VERSION_MIN:#010x}")
         self.role = role
         self.features: tuple[str, ...] = tuple(features)
+        self._feature_set = frozenset(self.features)
+        self._shared: frozenset[str] = frozenset()
         if "delayed_ack" in self.features:
             raise ValueError("delayed_ack is not implemented; do not advertise it")
         self._our_version = version
@@ -259,7 +264,7 @@ class AdbConnection:
         self._closed_reason: str | None = None
         self._peer: Connected | None = None
         self._buffer = bytearray()
-        self._header: AdbHeader | None = None
+        self._header: tuple[int, int, int, int, int, int] | None = None  # awaiting its payload
         self._events: deque[Event] = deque()
         self._transfers: list[bytes] = []
         self._streams: dict[int, _Stream] = {}
@@ -296,9 +301,7 @@ class AdbConnection:
     @property
     def shared_features(self) -> frozenset[str]:
         """Features both sides advertised (e.g. ``shell_v2`` decides the shell service)."""
-        if self._peer is None:
-            return frozenset()
-        return self._peer.features & frozenset(self.features)
+        return self._shared  # computed once per CNXN: the driver asks before every command
 
     def is_open(self, local_id: int) -> bool:
         """Whether a stream exists and has not been closed by either side."""
@@ -314,7 +317,10 @@ class AdbConnection:
 
     def data_to_send(self) -> bytes:
         """Take everything queued for the wire as one byte string (TCP)."""
-        self._check_usable()
+        if self._state is State.CLOSED:
+            self._check_usable()
+        if not self._transfers:  # the driver asks after every event; usually nothing is queued
+            return b""
         data = b"".join(self._transfers)
         self._transfers.clear()
         return data
@@ -487,7 +493,8 @@ class AdbConnection:
         """
         if self._events:
             return self._events.popleft()
-        self._check_usable()
+        if self._state is State.CLOSED:
+            self._check_usable()
         try:
             while not self._events:
                 packet = self._next_packet()
@@ -500,26 +507,34 @@ class AdbConnection:
         return self._events.popleft()
 
     def _next_packet(self) -> AdbPacket | None:
-        if self._header is None:
-            if len(self._buffer) < HEADER_SIZE:
+        # The hot path of every packet received: plain tuples and inlined checks, because in
+        # CPython each call and object costs as much as the parsing itself.
+        buffer = self._buffer
+        header = self._header
+        if header is None:
+            if len(buffer) < HEADER_SIZE:
                 return None
-            header = unpack_header(self._buffer[:HEADER_SIZE])
-            limit = self._receive_limit(header.command)
-            if header.data_length > limit:
+            header = HEADER_STRUCT.unpack_from(buffer)
+            command = header[0]
+            if header[5] != command ^ _UINT32 or command not in _COMMANDS:
+                unpack_header(bytes(buffer[:HEADER_SIZE]))  # raises the precise error
+            limit = self._max_payload if self._negotiated else self._receive_limit(command)
+            if header[3] > limit:
                 raise AdbProtocolError(
-                    f"{command_name(header.command)} announces {header.data_length} payload "
+                    f"{command_name(command)} announces {header[3]} payload "
                     f"bytes, more than the {limit} allowed"
                 )
-            del self._buffer[:HEADER_SIZE]
+            del buffer[:HEADER_SIZE]
             self._header = header
-        header = self._header
-        if len(self._buffer) < header.data_length:
+        command, arg0, arg1, length, data_check, _ = header
+        if len(buffer) < length:
             return None
-        data = bytes(self._buffer[: header.data_length])
-        del self._buffer[: header.data_length]
+        data = bytes(buffer[:length])
+        del buffer[:length]
         self._header = None
-        self._check_checksum(header, data)
-        return AdbPacket(header.command, header.arg0, header.arg1, data)
+        if not (self._negotiated and self._protocol_version >= A_VERSION_SKIP_CHECKSUM):
+            self._check_checksum(command, data_check, data)
+        return AdbPacket(command, arg0, arg1, data)
 
     def _receive_limit(self, command: int) -> int:
         if self._negotiated:
@@ -528,20 +543,17 @@ class AdbConnection:
             return MAX_PAYLOAD_V1
         return self._our_max_payload
 
-    def _check_checksum(self, header: AdbHeader, data: bytes) -> None:
+    def _check_checksum(self, command: int, data_check: int, data: bytes) -> None:
         if self._negotiated and self._protocol_version >= A_VERSION_SKIP_CHECKSUM:
             return
         expected = checksum(data)
-        if header.data_check == expected:
+        if data_check == expected:
             return
-        if (
-            not self._negotiated
-            and header.data_check == 0
-            and self._our_version >= A_VERSION_SKIP_CHECKSUM
-        ):
+        modern = self._our_version >= A_VERSION_SKIP_CHECKSUM
+        if not self._negotiated and data_check == 0 and modern:
             return
         raise AdbProtocolError(
-            f"{command_name(header.command)} payload checksum {header.data_check:#x} does not "
+            f"{command_name(command)} payload checksum {data_check:#x} does not "
             f"match the byte sum {expected:#x}"
         )
 
@@ -599,6 +611,7 @@ class AdbConnection:
             banner.features,
         )
         self._peer = event
+        self._shared = event.features & self._feature_set
         self._state = State.ONLINE if self.role is Role.HOST else State.HANDSHAKE
         self._events.append(event)
 

@@ -261,8 +261,9 @@ class AdbDriver:
         local_id = self._conn.open_stream(service)
         self._flush()
         deadline = self._clock() + self.timeout
+        waiting_for = f"answer to OPEN {service.split(':')[0]}"  # once, not per event
         while True:
-            event = self._next_event(deadline, f"answer to OPEN {service.split(':')[0]}")
+            event = self._next_event(deadline, waiting_for)
             if isinstance(event, StreamOpened) and event.local_id == local_id:
                 return local_id
             if isinstance(event, StreamRefused) and event.local_id == local_id:
@@ -283,12 +284,19 @@ class AdbDriver:
         decoder = ShellDecoder()
         stdout, stderr = bytearray(), bytearray()
         exit_code: int | None = None
-        if v2:
-            self._conn.write(local_id, encode_close_stdin())
-            self._flush()
+        close_stdin = v2
         deadline = self._clock() + (timeout or self.timeout)
+        waiting_for = ""
         while True:
-            event = self._next_event(deadline, f"output of {command.split()[0]!r}")
+            event: object = self._conn.next_event()
+            if event is NEED_DATA:
+                if close_stdin and self._conn.is_open(local_id):
+                    # The command still runs: end its stdin, as the stock client does. One that
+                    # has finished (output, exit and CLSE already read) is spared the packet.
+                    self._conn.write(local_id, encode_close_stdin())
+                close_stdin = False
+                waiting_for = waiting_for or f"output of {command.split()[0]!r}"
+                event = self._next_event(deadline, waiting_for)
             if isinstance(event, StreamData) and event.local_id == local_id:
                 if not v2:
                     stdout += event.data
@@ -308,7 +316,7 @@ class AdbDriver:
                 break
         if v2 and self._conn.is_open(local_id):
             self._conn.close_stream(local_id)
-            self._flush()
+        self._flush()  # the OKAYs for output read without waiting, and our CLSE
         return ShellOutput(exit_code, bytes(stdout), bytes(stderr))
 
     def getprop(self, name: str | None = None) -> str:

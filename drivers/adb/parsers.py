@@ -56,6 +56,19 @@ def _tolerant(default: Callable[[], object]) -> Callable[[Callable[_P, _R]], Cal
 _INT_RE = re.compile(r"\s*([-+]?\d{1,18})\s*")
 _FLOAT_RE = re.compile(r"\s*([-+]?\d{1,18}(?:\.\d{1,9})?)\s*")
 _INVALID_INT = 2147483647  # Integer.MAX_VALUE: Android's "unavailable" for signal fields
+_CRLF = re.compile(r"\r*\n")
+# Patterns applied to every line of an output, compiled once (``re.match(str)`` looks its
+# cache up on every call, which costs as much as the match on short lines).
+_DISK_LATENCY = re.compile(r"Latency:\s*(\d{1,9})ms")
+_DISK_FBE = re.compile(r"File-based Encryption:\s*(\w+)")
+_DISK_LIST = re.compile(r"(Package Names|App Sizes|App Data Sizes|Cache Sizes):\s*(.*)")
+_VERSION_NAME = re.compile(r"\bversionName=(.*)")
+_DEVICE_OWNER = re.compile(r"Device Owner\s*:")
+_PROFILE_OWNER = re.compile(r"Profile Owner\s*(?:\(\s*User\s*(\d{1,6})\s*\))?\s*:")
+_ADMINS = re.compile(r"(Enabled|Active) Device Admins\b")
+_PACKAGE_FIELD = re.compile(r"package=(\S+)")
+_ADMIN = re.compile(r"([A-Za-z][\w.]*/[\w.$]+):")
+_LS_TOTAL = re.compile(r"total \d+")
 
 
 def _lines(text: object) -> list[str]:
@@ -68,7 +81,8 @@ def _lines(text: object) -> list[str]:
         text = bytes(text).decode("utf-8", "replace")
     if not isinstance(text, str) or not text:
         return []
-    text = re.sub(r"\r*\n", "\n", text).replace("\r", "\n")
+    if "\r" in text:
+        text = _CRLF.sub("\n", text).replace("\r", "\n")
     return text.split("\n")
 
 
@@ -1052,13 +1066,11 @@ def parse_diskstats(text: str) -> DiskStats:
             )
             continue
         stripped = line.strip()
-        if latency is None and (m := re.match(r"Latency:\s*(\d{1,9})ms", stripped)):
+        if latency is None and (m := _DISK_LATENCY.match(stripped)):
             latency = int(m.group(1))
-        elif m := re.match(r"File-based Encryption:\s*(\w+)", stripped):
+        elif m := _DISK_FBE.match(stripped):
             fbe = _bool(m.group(1))
-        elif m := re.match(
-            r"(Package Names|App Sizes|App Data Sizes|Cache Sizes):\s*(.*)", stripped
-        ):
+        elif m := _DISK_LIST.match(stripped):
             lists.setdefault(m.group(1), _bracket_list(m.group(2)))
         elif m := _SIZE_LINE.fullmatch(line):
             categories.setdefault(m.group(1), int(m.group(2)))
@@ -1137,7 +1149,7 @@ def parse_dumpsys_package_version(text: str, package: str) -> str | None:
                 break
             block.append(line)
     for line in block:
-        if match := re.search(r"\bversionName=(.*)", line):  # its own line; may hold spaces
+        if match := _VERSION_NAME.search(line):  # its own line; may hold spaces
             return _text(match.group(1))
     return None
 
@@ -1193,12 +1205,12 @@ def parse_device_owner(text: str) -> DevicePolicyInfo:
                 mode = None
             continue
         indent = _indent(line)
-        if re.match(r"Device Owner\s*:", stripped):
+        if _DEVICE_OWNER.match(stripped):
             mode, mode_indent, found_in_block = "owner", indent, False
-        elif m := re.match(r"Profile Owner\s*(?:\(\s*User\s*(\d{1,6})\s*\))?\s*:", stripped):
+        elif m := _PROFILE_OWNER.match(stripped):
             mode, mode_indent, found_in_block = "profile", indent, False
             user = int(m.group(1)) if m.group(1) else None
-        elif re.match(r"(Enabled|Active) Device Admins\b", stripped):
+        elif _ADMINS.match(stripped):
             mode, mode_indent = "admins", indent
             continue
         elif indent <= mode_indent:
@@ -1206,7 +1218,7 @@ def parse_device_owner(text: str) -> DevicePolicyInfo:
             continue
         if mode in ("owner", "profile"):
             component = _COMPONENT.search(stripped)
-            package = re.match(r"package=(\S+)", stripped)
+            package = _PACKAGE_FIELD.match(stripped)
             name: str | None = None
             full: str | None = None
             if component:
@@ -1224,7 +1236,7 @@ def parse_device_owner(text: str) -> DevicePolicyInfo:
                 profiles.append((user, name))
             found_in_block = True
         elif mode == "admins" and indent > mode_indent:
-            admin = re.fullmatch(r"([A-Za-z][\w.]*/[\w.$]+):", stripped)
+            admin = _ADMIN.fullmatch(stripped)
             if admin:
                 admins.append(admin.group(1))
     return DevicePolicyInfo(
@@ -1307,7 +1319,7 @@ def parse_ls(text: str) -> list[str]:
     names: list[str] = []
     for line in _lines(text):
         stripped = line.strip()
-        if not stripped or _LS_ERROR.fullmatch(stripped) or re.fullmatch(r"total \d+", stripped):
+        if not stripped or _LS_ERROR.fullmatch(stripped) or _LS_TOTAL.fullmatch(stripped):
             continue
         name = stripped
         if _LS_LONG.match(stripped):

@@ -128,6 +128,8 @@ DEVICE_SYSTEM_TYPES = frozenset({"device", "bootloader", "recovery", "sideload",
 
 _HEADER = struct.Struct("<6I")
 _UINT32 = 0xFFFFFFFF
+HEADER_STRUCT = _HEADER
+"""The header's layout, for the codec's per-packet fast path (``unpack_header`` checks it)."""
 
 
 def command_name(command: int) -> str:
@@ -145,7 +147,7 @@ def command_name(command: int) -> str:
 
 def checksum(data: bytes | bytearray | memoryview) -> int:
     """The ADB "data_check": the plain byte sum of the payload, mod 2**32 (not a CRC)."""
-    return sum(bytes(data)) & _UINT32
+    return sum(data if isinstance(data, bytes | bytearray) else bytes(data)) & _UINT32
 
 
 @dataclass(frozen=True)
@@ -186,10 +188,11 @@ def pack_header(command: int, arg0: int, arg1: int, data_length: int, data_check
     Raises:
         ValueError: a field does not fit in an unsigned 32-bit integer.
     """
-    values = (command, arg0, arg1, data_length, data_check, command ^ _UINT32)
-    if any(not 0 <= v <= _UINT32 for v in values):
-        raise ValueError(f"ADB header fields must be uint32: {values[:5]}")
-    return _HEADER.pack(*values)
+    try:  # struct range-checks every field; it is the hot path of every packet sent
+        return _HEADER.pack(command, arg0, arg1, data_length, data_check, command ^ _UINT32)
+    except struct.error:
+        values = (command, arg0, arg1, data_length, data_check)
+        raise ValueError(f"ADB header fields must be uint32: {values}") from None
 
 
 def unpack_header(raw: bytes | bytearray | memoryview) -> AdbHeader:
@@ -203,7 +206,7 @@ def unpack_header(raw: bytes | bytearray | memoryview) -> AdbHeader:
     """
     if len(raw) != HEADER_SIZE:
         raise AdbProtocolError(f"an ADB header is {HEADER_SIZE} bytes, got {len(raw)}")
-    header = AdbHeader(*_HEADER.unpack(bytes(raw)))
+    header = AdbHeader(*_HEADER.unpack_from(raw))
     if header.magic != header.command ^ _UINT32:
         raise AdbProtocolError(
             f"bad ADB header magic {header.magic:#010x} for {command_name(header.command)}: "
@@ -226,24 +229,27 @@ def decode_packet(
         AdbProtocolError: the header is bad, the payload is too long, truncated, followed by
             extra bytes, or (with verify_checksum) does not match data_check.
     """
-    header = unpack_header(raw[:HEADER_SIZE])
-    if header.data_length > max_payload:
+    if len(raw) < HEADER_SIZE:
+        unpack_header(raw[:HEADER_SIZE])  # raises: too short
+    command, arg0, arg1, data_length, data_check, magic = _HEADER.unpack_from(raw)
+    if magic != command ^ _UINT32 or command not in Command._value2member_map_:
+        unpack_header(raw[:HEADER_SIZE])  # raises the precise error (checked once, inline)
+    if data_length > max_payload:
         raise AdbProtocolError(
-            f"{command_name(header.command)} payload of {header.data_length} bytes exceeds "
+            f"{command_name(command)} payload of {data_length} bytes exceeds "
             f"the maximum of {max_payload}"
         )
     data = bytes(raw[HEADER_SIZE:])
-    if len(data) != header.data_length:
+    if len(data) != data_length:
         raise AdbProtocolError(
-            f"{command_name(header.command)} announces {header.data_length} payload bytes, "
+            f"{command_name(command)} announces {data_length} payload bytes, "
             f"buffer holds {len(data)}"
         )
-    if verify_checksum and header.data_check != checksum(data):
+    if verify_checksum and data_check != checksum(data):
         raise AdbProtocolError(
-            f"{command_name(header.command)} payload checksum {header.data_check:#x} != "
-            f"{checksum(data):#x}"
+            f"{command_name(command)} payload checksum {data_check:#x} != {checksum(data):#x}"
         )
-    return AdbPacket(header.command, header.arg0, header.arg1, data)
+    return AdbPacket(command, arg0, arg1, data)
 
 
 @dataclass(frozen=True)

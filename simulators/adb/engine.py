@@ -123,6 +123,7 @@ class _Session:
     def _flush(self) -> None:
         faults = self.sim.state.faults
         transfers = self.conn.transfers_to_send()
+        stream: list[bytes] = []  # a byte stream (TCP, memory) gets one write per flush
         index = 0
         while index < len(transfers):
             header = transfers[index]
@@ -149,7 +150,12 @@ class _Session:
                 for i in range(0, len(data), 7):
                     self.transport.write(data[i : i + 7])
             else:
-                self.transport.write(b"".join(packet))
+                stream.extend(packet)
+        if stream:
+            # One write for everything an event produced (OKAY and the output's WRTE), as a
+            # device's TCP stack coalesces them; a write per packet would make every client
+            # read, and answer, each one separately.
+            self.transport.write(b"".join(stream))
 
     # --- loop ------------------------------------------------------------------------------------
 

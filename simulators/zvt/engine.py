@@ -13,6 +13,13 @@ rebooted terminal; on a pty the serial line stays (an unpowered PT is simply sil
 runs into T3/T4) and the terminal answers again after its reboot. The state lives in the
 :class:`ZvtSimulator`, not in the link: a memory link cannot be re-laid (a ``MemoryAttachment``
 starts once), so reconnect with a new ``MemoryAttachment`` on the same simulator object.
+
+Timing (``Timing``): on serial every byte costs 11 bit times at the line speed (8N2) in both
+directions, the ECR's frames and ACKs as well as the PT's, because the attachments themselves
+(memory, pty) deliver instantly; the terminal thinks ``latency`` before each answer and waits out
+its modelled host dial-ups and reboots. Every such wait is counted in
+:attr:`ZvtSimulator.busy_time`: the floor below which no ECR can finish the same session, which
+the benchmark divides a check's wall time by.
 """
 
 from __future__ import annotations
@@ -87,11 +94,40 @@ class ZvtSimulator:
         self.ack_timeout = ack_timeout
         self.answer_timeout = answer_timeout
         self.commands_received = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self._busy_s = 0.0
+        self._busy_lock = threading.Lock()
 
     @property
     def state(self) -> TerminalState:
         """The live terminal state."""
         return self.model.state
+
+    @property
+    def busy_time(self) -> float:
+        """Seconds the wire and the terminal were necessarily busy since the last reset.
+
+        The sum of every delay the simulator modelled (scaled by ``Timing.scale``): line time of
+        the bytes it sent and received on serial (11 bit times a byte at ``Timing.baud``), its
+        latency before each answer, the host dial-ups and reboots of its replies, and injected
+        delays. A ZVT session is strictly one message at a time, so no ECR can finish the same
+        session faster: this is the protocol floor a check's wall time is measured against.
+        """
+        with self._busy_lock:
+            return self._busy_s
+
+    def reset_busy_time(self) -> None:
+        """Start counting busy time and bytes afresh (before the session to be measured)."""
+        with self._busy_lock:
+            self._busy_s = 0.0
+            self.bytes_sent = self.bytes_received = 0
+
+    def _account(self, seconds: float = 0.0, *, sent: int = 0, received: int = 0) -> None:
+        with self._busy_lock:
+            self._busy_s += seconds
+            self.bytes_sent += sent
+            self.bytes_received += received
 
     def serve(self, transport: Transport, stop: threading.Event) -> None:
         """Serve one connection until it closes or ``stop`` is set."""
@@ -120,8 +156,14 @@ class _Session:
     # --- wire -----------------------------------------------------------------------------------
 
     def _sleep(self, seconds: float) -> None:
+        """Wait a modelled delay; it counts towards the simulator's busy time."""
         if seconds > 0:
+            self.sim._account(seconds)
             self.stop.wait(seconds)
+
+    def _write(self, data: bytes) -> None:
+        self.sim._account(sent=len(data))
+        self.transport.write(data)
 
     def _write_acks(self) -> None:
         """Send the immediate ACK/NAK the codec queued, unless a fault eats or delays it."""
@@ -135,13 +177,15 @@ class _Session:
             return
         if faults.ack_delay:
             self._sleep(faults.ack_delay)
-        self.transport.write(out)
+        if self.serial:
+            self._sleep(self.state.timing.line_time(len(out)))
+        self._write(out)
 
     def _write_frame(self, wire: bytes) -> None:
         faults = self.state.faults
         timing = self.state.timing
         if faults.garbage:
-            self.transport.write(faults.garbage)
+            self._write(faults.garbage)
         if self.serial:
             self._sleep(timing.line_time(len(wire)))
             if faults.corrupt_crc > 0:
@@ -150,16 +194,16 @@ class _Session:
                 log.debug("sim.zvt.fault", fault="corrupt_crc")
         if faults.stall_mid_frame > 0 and len(wire) > 4:
             half = len(wire) // 2
-            self.transport.write(wire[:half])
+            self._write(wire[:half])
             stall, faults.stall_mid_frame = faults.stall_mid_frame, 0.0
             log.debug("sim.zvt.fault", fault="stall_mid_frame", seconds=stall)
             self._sleep(stall)
-            self.transport.write(wire[half:])
+            self._write(wire[half:])
         elif faults.split_writes:
             for i in range(0, len(wire), 3):
-                self.transport.write(wire[i : i + 3])
+                self._write(wire[i : i + 3])
         else:
-            self.transport.write(wire)
+            self._write(wire)
 
     def _next(self, timeout: float) -> object | None:
         """The next codec event within ``timeout`` seconds, or None."""
@@ -174,6 +218,11 @@ class _Session:
                 return None
             data = self.transport.read(4096, min(POLL, remaining))
             if data:
+                self.sim._account(received=len(data))
+                if self.serial:
+                    # The ECR's bytes took their line time to arrive; the link delivered them
+                    # at once, so the last of them is "on the wire" for that long yet.
+                    self._sleep(self.state.timing.line_time(len(data)))
                 self.conn.receive_data(data)
             elif self.conn.frame_in_progress and self.serial:
                 # T1 on the PT side: a stalled frame is dropped and NAKed.
@@ -234,7 +283,7 @@ class _Session:
                 if received is None:
                     continue
                 if faults.babble:
-                    self.transport.write(BABBLE)
+                    self._write(BABBLE)
                     continue
                 self.sim.commands_received += 1
                 if (

@@ -1,0 +1,459 @@
+"""Figure 2: ADB round trips against the stock adb client and adb-shell; a check vs its commands.
+
+The same shell command, ``getprop ro.serialno``, runs again and again against the simulated
+Android terminal over loopback TCP, through:
+
+* our driver (``AdbDriver`` over ``TcpTransport``), on a held connection, as a check uses it;
+* the stock ``adb`` client (from the adbutils wheel, else ``PATH``) as users run it: its server
+  already running and connected to the terminal, one ``adb -s HOST:PORT shell ...`` per command;
+* adb-shell (PyPI), a pure-Python client, on a held connection, where it is installed;
+* for insight only, the same stock server spoken to directly over its host protocol (adbutils'
+  Python client), which shows how much of the stock client's time is its process start.
+
+Each client gets its own simulator process (a simulated terminal serves one connection at a
+time, and the stock server holds one for good), all built from the same scenario, and the clients
+take turns in every round, so each ratio is measured side by side.
+
+Then a full Android check (``open_terminal`` + ``inspect_terminal``) against the sum of the round
+trips of exactly the commands it sent (recorded during the check, replayed one by one on a held
+connection) plus one connect: what the check adds on top of the wire and the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .simserver import ADB_LATENCY, simulated_adb, simulated_adbs
+from .stats import Goal, Row, Sample, Settings, ratios, run_process, side_by_side
+
+FIGURE = "2 ADB round trip"
+COMMAND = "getprop ro.serialno"
+SCENARIO, MODEL = "activated", "pax-a920"
+FASTER = Goal("<=", 1.0)
+CHECK_GOAL = Goal("<=", 1.10)
+OURS = "ours"
+CLIENT = "stock adb client"
+SERVER = "stock adb server"
+SHIPPED = "adb-shell"
+NODELAY = "adb-shell+NODELAY"
+TIMEOUT = 15.0
+SCRUBBED_ENV = (
+    "ANDROID_SERIAL",
+    "ADB_VENDOR_KEYS",
+    "ANDROID_SDK_HOME",
+    "ANDROID_USER_HOME",
+    "ANDROID_ADB_SERVER_ADDRESS",
+    "ADB_SERVER_SOCKET",
+    "ADB_TRACE",
+)
+
+
+def find_stock_adb() -> str | None:
+    """The adb binary shipped in the adbutils wheel, else the one on PATH (as the interop test)."""
+    spec = importlib.util.find_spec("adbutils")
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / "binaries" / "adb"
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    return shutil.which("adb")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class StockAdb:
+    """A private stock adb server (our child) on a free port, with a throwaway HOME and key."""
+
+    def __init__(self, binary: str, home: Path) -> None:
+        self.binary = binary
+        self.port = _free_port()
+        self.env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+        self.env.update(HOME=str(home), ANDROID_ADB_SERVER_PORT=str(self.port))
+        self._log = (home / "server.log").open("w")
+        self.server = subprocess.Popen(
+            [binary, "-P", str(self.port), "server", "nodaemon"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+        )
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            if self.server.poll() is not None:
+                raise RuntimeError(f"the stock adb server exited (status {self.server.returncode})")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the stock adb server did not start listening") from None
+                time.sleep(0.05)
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """One client invocation, exactly as a user types it (plus the private server port)."""
+        return subprocess.run(
+            [self.binary, "-P", str(self.port), *args],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def connect(self, serial: str) -> None:
+        """``adb connect`` and wait until the device is online."""
+        self.run("connect", serial)
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            for line in self.run("devices").stdout.splitlines()[1:]:
+                if line.split()[:2] == [serial, "device"]:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"the stock adb client never saw {serial} online")
+
+    def close(self) -> None:
+        """Stop the server (kill-server, then kill if it lingers)."""
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            self.run("kill-server")
+        try:
+            self.server.wait(5)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait(5)
+        self._log.close()
+
+
+def _expect(output: str, serial: str, who: str) -> None:
+    if output.strip() != serial:
+        raise RuntimeError(f"{who} read {output.strip()!r}, expected {serial!r}")
+
+
+def _batch(call: Callable[[], Any], count: int) -> Callable[[], float]:
+    """A contender: seconds per call over ``count`` calls."""
+
+    def measure() -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            call()
+        return (time.perf_counter() - started) / count
+
+    return measure
+
+
+@contextlib.contextmanager
+def _ours(host: str, port: int, serial: str) -> Iterator[Callable[[], None]]:
+    from posdiag.drivers.adb.driver import AdbDriver
+    from posdiag.drivers.transport.tcp import TcpTransport
+
+    driver = AdbDriver(TcpTransport(host, port))
+    driver.open()
+    try:
+        _expect(driver.shell(COMMAND).text, serial, "our driver")
+        yield lambda: driver.shell(COMMAND)
+    finally:
+        driver.close()
+
+
+def _ours_cold(host: str, port: int) -> None:
+    """One command from nothing: TCP connect, CNXN, the shell stream, close."""
+    from posdiag.drivers.adb.driver import AdbDriver
+    from posdiag.drivers.transport.tcp import TcpTransport
+
+    driver = AdbDriver(TcpTransport(host, port))
+    try:
+        driver.open()
+        driver.shell(COMMAND)
+    finally:
+        driver.close()
+
+
+@contextlib.contextmanager
+def _adb_shell(
+    host: str, port: int, serial: str, *, nodelay: bool = False
+) -> Iterator[Callable[[], None] | str]:
+    """adb-shell on a held connection, or the reason it is unavailable.
+
+    As shipped, adb-shell writes a packet's header and payload in two ``send()`` calls on a
+    socket without ``TCP_NODELAY``, so Nagle holds every payload until the device's delayed ACK
+    (about 40 ms on Linux, as on an Android device). ``nodelay`` sets the option on its socket,
+    to compare the clients themselves rather than that one socket setting.
+    """
+    try:
+        from adb_shell.adb_device import AdbDeviceTcp
+    except ImportError as exc:
+        yield f"adb-shell not installed ({exc.name}): pip install -e '.[bench]'"
+        return
+    device = AdbDeviceTcp(host, port, default_transport_timeout_s=TIMEOUT)
+    try:
+        device.connect(rsa_keys=None, auth_timeout_s=2.0)
+        if nodelay:
+            sock = device._io_manager._transport._connection  # no public handle on its socket
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _expect(str(device.shell(COMMAND)), serial, "adb-shell")
+    except Exception as exc:  # a peer that fails is reported, never fatal to the suite
+        with contextlib.suppress(Exception):
+            device.close()
+        yield f"adb-shell failed: {type(exc).__name__}: {exc}"
+        return
+    try:
+        yield lambda: device.shell(COMMAND)
+    finally:
+        device.close()
+
+
+@contextlib.contextmanager
+def _stock(
+    host: str, port: int, serial: str
+) -> Iterator[tuple[Callable[[], None], Callable[[], None] | str] | str]:
+    """The stock client (one process per command) and its server via adbutils, or why not."""
+    binary = find_stock_adb()
+    if binary is None:
+        yield "no stock adb client (install the test extra: adbutils ships one, or put adb on PATH)"
+        return
+    with tempfile.TemporaryDirectory(prefix="posdiag-bench-adb-") as home:
+        try:
+            stock = StockAdb(binary, Path(home))
+        except (RuntimeError, OSError) as exc:
+            yield f"the stock adb server did not start: {exc}"
+            return
+        try:
+            target = f"{host}:{port}"
+            stock.connect(target)
+            _expect(stock.run("-s", target, "shell", COMMAND).stdout, serial, "stock adb")
+
+            argv = [stock.binary, "-P", str(stock.port), "-s", target, "shell", COMMAND]
+
+            def client() -> None:
+                # run_process, not subprocess.run(timeout=): that polls with sleeps and
+                # would add milliseconds to every stock command, flattering our ratio.
+                run_process(argv, timeout=TIMEOUT, env=stock.env)
+
+            server: Callable[[], None] | str
+            try:
+                import adbutils
+
+                device = adbutils.AdbClient("127.0.0.1", stock.port, TIMEOUT).device(target)
+                _expect(str(device.shell(COMMAND)), serial, "adbutils")
+                server = lambda: device.shell(COMMAND)  # noqa: E731
+            except Exception as exc:  # informational peer: report, never fail
+                server = f"adbutils client unavailable: {type(exc).__name__}: {exc}"
+            yield client, server
+        finally:
+            stock.close()
+
+
+def _round_trips(settings: Settings) -> list[Row]:
+    fast = 10 if settings.quick else 100  # calls per batch for sub-millisecond clients
+    slow = 3 if settings.quick else 10  # for clients that take milliseconds a call
+    with contextlib.ExitStack() as stack:
+        sims = stack.enter_context(simulated_adbs(4, SCENARIO, MODEL, time_scale="0"))
+        from posdiag.simulators.registry import create_adb
+
+        serial = create_adb(SCENARIO, MODEL).state.serial
+        ours = stack.enter_context(_ours(*sims[0], serial))
+        shipped = stack.enter_context(_adb_shell(*sims[1], serial))
+        nodelay = stack.enter_context(_adb_shell(*sims[2], serial, nodelay=True))
+        stock = stack.enter_context(_stock(*sims[3], serial))
+
+        contenders: dict[str, Callable[[], float]] = {OURS: _batch(ours, fast)}
+        missing: dict[str, str] = {}
+        for label, peer, count in ((SHIPPED, shipped, slow), (NODELAY, nodelay, fast)):
+            if isinstance(peer, str):
+                missing[label] = peer
+            else:
+                contenders[label] = _batch(peer, count)
+        if isinstance(stock, str):
+            missing[CLIENT] = missing[SERVER] = stock
+        else:
+            client, server = stock
+            contenders[CLIENT] = _batch(client, slow)
+            if isinstance(server, str):
+                missing[SERVER] = server
+            else:
+                contenders[SERVER] = _batch(server, slow)
+        samples = side_by_side(contenders, settings.runs)
+
+    ms = 1000.0
+    mine = samples[OURS].scaled(ms)
+    rows: list[Row] = []
+    for label, goal, remark in (
+        (CLIENT, FASTER, "one `adb -s HOST:PORT shell` process a command, server running"),
+        (NODELAY, FASTER, "TCP_NODELAY set on its socket: the clients themselves compared"),
+        (SHIPPED, FASTER, "as shipped: no TCP_NODELAY, so ~40 ms delayed-ACK stalls"),
+        (SERVER, None, "insight only: the stock server via adbutils' host protocol"),
+    ):
+        name = f"`{COMMAND}` round trip: ours vs {label}"
+        if label in samples:
+            peer_ms = samples[label].scaled(ms)
+            rows.append(
+                Row(
+                    FIGURE,
+                    name,
+                    mine,
+                    "ms",
+                    ratio=ratios(samples[OURS], samples[label]),
+                    ratio_label=f"ours / {label}",
+                    goal=goal,
+                    note=f"{label}: {peer_ms.median:.3f} ms a command ({remark})",
+                    extra={"peer_ms": peer_ms.to_json()},
+                )
+            )
+        else:
+            rows.append(Row(FIGURE, name, mine, "ms", goal=goal, note=f"NO PEER: {missing[label]}"))
+    rows[0].note += (
+        "; ours and adb-shell on a held connection; each client its own simulator process "
+        "(time_scale 0); ours runs shell v2 (exit codes), adb-shell shell v1"
+    )
+    return rows
+
+
+def _cold(settings: Settings) -> list[Row]:
+    """One command from cold, ours (connect + CNXN + shell) against the stock client."""
+    with contextlib.ExitStack() as stack:
+        ours_sim, stock_sim = stack.enter_context(
+            simulated_adbs(2, SCENARIO, MODEL, time_scale="0")
+        )
+        from posdiag.simulators.registry import create_adb
+
+        serial = create_adb(SCENARIO, MODEL).state.serial
+        stock = stack.enter_context(_stock(*stock_sim, serial))
+        batch = 3 if settings.quick else 20
+        contenders = {"ours": _batch(lambda: _ours_cold(*ours_sim), batch)}
+        if not isinstance(stock, str):
+            contenders["stock"] = _batch(stock[0], batch)
+        samples = side_by_side(contenders, settings.runs)
+    name = f"one `{COMMAND}` from cold (ours: TCP connect + CNXN + shell)"
+    mine = samples["ours"].scaled(1000.0)
+    if "stock" not in samples:
+        return [Row(FIGURE, name, mine, "ms", goal=FASTER, note=f"NO PEER: {stock}")]
+    return [
+        Row(
+            FIGURE,
+            name,
+            mine,
+            "ms",
+            ratio=ratios(samples["ours"], samples["stock"]),
+            ratio_label="ours / stock adb client",
+            goal=FASTER,
+            note=(
+                f"stock adb client {samples['stock'].scaled(1000.0).median:.2f} ms "
+                "(its server keeps the device connected)"
+            ),
+        )
+    ]
+
+
+def _record(driver: Any, commands: list[tuple[str, str]]) -> None:
+    """Make the driver note every command it runs (the check's own, to replay them)."""
+    shell, read_file = driver.shell, driver.read_file
+
+    def recorded_shell(command: str, **kwargs: Any) -> Any:
+        commands.append(("shell", command))
+        return shell(command, **kwargs)
+
+    def recorded_read(path: str, **kwargs: Any) -> Any:
+        commands.append(("read", path))
+        return read_file(path, **kwargs)
+
+    driver.shell, driver.read_file = recorded_shell, recorded_read
+
+
+def _check_vs_commands(settings: Settings, latency: float, time_scale: float) -> tuple[Row, float]:
+    """A full check's wall time against its own commands' round trips, replayed one by one.
+
+    Returns:
+        The row (its ratio) and the median seconds the check spent outside its round trips.
+    """
+    from posdiag.agent.connect import open_terminal
+    from posdiag.agent.inspect import inspect_terminal
+    from posdiag.agent.policy import load_policy
+    from posdiag.drivers.adb.driver import AdbDriver
+    from posdiag.drivers.adb.errors import AdbCommandError
+    from posdiag.drivers.address import parse_address
+    from posdiag.drivers.transport.tcp import TcpTransport
+
+    policy = load_policy(None)
+    walls, floors = [], []
+    commands: list[tuple[str, str]] = []
+    options = {"latency": str(latency), "time_scale": str(time_scale)}
+    with simulated_adb(SCENARIO, MODEL, **options) as (host, port):
+        address = parse_address(f"adb+tcp://{host}:{port}")
+        for _ in range(settings.runs + 1):  # the first run warms caches and is not counted
+            commands = []
+            started = time.perf_counter()
+            terminal: Any = open_terminal(address)
+            _record(terminal.driver, commands)
+            report = inspect_terminal(terminal, policy)
+            wall = time.perf_counter() - started
+            if report.identity is None or report.errors:
+                raise RuntimeError(f"the Android check did not complete: {report.errors}")
+
+            started = time.perf_counter()
+            replay = AdbDriver(TcpTransport(host, port))
+            replay.open()
+            floor = time.perf_counter() - started  # the connect: one round trip of its own
+            try:
+                for kind, argument in commands:
+                    started = time.perf_counter()
+                    if kind == "shell":
+                        replay.shell(argument)
+                    else:
+                        with contextlib.suppress(AdbCommandError):
+                            replay.read_file(argument)
+                    floor += time.perf_counter() - started
+            finally:
+                replay.close()
+            walls.append(wall)
+            floors.append(floor)
+    wall_sample, floor_sample = Sample.of(walls[1:]), Sample.of(floors[1:])
+    overhead = Sample.of([w - f for w, f in zip(walls[1:], floors[1:], strict=True)])
+    delay = latency * time_scale
+    where = f"device latency {delay * 1000:g} ms a command" if delay else "an instant device"
+    row = Row(
+        FIGURE,
+        f"full Android check vs its commands' round trips ({where})",
+        wall_sample.scaled(1000.0),
+        "ms",
+        ratio=ratios(wall_sample, floor_sample),
+        ratio_label="check wall / Σ round trips",
+        note=(
+            f"{len(commands)} commands + connect, replayed one by one on a held connection: "
+            f"{floor_sample.median * 1000:.1f} ms; the check's own work (parsing, verdict): "
+            f"{overhead.median * 1000:.2f} ms; {MODEL}/{SCENARIO}"
+        ),
+        extra={
+            "commands": [f"{k} {a}" for k, a in commands],
+            "overhead_ms": overhead.scaled(1000.0).to_json(),
+            "latency_s": delay,
+        },
+    )
+    return row, overhead.median
+
+
+def _checks(settings: Settings) -> list[Row]:
+    """The check at realistic device timing (the goal) and against an instant device (insight)."""
+    realistic, _ = _check_vs_commands(settings, ADB_LATENCY, 0.1 if settings.quick else 1.0)
+    realistic.goal = CHECK_GOAL
+    if settings.quick:
+        realistic.note += "; QUICK: time_scale 0.1"
+    instant, _ = _check_vs_commands(settings, 0.0, 0.0)
+    instant.note += " (insight only: with no device latency at all, every 0.1 ms of parsing shows)"
+    return [realistic, instant]
+
+
+def run(settings: Settings) -> list[Row]:
+    """Round trips against the peers, one command from cold, and the full check."""
+    return [*_round_trips(settings), *_cold(settings), *_checks(settings)]
