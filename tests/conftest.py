@@ -42,3 +42,15 @@ def postgres_url() -> Iterator[str]:
                 pytest.fail(f"POSDIAG_REQUIRE_POSTGRES=1 but {reason}")
             pytest.skip(str(reason))
         yield server.url
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """HOME and the XDG folders inside ``tmp_path``: the default ledger, certificates, station
+    key and ADB key of a test never touch (or read) the real user's."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    return home

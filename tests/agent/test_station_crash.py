@@ -25,14 +25,7 @@ import pytest
 
 from posdiag.agent.ledger import Ledger, RunStatus, sqlite_url
 
-
-@pytest.fixture(autouse=True)
-def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+pytestmark = pytest.mark.usefixtures("isolated_home")
 
 
 def _posdiag() -> list[str]:

@@ -26,14 +26,7 @@ from posdiag.agent.wipe import WipeOptions, WipeSession
 from posdiag.drivers.address import parse_address
 from posdiag.simulators.bus import SimulatedBus
 
-
-@pytest.fixture(autouse=True)
-def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+pytestmark = pytest.mark.usefixtures("isolated_home")
 
 
 @pytest.fixture
