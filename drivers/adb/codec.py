@@ -70,7 +70,7 @@ from .protocol import (
 log = structlog.get_logger(__name__)
 
 _UINT32 = 0xFFFFFFFF
-_COMMANDS = frozenset(int(command) for command in Command)
+_COMMANDS = frozenset(int(command) for command in Command)  # membership per packet
 
 DEFAULT_FEATURES: tuple[str, ...] = ("shell_v2", "cmd")
 """What posdiag implements; never ``delayed_ack`` (its OPEN window is not implemented)."""
