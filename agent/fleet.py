@@ -249,9 +249,10 @@ class FleetPlayer:
             now = time.monotonic() - self._started
             with self._lock:
                 due = [e for e in self._events if e[0] <= now]
-                self._events = [e for e in self._events if e[0] > now]
             for _, action, name in due:
                 self._apply(action, name)
+            with self._lock:  # only now: done() must not be true before the last plug happened
+                self._events = [e for e in self._events if e not in due]
             if self.path is not None:
                 self._follow()
 

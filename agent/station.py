@@ -273,6 +273,8 @@ class Station:
         pool = ThreadPoolExecutor(self.max_parallel, thread_name_prefix="station")
         try:
             while not self.stop_event.is_set():
+                # asked before discovering: a plug that made until() true is then seen below
+                finished = until is not None and until()
                 try:
                     present = {found.address for found in discover_fn()}
                 except Exception as exc:  # a flaky bus must not stop the station
@@ -291,7 +293,7 @@ class Station:
                 self._supervise()
                 with self._lock:
                     idle = all(slot.final is not None for slot in self._slots)
-                if until is not None and idle and until():
+                if finished and idle:
                     break
                 self._sleep(poll_s)
             # Stopping: queued workers skip, running ones end after their current step.
