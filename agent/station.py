@@ -466,9 +466,16 @@ class Station:
         with self._lock:
             if slot.final is not None:
                 return
+            before = slot.state
+            if (before.stage, before.steps_done, before.steps_total) == (
+                progress.stage,
+                progress.done,
+                progress.total,
+            ):
+                return  # nothing a viewer would see changed
             elapsed = time.monotonic() - slot.started if slot.started is not None else 0.0
             slot.state = replace(
-                slot.state,
+                before,
                 stage=progress.stage,
                 steps_done=progress.done,
                 steps_total=progress.total,
