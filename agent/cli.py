@@ -651,6 +651,8 @@ def station(
     for address in addresses:
         parse_address(address)  # a typo is a usage error before anything starts
     policy = load_policy(policy_file)
+    if fleet is not None:
+        ledger_url, out_dir = _simulation_records(ledger_url, out_dir)
     live_view = sys.stdout.isatty()
     slots: dict[str, SlotResult] = {}
     started: list[Any] = []
@@ -730,6 +732,27 @@ def station(
             reason = "; ".join(failure["reasons"]) or "no reason given"
             out.print(Text(f"  {failure['address']}: {failure['verdict_or_outcome']}: {reason}"))
     sys.exit(EXIT_READY if summary["ok"] else EXIT_NOT_READY)
+
+
+def _simulation_records(ledger_url: str | None, out_dir: Path | None) -> tuple[str, Path]:
+    """Where a simulated fleet's records go unless told: beside the depot's, never into them.
+
+    A demo or CI run on a depot PC must not put simulated terminals into the ledger and
+    manifests that go back to vendors; it gets its own ledger file and certificate folder.
+    """
+    from .ledger import default_path, sqlite_url
+    from .wipe import default_certificate_dir
+
+    if ledger_url is None:
+        path = default_path().with_name("simulated-ledger.sqlite3")
+        ledger_url = sqlite_url(path)
+        err.print(
+            f"Simulated terminals: recorded in {path} (not the depot ledger; --ledger to choose).",
+            highlight=False,
+        )
+    if out_dir is None:
+        out_dir = default_certificate_dir().with_name("simulated-certificates")
+    return ledger_url, out_dir
 
 
 def _progress_cell(slot: Any) -> str:

@@ -271,3 +271,16 @@ def test_watching_station_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0
     summary = json.loads(stdout.splitlines()[-1])
     assert summary["terminals"] == 0 and summary["ok"]
+
+
+def test_simulated_fleets_keep_out_of_the_depot_ledger(isolated_home: Path) -> None:
+    result = CliRunner().invoke(
+        cli.main, ["station", "--simulate", "2", "--mode", "wipe", "--yes", "--operator", "J"]
+    )
+    assert result.exit_code in (0, 1), result.output
+    data = isolated_home / "data" / "posdiag"
+    assert (data / "simulated-ledger.sqlite3").exists()
+    assert not (data / "ledger.sqlite3").exists()
+    assert any((data / "simulated-certificates").glob("*.json"))
+    with Ledger(sqlite_url(data / "simulated-ledger.sqlite3")) as ledger:
+        assert len(ledger.runs()) == 2
