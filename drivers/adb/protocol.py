@@ -147,6 +147,8 @@ def command_name(command: int) -> str:
 
 _COMMANDS = frozenset(Command)
 """Every command value, for the per-packet membership check (an Enum lookup costs more)."""
+_MAGIC = {int(command): int(command) ^ _UINT32 for command in Command}
+"""Each command's magic word: a header is checked with one dictionary look-up."""
 
 
 def checksum(data: bytes | bytearray | memoryview) -> int:
@@ -236,22 +238,24 @@ def decode_packet(
         AdbProtocolError: the header is bad, the payload is too long, truncated, followed by
             extra bytes, or (with verify_checksum) does not match data_check.
     """
-    if len(raw) < HEADER_SIZE:
+    try:
+        command, arg0, arg1, data_length, data_check, magic = _HEADER.unpack_from(raw)
+    except struct.error:
         unpack_header(raw[:HEADER_SIZE])  # raises: too short
-    command, arg0, arg1, data_length, data_check, magic = _HEADER.unpack_from(raw)
-    if magic != command ^ _UINT32 or command not in _COMMANDS:
+        raise
+    if _MAGIC.get(command) != magic:  # an unknown command has no magic: one look-up checks both
         unpack_header(raw[:HEADER_SIZE])  # raises the precise error (checked once, inline)
-    if data_length > max_payload:
+    held = len(raw) - HEADER_SIZE
+    if data_length > max_payload or held != data_length:  # one test on the hot path
+        if data_length > max_payload:
+            raise AdbProtocolError(
+                f"{command_name(command)} payload of {data_length} bytes exceeds "
+                f"the maximum of {max_payload}"
+            )
         raise AdbProtocolError(
-            f"{command_name(command)} payload of {data_length} bytes exceeds "
-            f"the maximum of {max_payload}"
+            f"{command_name(command)} announces {data_length} payload bytes, buffer holds {held}"
         )
     data = raw[HEADER_SIZE:] if type(raw) is bytes else bytes(raw[HEADER_SIZE:])
-    if len(data) != data_length:
-        raise AdbProtocolError(
-            f"{command_name(command)} announces {data_length} payload bytes, "
-            f"buffer holds {len(data)}"
-        )
     if verify_checksum and data_check != (sum(data) & _UINT32 if data else 0):
         raise AdbProtocolError(
             f"{command_name(command)} payload checksum {data_check:#x} != {checksum(data):#x}"
