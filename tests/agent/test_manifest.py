@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 
 from posdiag.agent import cli
 from posdiag.agent.certificate import verify_certificate
-from posdiag.agent.ledger import Ledger, RunStatus
+from posdiag.agent.ledger import Ledger, RunStatus, default_path, sqlite_url
 from posdiag.agent.manifest import (
     CHECK_COLUMNS,
     WIPE_COLUMNS,
@@ -66,9 +66,11 @@ def report_json(*args: str) -> list[dict[str, Any]]:
 
 
 def station_wipe(n: int) -> str:
+    # --ledger: simulated fleets otherwise keep to a ledger of their own; here they join the
+    # single wipes in the default one
     result = invoke(
         "station", "--simulate", str(n), "--mode", "wipe", "--yes", "--operator", "J", "--settle",
-        "--json",
+        "--json", "--ledger", sqlite_url(default_path()),
     )  # fmt: skip
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["terminals"] == n
