@@ -54,6 +54,7 @@ psycopg 3: ``pip install 'posdiag[postgres]'``). What differs from SQLite, and w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import hashlib
@@ -65,6 +66,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -587,6 +589,14 @@ class _WriteTx:
         self._last_id, self._hash, self._rows = row_id, row_hash, self._rows + 1
 
 
+def _close_lock_files(fds: dict[int, int]) -> None:
+    """Close (and so unlock) every terminal lock file in ``fds``, emptying it."""
+    while fds:
+        _, fd = fds.popitem()
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 def _device_lock_key(family: str, serial: str) -> int:
     """The second key of ``pg_advisory_lock(class, key)`` for one terminal: a signed 32-bit hash.
 
@@ -655,15 +665,22 @@ class Ledger:
             value for key, value in parsed.query.items() if key.lower() in _SECRET_QUERY_KEYS
         ]
         self._secrets = [str(secret) for secret in secrets if isinstance(secret, str) and secret]
+        self._lock_dir: Path | None = None
         if self._is_sqlite:
             database = parsed.database or ":memory:"
             self._where = database if database == ":memory:" else repr(database)
+            if database != ":memory:" and not database.startswith("file:"):
+                # terminal locks of a SQLite ledger: lock files beside it (see _claim_device)
+                self._lock_dir = Path(database).with_name(f".{Path(database).name}.locks")
         else:
             self._where = _display_url(parsed)
-        # PostgreSQL only: the connection that holds this session's terminal locks (see
-        # _claim_device), the locks it holds, and which run each lock belongs to.
+        # The connection (PostgreSQL) or lock files (SQLite) that hold this session's terminal
+        # locks (see _claim_device), the locks it holds, and which run each lock belongs to.
         self._claims_lock = threading.Lock()
         self._claims_conn: Connection | None = None
+        self._lock_fds: dict[int, int] = {}
+        # a ledger dropped without close() (a worker that died) must not keep terminals locked
+        weakref.finalize(self, _close_lock_files, self._lock_fds)
         self._claimed: set[int] = set()
         self._run_claims: dict[int, int] = {}
         self._engine = self._create_engine(parsed)
@@ -938,7 +955,32 @@ class Ledger:
         has_rows = conn.execute(sa.select(audit_log.c.id).limit(1)).first() is not None
         return "ready" if has_rows else "incomplete"
 
-    # -- terminals being wiped (PostgreSQL) ------------------------------------------------------
+    # -- terminals being wiped ---------------------------------------------------------------------
+
+    @property
+    def _claims_enabled(self) -> bool:
+        return self._is_postgres or self._lock_dir is not None
+
+    def _try_lock_file(self, key: int) -> bool:
+        """Take this terminal's lock file (SQLite); False while another session holds it.
+
+        ``flock`` locks belong to the open file, so they are released when it is closed, by
+        :meth:`_release_device` or by the kernel when the process dies (even by SIGKILL).
+        """
+        import fcntl
+
+        assert self._lock_dir is not None
+        if not self._lock_dir.is_dir():
+            self._lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self._lock_dir / f"{key & 0xFFFFFFFF:08x}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fds[key] = fd
+        return True
 
     def _claims(self) -> Connection:
         """This session's lock connection (autocommit), opened on first use; hold _claims_lock."""
@@ -958,16 +1000,18 @@ class Ledger:
         its run then resumes anywhere. Polled with try-lock, so no pooled connection sits
         blocked and the wait is bounded by ``busy_timeout``.
 
+        A SQLite ledger (one machine) uses a lock file per terminal beside the database
+        instead, so two ``posdiag wipe`` processes reaching one terminal (the same TCP address
+        from two shells) are kept apart in the same way.
+
         Returns:
-            The lock key (held until the run finishes or the ledger closes); None on other
-            databases. A SQLite ledger belongs to one machine, whose station already keeps two
-            workers off one serial; two separate ``posdiag wipe`` processes on one serial are
-            not guarded there (one cable cannot reach both).
+            The lock key (held until the run finishes or the ledger closes); None for an
+            in-memory ledger.
 
         Raises:
             LedgerError: another session still wipes this terminal after ``busy_timeout``.
         """
-        if not self._is_postgres:
+        if not self._claims_enabled:
             return None
         key = _device_lock_key(family, serial)
         deadline = time.monotonic() + self._busy_timeout
@@ -976,8 +1020,13 @@ class Ledger:
                 with self._claims_lock:
                     if key in self._claimed:
                         return key
-                    try_lock = sa.select(sa.func.pg_try_advisory_lock(_PG_TERMINAL_LOCK_CLASS, key))
-                    got = self._claims().execute(try_lock).scalar_one()
+                    if self._is_postgres:
+                        try_lock = sa.select(
+                            sa.func.pg_try_advisory_lock(_PG_TERMINAL_LOCK_CLASS, key)
+                        )
+                        got = self._claims().execute(try_lock).scalar_one()
+                    else:
+                        got = self._try_lock_file(key)
                     if got:
                         self._claimed.add(key)
                         return key
@@ -993,13 +1042,19 @@ class Ledger:
     def _release_device(self, key: int) -> None:
         """Drop one terminal's mark; best effort, as closing the connection drops it anyway."""
         with self._claims_lock:
-            if key not in self._claimed or self._claims_conn is None:
+            fd = self._lock_fds.pop(key, None)
+            if fd is not None:
+                os.close(fd)  # releases the flock
+            if key not in self._claimed:
                 return
             self._claimed.discard(key)
             for run_id in [run for run, held in self._run_claims.items() if held == key]:
                 del self._run_claims[run_id]
+            conn = self._claims_conn
+            if fd is not None or conn is None:
+                return
             try:
-                self._claims_conn.execute(
+                conn.execute(
                     sa.select(sa.func.pg_advisory_unlock(_PG_TERMINAL_LOCK_CLASS, key))
                 )
             except sa_exc.SQLAlchemyError as error:
@@ -1011,6 +1066,7 @@ class Ledger:
         conn, self._claims_conn = self._claims_conn, None
         self._claimed.clear()
         self._run_claims.clear()
+        _close_lock_files(self._lock_fds)
         if conn is not None:
             try:
                 conn.close()
@@ -1196,7 +1252,7 @@ class Ledger:
         options_json = _redacted_json(options)
         claim: int | None = None
         fresh_claim = False
-        if self._is_postgres:
+        if self._claims_enabled:
             with self._read() as conn:
                 device = conn.execute(
                     sa.select(devices.c.family, devices.c.serial).where(devices.c.id == device_id)

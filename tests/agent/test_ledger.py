@@ -778,3 +778,44 @@ def test_processes_appending_at_once_keep_a_valid_chain(url: str, db_path: Path)
         _, stderr = process.communicate(timeout=CHILD_TIMEOUT * 2)
         assert process.returncode == 0, stderr
     check_appends(url, db_path, ["p", "q", "r"], per_process)
+
+
+WIPING_CHILD = """
+import sys, time
+from posdiag.agent.ledger import Ledger
+
+ledger = Ledger(sys.argv[1])
+device = ledger.record_device("zvt", "SN-SHARED")
+run = ledger.open_wipe_run("zvt", "SN-SHARED")
+run_id = run.id if run else ledger.start_wipe_run(device, "tcp://x", "alice", {})
+ledger.step_started(run_id, "erase")
+print(run_id, flush=True)
+time.sleep(60)  # wiping, until killed
+"""
+
+
+def test_two_processes_never_drive_one_terminal_on_sqlite(tmp_path: Path) -> None:
+    """A second process meeting a terminal another is wiping waits, then says so; once the
+    first is gone (even by SIGKILL) its run is resumable at once."""
+    url = sqlite_url(tmp_path / "ledger.sqlite3")
+    Ledger(url).close()
+    first = run_child(WIPING_CHILD, url)
+    try:
+        run_id = int(read_line(first))
+        with Ledger(url, busy_timeout=0.3) as second:
+            with pytest.raises(LedgerError, match="being wiped by another posdiag session"):
+                second.open_wipe_run("zvt", "SN-SHARED")
+            assert second.open_wipe_run("zvt", "SN-OTHER") is None  # others are not held up
+        first.send_signal(signal.SIGKILL)
+        first.wait(CHILD_TIMEOUT)
+        with Ledger(url, busy_timeout=0.3) as second:
+            resumed = second.open_wipe_run("zvt", "SN-SHARED")
+            assert resumed is not None and resumed.id == run_id
+            assert resumed.status is RunStatus.RUNNING
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate()
+    lock_dir = tmp_path / ".ledger.sqlite3.locks"
+    assert stat.S_IMODE(lock_dir.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in lock_dir.iterdir())
