@@ -22,16 +22,14 @@ connection) plus one connect: what the check adds on top of the wire and the dev
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import os
-import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from posdiag.simulators.stock_adb import StockAdb, find_stock_adb
 
 from .simserver import ADB_LATENCY, simulated_adb, simulated_adbs
 from .stats import Goal, Row, Sample, Settings, ratios, run_process, side_by_side
@@ -47,95 +45,6 @@ SERVER = "stock adb server"
 SHIPPED = "adb-shell"
 NODELAY = "adb-shell+NODELAY"
 TIMEOUT = 15.0
-SCRUBBED_ENV = (
-    "ANDROID_SERIAL",
-    "ADB_VENDOR_KEYS",
-    "ANDROID_SDK_HOME",
-    "ANDROID_USER_HOME",
-    "ANDROID_ADB_SERVER_ADDRESS",
-    "ADB_SERVER_SOCKET",
-    "ADB_TRACE",
-)
-
-
-def find_stock_adb() -> str | None:
-    """The adb binary shipped in the adbutils wheel, else the one on PATH (as the interop test)."""
-    spec = importlib.util.find_spec("adbutils")
-    if spec is not None and spec.submodule_search_locations:
-        path = Path(next(iter(spec.submodule_search_locations))) / "binaries" / "adb"
-        if path.is_file() and os.access(path, os.X_OK):
-            return str(path)
-    return shutil.which("adb")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class StockAdb:
-    """A private stock adb server (our child) on a free port, with a throwaway HOME and key."""
-
-    def __init__(self, binary: str, home: Path) -> None:
-        self.binary = binary
-        self.port = _free_port()
-        self.env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-        self.env.update(HOME=str(home), ANDROID_ADB_SERVER_PORT=str(self.port))
-        self._log = (home / "server.log").open("w")
-        self.server = subprocess.Popen(
-            [binary, "-P", str(self.port), "server", "nodaemon"],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=self.env,
-        )
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            if self.server.poll() is not None:
-                raise RuntimeError(f"the stock adb server exited (status {self.server.returncode})")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the stock adb server did not start listening") from None
-                time.sleep(0.05)
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """One client invocation, exactly as a user types it (plus the private server port)."""
-        return subprocess.run(
-            [self.binary, "-P", str(self.port), *args],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-        )
-
-    def connect(self, serial: str) -> None:
-        """``adb connect`` and wait until the device is online."""
-        self.run("connect", serial)
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            for line in self.run("devices").stdout.splitlines()[1:]:
-                if line.split()[:2] == [serial, "device"]:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"the stock adb client never saw {serial} online")
-
-    def close(self) -> None:
-        """Stop the server (kill-server, then kill if it lingers)."""
-        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-            self.run("kill-server")
-        try:
-            self.server.wait(5)
-        except subprocess.TimeoutExpired:
-            self.server.kill()
-            self.server.wait(5)
-        self._log.close()
-
-
 def _expect(output: str, serial: str, who: str) -> None:
     if output.strip() != serial:
         raise RuntimeError(f"{who} read {output.strip()!r}, expected {serial!r}")
@@ -225,13 +134,15 @@ def _stock(
         return
     with tempfile.TemporaryDirectory(prefix="posdiag-bench-adb-") as home:
         try:
-            stock = StockAdb(binary, Path(home))
+            stock = StockAdb(binary, Path(home), TIMEOUT)
         except (RuntimeError, OSError) as exc:
             yield f"the stock adb server did not start: {exc}"
             return
         try:
             target = f"{host}:{port}"
             stock.connect(target)
+            if stock.wait_for_state(target, "device", TIMEOUT) != "device":
+                raise RuntimeError(f"the stock adb client never saw {target} online")
             _expect(stock.run("-s", target, "shell", COMMAND).stdout, serial, "stock adb")
 
             argv = [stock.binary, "-P", str(stock.port), "-s", target, "shell", COMMAND]

@@ -14,16 +14,11 @@ killed if it lingers), every simulator is stopped, and every adb call has a time
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import os
 import queue
-import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,95 +29,12 @@ from posdiag.agent.cli import _parse_fault
 from posdiag.simulators.adb.engine import AdbSimulator
 from posdiag.simulators.attach import TcpAttachment
 from posdiag.simulators.registry import create_adb
+from posdiag.simulators.stock_adb import StockAdb, find_stock_adb
 
 POSDIAG = Path(sys.executable).with_name("posdiag")
 TIMEOUT = 10.0
 MERCHANT_XML = "/sdcard/PAX/params/merchant.xml"
-SCRUBBED_ENV = (
-    "ANDROID_SERIAL",
-    "ADB_VENDOR_KEYS",
-    "ANDROID_SDK_HOME",
-    "ANDROID_USER_HOME",
-    "ANDROID_ADB_SERVER_ADDRESS",
-    "ADB_SERVER_SOCKET",
-    "ADB_TRACE",
-)
-
-
-def find_stock_adb() -> str | None:
-    """The adb binary shipped in the adbutils wheel, else the one on PATH."""
-    spec = importlib.util.find_spec("adbutils")
-    if spec is not None and spec.submodule_search_locations:
-        path = Path(next(iter(spec.submodule_search_locations))) / "binaries" / "adb"
-        if path.is_file() and os.access(path, os.X_OK):
-            return str(path)
-    return shutil.which("adb")
-
-
 ADB = find_stock_adb()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class StockAdb:
-    """The stock client bound to a private server."""
-
-    binary: str
-    port: int
-    env: dict[str, str]
-    home: Path
-
-    def run(self, *args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [self.binary, "-P", str(self.port), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-        )
-
-    def shell(self, serial: str, *command: str) -> subprocess.CompletedProcess[str]:
-        return self.run("-s", serial, "shell", *command)
-
-    def connect(self, serial: str) -> subprocess.CompletedProcess[str]:
-        result = self.run("connect", serial)
-        assert result.returncode == 0, result.stderr
-        return result
-
-    def state(self, serial: str) -> str | None:
-        """The device's state in ``adb devices`` (device, unauthorized, offline…)."""
-        for line in self.run("devices").stdout.splitlines()[1:]:
-            fields = line.split()
-            if len(fields) >= 2 and fields[0] == serial:
-                return fields[1]
-        return None
-
-    def wait_for_state(self, serial: str, wanted: str, timeout: float = 5.0) -> str | None:
-        deadline = time.monotonic() + timeout
-        state = self.state(serial)
-        while state != wanted and time.monotonic() < deadline:
-            time.sleep(0.1)
-            state = self.state(serial)
-        return state
-
-
-def _wait_listening(port: int, server: subprocess.Popen[str], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the adb server exited at once (status {server.returncode})")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"the adb server did not listen on port {port} within {timeout} s")
 
 
 @pytest.fixture(scope="module")
@@ -136,31 +48,14 @@ def adb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StockAdb]:
             pytest.fail(message)
         pytest.skip(message)
     home = tmp_path_factory.mktemp("adb-home")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-    env.update(HOME=str(home), ANDROID_ADB_SERVER_PORT=str(port))
-    client = StockAdb(ADB, port, env, home)
-    log = (home / "server.log").open("w")
-    server = subprocess.Popen(
-        [ADB, "-P", str(port), "server", "nodaemon"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        text=True,
-    )
     try:
-        _wait_listening(port, server, TIMEOUT)
+        client = StockAdb(ADB, home, TIMEOUT)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
         yield client
     finally:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            client.run("kill-server", timeout=5)
-        try:
-            server.wait(5)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
-        log.close()
+        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +87,7 @@ def pax(adb: StockAdb, attach: Callable[[AdbSimulator], str]) -> Device:
     simulator = create_adb("activated", "pax-a920", {"time_scale": "0"})
     serial = attach(simulator)
     result = adb.connect(serial)
+    assert result.returncode == 0, result.stderr
     assert adb.wait_for_state(serial, "device") == "device"
     return Device(simulator, serial, result.stdout)
 
