@@ -134,3 +134,19 @@ def to_json(report: DeviceReport) -> dict[str, Any]:
         "verdict": {"status": report.verdict.status.value, "reasons": list(report.verdict.reasons)},
         "errors": list(report.errors),
     }
+
+
+def record_report(ledger: Any, report: DeviceReport, operator: str | None = None) -> int | None:
+    """Store an identified terminal's report in the ledger; its device id (None if unidentified).
+
+    Every path that inspects (check station, wipe before and after) records the same way, so a
+    terminal's history in the ledger does not depend on which command looked at it.
+    """
+    if report.identity is None:
+        return None
+    ident = report.identity
+    device_id: int = ledger.record_device(
+        report.family, ident.serial or "unknown", ident.vendor, ident.model
+    )
+    ledger.record_inspection(device_id, report.address, to_json(report), operator=operator)
+    return device_id

@@ -32,7 +32,7 @@ from .discovery import Found, discover
 from .inspect import inspect_terminal
 from .ledger import Ledger
 from .policy import Policy
-from .report import DeviceReport, to_json
+from .report import DeviceReport, record_report
 from .wipe import WipeInterrupted, WipeOptions, WipeProgress, WipeSession
 
 log = structlog.get_logger(__name__)
@@ -529,13 +529,7 @@ class Station:
             self._identified(slot, report)
             if report.identity is not None:
                 with Ledger(self.ledger_url, busy_timeout=self.busy_timeout) as ledger:
-                    ident = report.identity
-                    device_id = ledger.record_device(
-                        report.family, ident.serial or "unknown", ident.vendor, ident.model
-                    )
-                    ledger.record_inspection(
-                        device_id, report.address, to_json(report), operator=self.operator
-                    )
+                    record_report(ledger, report, self.operator)
             status = report.verdict.status.value
             return replace(
                 slot.state,

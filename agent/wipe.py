@@ -42,7 +42,7 @@ from posdiag.drivers.model import ActivationState, Terminal, WipeStep
 from . import __version__
 from .inspect import inspect_terminal
 from .policy import Policy
-from .report import DeviceReport, money_text, to_json, utc_now_text
+from .report import DeviceReport, money_text, record_report, to_json, utc_now_text
 
 log = structlog.get_logger(__name__)
 
@@ -515,16 +515,9 @@ class WipeSession:
             self.ledger.audit(event, **data)
 
     def _record_inspection(self, report: DeviceReport) -> int | None:
-        if self.ledger is None or report.identity is None:
+        if self.ledger is None:
             return None
-        ident = report.identity
-        device_id: int = self.ledger.record_device(
-            report.family, ident.serial or "unknown", ident.vendor, ident.model
-        )
-        self.ledger.record_inspection(
-            device_id, report.address, to_json(report), operator=self.options.operator
-        )
-        return device_id
+        return record_report(self.ledger, report, self.options.operator)
 
     def _open_run(self, device_id: int | None, report: DeviceReport) -> tuple[int | None, bool]:
         if self.ledger is None or device_id is None:
