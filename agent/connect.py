@@ -73,14 +73,9 @@ def zvt_transport(address: Address) -> tuple[Transport, Link]:
 
             register_url_handler()
             return SerialTransport(f"possim://zvt/bus?bus={sim_options['bus']}"), Link.SERIAL
-        from posdiag.simulators.zvt.state import available_scenarios
+        from posdiag.simulators.registry import require_scenario, zvt_overrides
 
-        if address.target not in available_scenarios():
-            raise AddressError(
-                f"unknown simulated scenario {address.target!r} "
-                f"(available: {', '.join(available_scenarios())})"
-            )
-        from posdiag.simulators.registry import zvt_overrides
+        require_scenario("zvt", address.target)
 
         try:
             zvt_overrides(sim_options)  # a bad option is the user's typo, not an unreachable unit
@@ -133,14 +128,10 @@ def adb_terminal(address: Address, *, on_auth_prompt: Callable[[], None] | None 
 
         transport, packetized = open_link(address.options["bus"], "adb").host, False
     else:
-        from posdiag.simulators.adb.state import AdbScenarioError, available_scenarios
-        from posdiag.simulators.registry import create_adb
+        from posdiag.simulators.adb.state import AdbScenarioError
+        from posdiag.simulators.registry import create_adb, require_scenario
 
-        if address.target not in available_scenarios():
-            raise AddressError(
-                f"unknown simulated Android scenario {address.target!r} "
-                f"(available: {', '.join(available_scenarios())})"
-            )
+        require_scenario("adb", address.target)
         try:
             simulator = create_adb(
                 address.target, address.options.get("model", "android-generic"), address.options

@@ -63,29 +63,16 @@ def _unit_serial(family: str) -> str:
 
 
 def _build_engine(family: str, scenario: str, options: dict[str, str]) -> Any:
-    from .registry import create_adb, create_zvt
+    from .registry import create_adb, create_zvt, require_scenario
 
+    if family not in ("zvt", "adb"):
+        raise AddressError(f"no simulator for the {family!r} family")
+    require_scenario(family, scenario)
     sim_options = {k: v for k, v in options.items() if k not in _DRIVER_OPTIONS}
     if family == "zvt":
-        from .zvt.state import available_scenarios
-
-        if scenario not in available_scenarios():
-            raise AddressError(
-                f"unknown simulated scenario {scenario!r} "
-                f"(available: {', '.join(available_scenarios())})"
-            )
         sim_options.setdefault("time_scale", "0")
         return create_zvt(scenario, sim_options)
-    if family == "adb":
-        from .adb.state import available_scenarios as adb_scenarios
-
-        if scenario not in adb_scenarios():
-            raise AddressError(
-                f"unknown simulated Android scenario {scenario!r} "
-                f"(available: {', '.join(adb_scenarios())})"
-            )
-        return create_adb(scenario, options.get("model", "android-generic"), sim_options)
-    raise AddressError(f"no simulator for the {family!r} family")
+    return create_adb(scenario, options.get("model", "android-generic"), sim_options)
 
 
 def open_link(bus_id: str, family: str) -> MemoryAttachment:

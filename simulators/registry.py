@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from posdiag.drivers.errors import PosdiagError
+from posdiag.drivers.errors import AddressError, PosdiagError
 from posdiag.drivers.zvt.connection import Link
 
 from .adb.engine import AdbSimulator
 from .adb.state import Faults as AdbFaults
+from .adb.state import available_scenarios as android_scenarios
 from .adb.state import load_android
 from .zvt.engine import ZvtSimulator
 from .zvt.state import Faults, available_scenarios, load_scenario
@@ -82,6 +83,20 @@ def create_engine(family: str, scenario: str, options: dict[str, str]) -> ZvtSim
     if family != "zvt":
         raise PosdiagError(f"no simulator for family {family!r} (available: {', '.join(FAMILIES)})")
     return create_zvt(scenario, options, Link.SERIAL)
+
+
+def require_scenario(family: str, scenario: str) -> None:
+    """Refuse an unknown scenario name with the list of known ones (a typo, not a dead unit).
+
+    Raises:
+        AddressError: no such scenario in the family.
+    """
+    known = available_scenarios() if family == "zvt" else android_scenarios()
+    if scenario not in known:
+        kind = "scenario" if family == "zvt" else "Android scenario"
+        raise AddressError(
+            f"unknown simulated {kind} {scenario!r} (available: {', '.join(known)})"
+        )
 
 
 def scenarios(family: str) -> list[str]:
