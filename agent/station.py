@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -132,7 +132,6 @@ class SlotResult:
         }
 
 
-SlotUpdate = SlotResult
 OnEvent = Callable[[SlotResult], None]
 Opener = Callable[..., Terminal]
 
@@ -147,7 +146,6 @@ class _Slot:
     terminal: Terminal | None = None
     final: SlotResult | None = None
     serial_lock: threading.Lock | None = None
-    done: threading.Event = field(default_factory=threading.Event)
     done_earlier: dict[str, Any] | None = None
     """The batch's earlier (successful) wipe of this terminal, when continuing a batch."""
 
@@ -220,8 +218,6 @@ class Station:
         """The batch id of the current (or last) run()/watch(); stored with every wipe run."""
         self.continued_batch = batch
         self._done_in_batch: dict[tuple[str, str], dict[str, Any]] = {}
-        self.unfinished: list[tuple[str, str]] = []
-        """(family, serial) of wipes left open in the ledger when this run started."""
         self._wake = threading.Event()
 
     # --- public -----------------------------------------------------------------------------
@@ -339,7 +335,6 @@ class Station:
         except Exception as exc:  # the station still works; each wipe checks its own run
             log.warning("station.unfinished_unknown", error=str(exc))
             return
-        self.unfinished = [(run.family, run.serial) for run in unfinished]
         if unfinished:
             log.warning(
                 "station.unfinished_wipes",
@@ -512,7 +507,6 @@ class Station:
             with self._lock:
                 self._active.discard(slot.address)
         self._finalise(slot, replace(result, elapsed_s=time.monotonic() - slot.started))
-        slot.done.set()
 
     def _process(self, slot: _Slot) -> SlotResult:
         self._stage(slot, "connecting")

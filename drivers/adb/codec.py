@@ -48,6 +48,7 @@ from .protocol import (
     A_VERSION,
     A_VERSION_MIN,
     A_VERSION_SKIP_CHECKSUM,
+    COMMAND_MAGIC,
     HEADER_SIZE,
     HEADER_STRUCT,
     MAX_PAYLOAD,
@@ -68,9 +69,6 @@ from .protocol import (
 )
 
 log = structlog.get_logger(__name__)
-
-_UINT32 = 0xFFFFFFFF
-_COMMANDS = frozenset(int(command) for command in Command)  # membership per packet
 
 DEFAULT_FEATURES: tuple[str, ...] = ("shell_v2", "cmd")
 """What posdiag implements; never ``delayed_ack`` (its OPEN window is not implemented)."""
@@ -516,7 +514,7 @@ class AdbConnection:
                 return None
             header = HEADER_STRUCT.unpack_from(buffer)
             command = header[0]
-            if header[5] != command ^ _UINT32 or command not in _COMMANDS:
+            if COMMAND_MAGIC.get(command) != header[5]:
                 unpack_header(bytes(buffer[:HEADER_SIZE]))  # raises the precise error
             limit = self._max_payload if self._negotiated else self._receive_limit(command)
             if header[3] > limit:

@@ -145,10 +145,9 @@ def command_name(command: int) -> str:
         return f"unknown command {text!r} ({command:#010x})"
 
 
-_COMMANDS = frozenset(Command)
-"""Every command value, for the per-packet membership check (an Enum lookup costs more)."""
-_MAGIC = {int(command): int(command) ^ _UINT32 for command in Command}
-"""Each command's magic word: a header is checked with one dictionary look-up."""
+COMMAND_MAGIC: Final = {int(command): int(command) ^ _UINT32 for command in Command}
+"""Each known command's magic word: one dictionary look-up checks both (an unknown command
+has no entry), cheaper per packet than the Enum's own look-up."""
 
 
 def checksum(data: bytes | bytearray | memoryview) -> int:
@@ -221,7 +220,7 @@ def unpack_header(raw: bytes | bytearray | memoryview) -> AdbHeader:
             f"bad ADB header magic {header.magic:#010x} for {command_name(header.command)}: "
             "the peer does not speak ADB or the stream lost sync"
         )
-    if header.command not in _COMMANDS:
+    if header.command not in COMMAND_MAGIC:
         raise AdbProtocolError(f"the peer sent an {command_name(header.command)}")
     return header
 
@@ -243,7 +242,7 @@ def decode_packet(
     except struct.error:
         unpack_header(raw[:HEADER_SIZE])  # raises: too short
         raise
-    if _MAGIC.get(command) != magic:  # an unknown command has no magic: one look-up checks both
+    if COMMAND_MAGIC.get(command) != magic:  # unknown command or bad magic
         unpack_header(raw[:HEADER_SIZE])  # raises the precise error (checked once, inline)
     held = len(raw) - HEADER_SIZE
     if data_length > max_payload or held != data_length:  # one test on the hot path
