@@ -4,6 +4,11 @@ Read-only over the ledger (SQLAlchemy Core selects on :attr:`Ledger.engine`): on
 run (batch, serial, model, outcome, certificate, operator, times, reasons) or per inspection
 (serial, model, verdict, operator, time, address). Nothing secret is in these columns: the ledger
 never stores a TID/MID in the clear, and addresses are shown without their password option.
+
+A manifest is proof handed to a vendor, so no row that fails the ledger's verification is
+presented as valid: every row carries an ``integrity`` column, ``verified`` or ``TAMPERED: …``
+with the reason (see :func:`posdiag.agent.integrity.row_marks`). Simulated terminals are left
+out unless asked for. CSV cells are stripped of control characters and cannot start a formula.
 """
 
 from __future__ import annotations
@@ -18,8 +23,18 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 from posdiag.drivers.address import parse_address
+from posdiag.drivers.text import csv_cell
 
-from .ledger import Ledger, RunStatus, certificates, devices, inspections, wipe_runs
+from .ledger import (
+    Ledger,
+    LedgerVerification,
+    RunStatus,
+    certificates,
+    devices,
+    inspections,
+    wipe_runs,
+    wipe_steps,
+)
 
 __all__ = [
     "CHECK_COLUMNS",
@@ -46,6 +61,7 @@ WIPE_COLUMNS: Final = (
     "started_at",
     "finished_at",
     "reasons",
+    "integrity",
 )
 CHECK_COLUMNS: Final = (
     "serial",
@@ -56,9 +72,13 @@ CHECK_COLUMNS: Final = (
     "operator",  # None for checks recorded without one (or before the ledger had the column)
     "checked_at",
     "address",
+    "integrity",
 )
 IN_PROGRESS: Final = "in_progress"
 """The outcome shown for a run still open (only with ``include_open``)."""
+CERTIFICATE_PENDING: Final = "certificate_pending"
+"""The outcome shown for a run whose certificate is not yet issued (only with ``include_open``)."""
+VERIFIED: Final = "verified"
 
 Row = dict[str, Any]
 
@@ -110,12 +130,29 @@ def _options(text: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _integrity(verification: LedgerVerification | None, *marks: str | None) -> str:
+    """The integrity cell of one manifest row: the first problem of the rows it is built from."""
+    if verification is None:
+        return "not verified"
+    if not verification.chain.ok:
+        return (
+            f"TAMPERED: the audit chain is broken at entry {verification.chain.first_bad_id}; "
+            "no record can be trusted"
+        )
+    for mark in marks:
+        if mark is not None:
+            return f"TAMPERED: {mark}"
+    return VERIFIED
+
+
 def wipe_rows(
     ledger: Ledger,
     *,
     batch: str | None = None,
     since: datetime | None = None,
     include_open: bool = False,
+    include_simulated: bool = False,
+    verification: LedgerVerification | None = None,
 ) -> list[Row]:
     """One row per wipe run, oldest first (see :data:`WIPE_COLUMNS`).
 
@@ -123,8 +160,15 @@ def wipe_rows(
         ledger: the ledger to read.
         batch: only runs whose options carry this batch id.
         since: only runs started at or after this moment.
-        include_open: also runs still open, with outcome ``in_progress``.
+        include_open: also runs still open (``in_progress``) or waiting for their certificate
+            (``certificate_pending``).
+        include_simulated: also runs on simulated terminals.
+        verification: the ledger's verification, to mark rows built from records that fail it
+            (``integrity`` says "not verified" without one).
     """
+    from .integrity import row_marks
+
+    marks = row_marks(verification) if verification is not None else {}
     query = (
         sa.select(
             wipe_runs,
@@ -138,18 +182,43 @@ def wipe_rows(
     )
     if not include_open:
         query = query.where(wipe_runs.c.status == RunStatus.FINISHED.value)
+    if not include_simulated:
+        query = query.where(sa.func.coalesce(wipe_runs.c.simulated, 0) == 0)
     if since is not None:
         query = query.where(wipe_runs.c.started_at >= _stamp(since))
     with ledger.engine.connect() as conn:
         runs = conn.execute(query).all()
         certs: dict[int, tuple[str, str]] = {}
-        if runs:
+        bad_children: dict[int, str] = {}
+        run_ids = [run.id for run in runs]
+        cert_marks = marks.get("certificates", {})
+        step_marks = marks.get("wipe_steps", {})
+        for chunk in _chunks(run_ids):
             for cert in conn.execute(
-                sa.select(certificates.c.run_id, certificates.c.report_id, certificates.c.path)
-                .where(certificates.c.run_id.in_([run.id for run in runs]))
+                sa.select(
+                    certificates.c.id,
+                    certificates.c.run_id,
+                    certificates.c.report_id,
+                    certificates.c.path,
+                )
+                .where(certificates.c.run_id.in_(chunk))
                 .order_by(certificates.c.id)
             ):
                 certs[cert.run_id] = (cert.report_id, cert.path)  # the newest one wins
+                if str(cert.id) in cert_marks:
+                    bad_children.setdefault(
+                        cert.run_id, f"its certificate record: {cert_marks[str(cert.id)]}"
+                    )
+            if step_marks:
+                for step in conn.execute(
+                    sa.select(wipe_steps.c.id, wipe_steps.c.run_id).where(
+                        wipe_steps.c.run_id.in_(chunk)
+                    )
+                ):
+                    if str(step.id) in step_marks:
+                        bad_children.setdefault(
+                            step.run_id, f"one of its steps: {step_marks[str(step.id)]}"
+                        )
     rows: list[Row] = []
     for run in runs:
         run_batch = _options(run.options_json).get("batch")
@@ -160,6 +229,14 @@ def wipe_rows(
         except ValueError:
             reasons = []
         cert_id, cert_path = certs.get(run.id, (None, None))
+        run_mark = marks.get("wipe_runs", {}).get(str(run.id))
+        device_mark = marks.get("devices", {}).get(str(run.device_id))
+        if run.status == RunStatus.FINISHED.value:
+            shown_outcome = run.outcome
+        elif run.status == RunStatus.CERTIFYING.value:
+            shown_outcome = CERTIFICATE_PENDING
+        else:
+            shown_outcome = IN_PROGRESS
         rows.append(
             {
                 "batch": run_batch if isinstance(run_batch, str) else None,
@@ -167,23 +244,44 @@ def wipe_rows(
                 "family": run.family,
                 "vendor": run.vendor,
                 "model": run.model,
-                "outcome": run.outcome if run.status == RunStatus.FINISHED.value else IN_PROGRESS,
+                "outcome": shown_outcome,
                 "certificate_id": cert_id,
                 "certificate_path": cert_path,
                 "operator": run.operator,
                 "started_at": run.started_at,
                 "finished_at": run.finished_at,
                 "reasons": "; ".join(str(reason) for reason in reasons),
+                "integrity": _integrity(
+                    verification,
+                    run_mark and f"the wipe run record: {run_mark}",
+                    device_mark and f"the terminal's record: {device_mark}",
+                    bad_children.get(run.id),
+                ),
             }
         )
     return rows
 
 
-def check_rows(ledger: Ledger, *, since: datetime | None = None) -> list[Row]:
-    """One row per inspection, oldest first (see :data:`CHECK_COLUMNS`)."""
+def _chunks(ids: Sequence[int], size: int = 500) -> list[Sequence[int]]:
+    """Split an IN list so no database meets more bound parameters than it allows."""
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+def check_rows(
+    ledger: Ledger,
+    *,
+    since: datetime | None = None,
+    include_simulated: bool = False,
+    verification: LedgerVerification | None = None,
+) -> list[Row]:
+    """One row per inspection, oldest first (see :data:`CHECK_COLUMNS` and :func:`wipe_rows`)."""
+    from .integrity import row_marks
+
+    marks = row_marks(verification) if verification is not None else {}
     query = (
         sa.select(
             inspections.c.id,
+            inspections.c.device_id,
             inspections.c.address,
             inspections.c.at,
             inspections.c.verdict,
@@ -198,8 +296,12 @@ def check_rows(ledger: Ledger, *, since: datetime | None = None) -> list[Row]:
     )
     if since is not None:
         query = query.where(inspections.c.at >= _stamp(since))
+    if not include_simulated:
+        query = query.where(sa.func.coalesce(inspections.c.simulated, 0) == 0)
     with ledger.engine.connect() as conn:
         found = conn.execute(query).all()
+    inspection_marks = marks.get("inspections", {})
+    device_marks = marks.get("devices", {})
     return [
         {
             "serial": row.serial,
@@ -210,6 +312,12 @@ def check_rows(ledger: Ledger, *, since: datetime | None = None) -> list[Row]:
             "operator": row.operator,
             "checked_at": row.at,
             "address": _safe_address(row.address),
+            "integrity": _integrity(
+                verification,
+                (mark := inspection_marks.get(str(row.id))) and f"the check record: {mark}",
+                (mark := device_marks.get(str(row.device_id)))
+                and f"the terminal's record: {mark}",
+            ),
         }
         for row in found
     ]
@@ -220,7 +328,10 @@ def to_csv(rows: Sequence[Row], columns: Sequence[str]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    for row in rows:
+        writer.writerow(
+            {key: None if value is None else csv_cell(value) for key, value in row.items()}
+        )
     return buffer.getvalue()
 
 

@@ -138,8 +138,11 @@ def test_tables_created_with_an_empty_valid_chain(ledger: Ledger) -> None:
     names = set(sa.inspect(ledger.engine).get_table_names())
     assert names >= TABLES
     head = ledger.head()
-    assert (head.last_id, head.hash, head.rows) == (0, GENESIS_HASH, 0)
-    assert ledger.verify_chain() == ChainReport(ok=True, rows=0, first_bad_id=None, reason="")
+    # The only entry of a new ledger seals its metadata row (the schema version).
+    assert (head.last_id, head.rows) == (1, 1)
+    assert head.hash != GENESIS_HASH
+    assert ledger.verify_chain() == ChainReport(ok=True, rows=1, first_bad_id=None, reason="")
+    assert ledger.verify().ok
     with ledger.engine.connect() as conn:
         version = conn.exec_driver_sql(
             "SELECT value FROM ledger_meta WHERE key = 'schema_version'"
@@ -152,7 +155,7 @@ def test_reopening_keeps_data_and_creates_nothing_twice(url: str) -> None:
         device = first.record_device("zvt", "SN1")
     with Ledger(url) as second:
         assert second.record_device("zvt", "SN1") == device
-        assert second.verify_chain().rows == 2
+        assert second.verify_chain().rows == 3  # ledger.created and two device.seen
 
 
 def test_sqlite_pragmas_are_in_effect_on_every_connection(ledger: Ledger) -> None:
@@ -237,7 +240,7 @@ def test_locked_database_gives_a_readable_ledger_error(db_path: Path, url: str) 
             assert time.monotonic() - started < 5
             holder.execute("ROLLBACK")
             ledger.audit("unblocked")
-            assert audit_events(db_path) == ["unblocked"]
+            assert audit_events(db_path) == ["ledger.created", "unblocked"]
     finally:
         holder.close()
 
@@ -421,6 +424,7 @@ def test_every_method_appends_exactly_one_audit_row(ledger: Ledger, db_path: Pat
     ledger.record_certificate(run, uuid.uuid4(), "/tmp/c.pdf", "00" * 32)
     ledger.audit("custom.event", note="hello")
     assert audit_events(db_path) == [
+        "ledger.created",
         "device.seen",
         "inspection.recorded",
         "wipe_run.started",
@@ -433,7 +437,7 @@ def test_every_method_appends_exactly_one_audit_row(ledger: Ledger, db_path: Pat
     # Refused operations leave no audit row behind: the whole transaction rolled back.
     with pytest.raises(LedgerError):
         ledger.finish_wipe_run(run, "erased", [])
-    assert len(audit_events(db_path)) == 8
+    assert len(audit_events(db_path)) == 9
 
 
 # -- redaction -----------------------------------------------------------------------------------
@@ -442,7 +446,7 @@ def test_every_method_appends_exactly_one_audit_row(ledger: Ledger, db_path: Pat
 def test_audit_data_is_redacted(ledger: Ledger, db_path: Path) -> None:
     ledger.audit("x", terminal_id=TID, password="123456", nested={"merchant_id": "987654321"})
     with raw(db_path) as conn:
-        (data_json,) = conn.execute("SELECT data_json FROM audit_log").fetchone()
+        (data_json,) = conn.execute("SELECT data_json FROM audit_log WHERE event = 'x'").fetchone()
     data = json.loads(data_json)
     assert data["terminal_id"] == "****2000"
     assert data["nested"]["merchant_id"] == "****4321"
@@ -481,8 +485,11 @@ def test_hash_follows_the_documented_encoding(ledger: Ledger, db_path: Path) -> 
     ledger.audit("first", a=1)
     ledger.audit("second", b="ü")
     with raw(db_path) as conn:
-        rows = conn.execute("SELECT id, at, event, data_json, prev_hash, hash FROM audit_log")
-        prev = "0" * 64
+        # Entry 1 (ledger.created) seals a row and hashes as posdiag.audit/2: see the row tests.
+        prev = conn.execute("SELECT hash FROM audit_log WHERE id = 1").fetchone()[0]
+        rows = conn.execute(
+            "SELECT id, at, event, data_json, prev_hash, hash FROM audit_log WHERE id > 1"
+        )
         for row_id, at, event, data_json, prev_hash, row_hash in rows:
             encoded = json.dumps(
                 ["posdiag.audit/1", row_id, at, event, data_json, prev_hash],
@@ -494,7 +501,7 @@ def test_hash_follows_the_documented_encoding(ledger: Ledger, db_path: Path) -> 
             assert row_hash == audit_row_hash(row_id, at, event, data_json, prev_hash)
             prev = row_hash
     head = ledger.head()
-    assert (head.last_id, head.hash, head.rows) == (2, prev, 2)
+    assert (head.last_id, head.hash, head.rows) == (3, prev, 3)
 
 
 @pytest.mark.parametrize(
@@ -583,13 +590,15 @@ def test_chain_detects_a_swapped_pair(url: str, db_path: Path) -> None:
 def test_chain_detects_rows_added_behind_the_heads_back(url: str, db_path: Path) -> None:
     filled(url)
     with raw(db_path) as conn:
-        at, last = conn.execute("SELECT at, hash FROM audit_log WHERE id = 6").fetchone()
-        forged = audit_row_hash(7, at, "forged", "{}", last)
+        at, last = conn.execute("SELECT at, hash FROM audit_log WHERE id = 7").fetchone()
+        forged = audit_row_hash(8, at, "forged", "{}", last)
         conn.execute(
-            "INSERT INTO audit_log VALUES (7, ?, 'forged', '{}', ?, ?)", (at, last, forged)
+            "INSERT INTO audit_log (id, at, event, data_json, prev_hash, hash)"
+            " VALUES (8, ?, 'forged', '{}', ?, ?)",
+            (at, last, forged),
         )
     result = verify(url)
-    assert (result.ok, result.first_bad_id) == (False, 7)
+    assert (result.ok, result.first_bad_id) == (False, 8)
 
 
 def test_missing_head_is_reported_and_blocks_writes(url: str, db_path: Path) -> None:
@@ -708,7 +717,7 @@ def test_sigkill_inside_a_transaction_leaves_no_partial_rows(db_path: Path, url:
 
     with Ledger(url) as ledger:
         result = ledger.verify_chain()
-        assert (result.ok, result.rows) == (True, 1)  # only device.seen was committed
+        assert (result.ok, result.rows) == (True, 2)  # ledger.created, device.seen: committed
         assert ledger.runs() == []
         assert ledger.open_wipe_run("zvt", "SN-KILL") is None
         device = ledger.record_device("zvt", "SN-KILL")
@@ -730,10 +739,11 @@ with Ledger(sys.argv[1]) as ledger:
 
 
 def check_appends(url: str, db_path: Path, writers: list[str], per_writer: int) -> None:
-    assert verify(url) == ChainReport(True, len(writers) * per_writer, None, "")
+    assert verify(url) == ChainReport(True, len(writers) * per_writer + 1, None, "")
     with raw(db_path) as conn:
         rows = [
-            json.loads(r[0]) for r in conn.execute("SELECT data_json FROM audit_log ORDER BY id")
+            json.loads(r[0])
+            for r in conn.execute("SELECT data_json FROM audit_log WHERE id > 1 ORDER BY id")
         ]
     for who in writers:
         assert [r["i"] for r in rows if r["who"] == who] == list(range(per_writer))

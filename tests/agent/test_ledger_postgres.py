@@ -95,7 +95,9 @@ def report(status: str = "ready", terminal_id: str = TID) -> dict[str, Any]:
 
 def events(ledger: Ledger) -> list[str]:
     with ledger.engine.connect() as conn:
-        return list(conn.execute(sa.text("SELECT event FROM audit_log ORDER BY id")).scalars())
+        # the creation entry every ledger starts with is left out: tests name what they wrote
+        query = "SELECT event FROM audit_log WHERE event != 'ledger.created' ORDER BY id"
+        return list(conn.execute(sa.text(query)).scalars())
 
 
 def env_for(home: Path) -> dict[str, str]:
@@ -173,8 +175,9 @@ def test_connection_errors_are_one_readable_line_without_the_password(
 def test_schema_is_created_with_an_empty_valid_chain(backend_url: str) -> None:
     with Ledger(backend_url) as ledger:
         head = ledger.head()
-        assert (head.last_id, head.hash, head.rows) == (0, GENESIS_HASH, 0)
-        assert ledger.verify_chain().ok
+        assert (head.last_id, head.rows) == (1, 1)  # ledger.created, sealing the metadata
+        assert head.hash != GENESIS_HASH
+        assert ledger.verify_chain().ok and ledger.verify().ok
         with ledger.engine.connect() as conn:
             version = conn.execute(
                 sa.text("SELECT value FROM ledger_meta WHERE key = 'schema_version'")
@@ -183,7 +186,7 @@ def test_schema_is_created_with_an_empty_valid_chain(backend_url: str) -> None:
     assert version == str(SCHEMA_VERSION)
     assert "operator" in columns
     with Ledger(backend_url) as again:  # reopening creates nothing twice
-        assert again.verify_chain().rows == 0
+        assert again.verify_chain().rows == 1
 
 
 def test_full_api(backend_url: str) -> None:
@@ -251,8 +254,9 @@ def test_full_api(backend_url: str) -> None:
             "custom.event",
         ]
         chain = ledger.verify_chain()
-        assert (chain.ok, chain.rows) == (True, 15)
-        assert ledger.head().rows == 15
+        assert (chain.ok, chain.rows) == (True, 16)
+        assert ledger.head().rows == 16
+        assert ledger.verify().ok
         with ledger.engine.connect() as conn:
             dump = json.dumps([list(r) for r in conn.execute(sa.text("SELECT * FROM audit_log"))])
             dump += json.dumps([list(r) for r in conn.execute(sa.text("SELECT * FROM wipe_runs"))])
@@ -440,66 +444,168 @@ CREATE TABLE wipe_steps (id INTEGER NOT NULL, run_id INTEGER NOT NULL, name VARC
 """The first layout's DDL exactly as posdiag 0.1 (schema 1) created it in SQLite."""
 
 
-def write_schema_1_ledger(path: Path) -> None:
-    """A schema-1 ledger as the old posdiag left it: a device, an inspection, a 2-row chain."""
-    at1, at2 = "2026-05-09T07:35:25.123456+00:00", "2026-05-09T07:35:26.000001+00:00"
-    data1 = '{"device_id":1,"family":"zvt","model":null,"new":true,"serial":"OLD1","vendor":null}'
-    data2 = '{"device_id":1,"inspection_id":1,"verdict":"ready"}'
-    hash1 = audit_row_hash(1, at1, "device.seen", data1, GENESIS_HASH)
-    hash2 = audit_row_hash(2, at2, "inspection.recorded", data2, hash1)
-    with sqlite3.connect(path) as conn:
-        conn.executescript(SCHEMA_1_SQLITE)
-        conn.execute("INSERT INTO ledger_meta VALUES ('schema_version', '1')")
-        conn.execute("INSERT INTO devices VALUES (1, 'zvt', 'OLD1', NULL, NULL, ?, ?)", (at1, at1))
+SCHEMA_2_EXTRA = "ALTER TABLE inspections ADD COLUMN operator TEXT;"
+"""What schema 2 added to the first layout."""
+
+
+def _old_rows() -> tuple[list[tuple[str, str, tuple[object, ...]]], list[tuple[object, ...]]]:
+    """Rows of an old ledger (a device, an inspection, a finished wipe with a step and a
+    certificate) and the audit chain the old posdiag wrote over them."""
+    at = [f"2026-05-09T07:35:{second:02d}.000001+00:00" for second in range(20, 26)]
+    tables: list[tuple[str, str, tuple[object, ...]]] = [
+        ("devices", "(1, 'zvt', 'OLD1', NULL, NULL, ?, ?)", (at[0], at[0])),
+        (
+            "inspections",
+            "(id, device_id, address, at, verdict, report_json) VALUES (1, 1, 'zvt+sim://fresh',"
+            " ?, 'ready', ?)",
+            (at[1], json.dumps({"verdict": {"status": "ready"}})),
+        ),
+        (
+            "wipe_runs",
+            "(1, 1, 'zvt+sim://fresh', 'Jana', ?, ?, 'finished', 'erased', '[]', '{}')",
+            (at[2], at[4]),
+        ),
+        ("wipe_steps", "(1, 1, 'erase', 1, ?, ?, 'done', '')", (at[3], at[3])),
+        (
+            "certificates",
+            "(1, 1, '2f1b7c1e-5d1e-4a53-9d0e-2b7a0c1d2e3f', '/tmp/c.json', ?, ?)",
+            ("ab" * 32, at[5]),
+        ),
+    ]
+    chain: list[tuple[object, ...]] = []
+    prev = GENESIS_HASH
+    events_ = [
+        "device.seen",
+        "inspection.recorded",
+        "wipe_run.started",
+        "wipe_step.finished",
+        "wipe_run.finished",
+        "certificate.recorded",
+    ]
+    for index, event in enumerate(events_, start=1):
+        data = json.dumps({"i": index})
+        row_hash = audit_row_hash(index, at[index - 1], event, data, prev)
+        chain.append((index, at[index - 1], event, data, prev, row_hash))
+        prev = row_hash
+    return tables, chain
+
+
+def write_old_ledger(conn: Any, version: int, placeholder: str = "?") -> None:
+    """Fill an empty database with the schema-``version`` layout and rows, as old posdiag did."""
+    ddl = SCHEMA_1_SQLITE + (SCHEMA_2_EXTRA if version >= 2 else "")
+    postgres = placeholder != "?"
+    serial_tables = ("devices", "inspections", "wipe_runs", "certificates", "wipe_steps")
+    if postgres:  # SQLAlchemy created these keys as SERIAL there
+        for table in serial_tables:
+            ddl = ddl.replace(
+                f"CREATE TABLE {table} (id INTEGER", f"CREATE TABLE {table} (id SERIAL"
+            )
+    for statement in ddl.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    tables, chain = _old_rows()
+    conn.execute(f"INSERT INTO ledger_meta VALUES ('schema_version', '{version}')")
+    for table, values, args in tables:
+        head = values if values.startswith("(id") else f"VALUES {values}"
+        conn.execute(f"INSERT INTO {table} {head}".replace("?", placeholder), args)
+    for row in chain:
         conn.execute(
-            "INSERT INTO inspections VALUES (1, 1, 'zvt+sim://fresh', ?, 'ready', ?)",
-            (at2, json.dumps({"verdict": {"status": "ready"}})),
+            "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)".replace("?", placeholder), row
         )
-        conn.executemany(
-            "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (1, at1, "device.seen", data1, GENESIS_HASH, hash1),
-                (2, at2, "inspection.recorded", data2, hash1, hash2),
-            ],
-        )
-        conn.execute("INSERT INTO audit_head VALUES (1, 2, ?, 2)", (hash2,))
-    conn.close()
+    conn.execute(
+        "INSERT INTO audit_head VALUES (1, ?, ?, ?)".replace("?", placeholder),
+        (len(chain), chain[-1][5], len(chain)),
+    )
+    if postgres:  # rows inserted by posdiag moved the sequences on
+        for table in serial_tables:
+            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 1)")
 
 
-def test_schema_1_ledger_opens_and_gains_the_operator_column(tmp_path: Path) -> None:
+OLD_ROWS = 6  # audit entries of the old ledger
+SEALED_AT_UPGRADE = (
+    5  # one row in each of devices, inspections, wipe_runs, wipe_steps, certificates
+)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_old_ledger_upgrades_seals_every_row_and_verifies(tmp_path: Path, version: int) -> None:
     path = tmp_path / "old.sqlite3"
-    write_schema_1_ledger(path)
+    with sqlite3.connect(path) as conn:
+        write_old_ledger(conn, version)
+    conn.close()
     with Ledger(sqlite_url(path)) as ledger:
         (old,) = ledger.inspections()
         assert (old.serial, old.operator) == ("OLD1", None)
+        (run,) = ledger.runs()
+        assert (run.outcome, [s.name for s in run.steps]) == (Outcome.ERASED, ["erase"])
         ledger.record_inspection(1, "zvt+sim://fresh", report(), operator="Jana")
         assert [row["operator"] for row in check_rows(ledger)] == [None, "Jana"]
+        expected_rows = OLD_ROWS + 1 + SEALED_AT_UPGRADE + 1  # old, upgrade, seals, new row
         chain = ledger.verify_chain()
-        assert (chain.ok, chain.rows) == (True, 4)  # the old rows, the upgrade, the new row
-        assert events(ledger)[2] == "ledger.upgraded"
+        assert (chain.ok, chain.rows) == (True, expected_rows)
+        assert ledger.verify().ok
+        assert events(ledger)[OLD_ROWS] == "ledger.upgraded"
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM ledger_meta").fetchall() == [(str(SCHEMA_VERSION),)]
         columns = [row[1] for row in conn.execute("PRAGMA table_info(inspections)")]
-        upgrade = conn.execute("SELECT data_json FROM audit_log WHERE id = 3").fetchone()[0]
+        upgrade = conn.execute(
+            "SELECT data_json FROM audit_log WHERE id = ?", (OLD_ROWS + 1,)
+        ).fetchone()[0]
+        # the rebuilt wipe_runs keeps its foreign keys and rows
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.execute("SELECT count(*) FROM wipe_runs").fetchone()[0] == 1
     conn.close()
-    assert columns[-1] == "operator"
-    assert json.loads(upgrade) == {"from_schema": 1, "to_schema": SCHEMA_VERSION}
+    assert columns[-2:] == ["operator", "simulated"]
+    assert json.loads(upgrade) == {"from_schema": version, "to_schema": SCHEMA_VERSION}
     with Ledger(sqlite_url(path)) as again:  # upgraded once only
-        assert again.verify_chain().rows == 4
+        assert again.verify_chain().rows == expected_rows
+        # an edit made after the upgrade is caught in the old rows too
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE wipe_runs SET outcome = 'not_erased'")
+    conn.close()
+    with Ledger(sqlite_url(path)) as again:
+        result = again.verify()
+        assert not result.ok
+        assert [(p.table, p.key) for p in result.problems] == [("wipe_runs", "1")]
+
+
+def test_old_ledger_with_a_broken_chain_is_not_sealed(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        write_old_ledger(conn, 2)
+        conn.execute("UPDATE audit_log SET data_json = '{}' WHERE id = 2")
+    conn.close()
+    with pytest.raises(LedgerError, match="cannot be upgraded: its audit chain is broken"):
+        Ledger(sqlite_url(path))
+
+
+def test_a_version_edited_back_is_refused_not_resealed(tmp_path: Path) -> None:
+    db_path = tmp_path / "ledger.sqlite3"
+    url = sqlite_url(db_path)
+    with Ledger(url) as ledger:
+        ledger.record_device("zvt", "SN1")
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE devices SET serial = 'FORGED'")
+        conn.execute("UPDATE ledger_meta SET value = '2'")
+    conn.close()
+    with pytest.raises(LedgerError, match="tampered"):
+        Ledger(url)
 
 
 @postgres
-def test_schema_1_ledger_upgrades_on_postgres(pg_url: str) -> None:
-    Ledger(pg_url).close()
-    with admin(pg_url) as conn:  # what the first layout looked like, with a row in it
-        conn.execute("ALTER TABLE inspections DROP COLUMN operator")
-        conn.execute("UPDATE ledger_meta SET value = '1' WHERE key = 'schema_version'")
+def test_old_ledger_upgrades_on_postgres(pg_url: str) -> None:
+    with admin(pg_url) as conn:  # the first layout, created as posdiag 0.1 created it
+        write_old_ledger(conn, 1, placeholder="%s")
     with Ledger(pg_url) as ledger:
         device = ledger.record_device("zvt", "SN1")
         ledger.record_inspection(device, "zvt+sim://x", report(), operator="Jana")
         assert ledger.inspections()[0].operator == "Jana"
-        assert events(ledger) == ["ledger.upgraded", "device.seen", "inspection.recorded"]
-        assert ledger.verify_chain().ok
+        assert events(ledger)[OLD_ROWS : OLD_ROWS + 2] == ["ledger.upgraded", "row.sealed"]
+        assert events(ledger)[-2:] == ["device.seen", "inspection.recorded"]
+        assert ledger.verify().ok
+        run = ledger.start_wipe_run(device, "zvt+sim://x", "Jana", {})
+        ledger.finish_wipe_run(run, "erased", [], certificate={"report_id": "x"})
+        assert [p.run_id for p in ledger.awaiting_certificate()] == [run]
 
 
 # -- many writers --------------------------------------------------------------------------------
@@ -583,7 +689,7 @@ def test_two_stations_with_many_threads_keep_one_valid_chain(pg_url: str) -> Non
     per_writer = rounds * 3 + 1 + 4  # the loop; own device; start, step ×2, finish
     with Ledger(pg_url) as ledger:
         chain = ledger.verify_chain()
-        assert (chain.ok, chain.rows) == (True, len(writers) * per_writer), chain.reason
+        assert (chain.ok, chain.rows) == (True, len(writers) * per_writer + 1), chain.reason
         with ledger.engine.connect() as conn:
             appends = [
                 json.loads(text)
@@ -629,7 +735,7 @@ def test_stations_starting_at_once_on_an_empty_database_create_one_schema(
             finish_children(start_children(SCHEMA_CHILD, [[url, str(i)] for i in range(4)]))
             with Ledger(url) as ledger:
                 chain = ledger.verify_chain()
-                assert (chain.ok, chain.rows) == (True, 4)
+                assert (chain.ok, chain.rows) == (True, 5)
                 with ledger.engine.connect() as conn:
                     meta = conn.execute(sa.text("SELECT key, value FROM ledger_meta")).all()
             assert [tuple(row) for row in meta] == [("schema_version", str(SCHEMA_VERSION))]
@@ -656,7 +762,7 @@ def filled(url: str, rows: int = 6) -> None:
         ("UPDATE audit_log SET at = '2000-01-01T00:00:00.000000+00:00' WHERE id = 2", 2, "changed"),
         ("DELETE FROM audit_log WHERE id = 3", 4, "missing"),
         ("DELETE FROM audit_log WHERE id > 4", 5, "truncated"),
-        ("UPDATE audit_head SET hash = repeat('1', 64)", 6, "head"),
+        ("UPDATE audit_head SET hash = repeat('1', 64)", 7, "head"),
     ],
     ids=["edited-data", "edited-time", "deleted", "truncated", "head"],
 )

@@ -1,0 +1,88 @@
+"""The ledger: a durable, tamper-evident record of every inspection, wipe and certificate.
+
+A wipe certificate is only worth something if the record behind it survives a crash and cannot be
+quietly edited afterwards. The package has one module per job:
+
+* :mod:`.engine`: where the ledger lives, SQLite/PostgreSQL set-up, transactions, errors, and
+  private files;
+* :mod:`.schema`: the tables and states; :mod:`.migrate`: creating and upgrading them;
+* :mod:`.chain`: the hash-chained audit log, the seal of every row in it, and verification;
+* :mod:`.claims`: which terminals a session is wiping (advisory locks / lock files);
+* :mod:`.api`: the record API the agent uses (:class:`Ledger`).
+"""
+
+from __future__ import annotations
+
+from .api import (
+    AuditHead,
+    CertificateRecord,
+    InspectionRecord,
+    Ledger,
+    PendingCertificate,
+    WipeRun,
+    WipeStepRecord,
+)
+from .chain import (
+    AUDIT_HASH_DOMAIN,
+    GENESIS_HASH,
+    ROW_HASH_DOMAIN,
+    ChainReport,
+    LedgerVerification,
+    Problem,
+    audit_row_hash,
+    row_content_hash,
+)
+from .engine import DEFAULT_BUSY_TIMEOUT_S, LedgerError, default_path, default_url, sqlite_url
+from .schema import (
+    SCHEMA_VERSION,
+    SEALED_TABLES,
+    Outcome,
+    RunStatus,
+    StepStatus,
+    audit_head,
+    audit_log,
+    certificates,
+    devices,
+    inspections,
+    ledger_meta,
+    metadata,
+    wipe_runs,
+    wipe_steps,
+)
+
+__all__ = [
+    "AUDIT_HASH_DOMAIN",
+    "DEFAULT_BUSY_TIMEOUT_S",
+    "GENESIS_HASH",
+    "ROW_HASH_DOMAIN",
+    "SCHEMA_VERSION",
+    "SEALED_TABLES",
+    "AuditHead",
+    "CertificateRecord",
+    "ChainReport",
+    "InspectionRecord",
+    "Ledger",
+    "LedgerError",
+    "LedgerVerification",
+    "Outcome",
+    "PendingCertificate",
+    "Problem",
+    "RunStatus",
+    "StepStatus",
+    "WipeRun",
+    "WipeStepRecord",
+    "audit_head",
+    "audit_log",
+    "audit_row_hash",
+    "certificates",
+    "default_path",
+    "default_url",
+    "devices",
+    "inspections",
+    "ledger_meta",
+    "metadata",
+    "row_content_hash",
+    "sqlite_url",
+    "wipe_runs",
+    "wipe_steps",
+]
