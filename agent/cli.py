@@ -7,7 +7,9 @@ tracebacks only with ``--debug``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import signal
 import sys
 import threading
@@ -28,10 +30,11 @@ from . import __version__
 from .discovery import discover
 from .logs import configure_logging
 from .policy import Policy, PolicyError, load_policy
-from .render import render_report, render_summary, render_wipe
+from .render import render_report, render_summary, render_wipe, safe
 from .report import DeviceReport, Verdict, VerdictStatus, to_json, utc_now_text
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_CERTIFICATE_PENDING = 7  # wipe: outcome recorded, certificate not yet issued (run it again)
 DEMO_ANDROID = (
     "adb+sim://activated?model=pax-a920",
     "adb+sim://unsettled?model=sunmi-p2",
@@ -42,10 +45,112 @@ out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, soft_wrap=True)
 
 
+MAX_SECONDS = 86_400.0
+"""The longest timer, timeout or deadline any option accepts: one day (more is a typo)."""
+
+
+class OneLineUsageError(click.UsageError):
+    """A usage error shown as posdiag shows every error: one line on stderr, exit 2.
+
+    Click would print the command's usage and a hint around it; a bad value deserves one
+    readable line, like every other usage error of posdiag.
+    """
+
+    def show(self, file: Any = None) -> None:
+        """Print ``posdiag: error: MESSAGE`` on stderr."""
+        err.print(f"[bold red]posdiag: error:[/] {escape(self.format_message())}", highlight=False)
+
+
+class Seconds(click.ParamType):
+    """A number of seconds for a timer, timeout or deadline option: finite and bounded.
+
+    ``float`` would take ``inf`` (a deadline that never comes), ``nan`` (every comparison
+    false: no deadline either) and negative values; every timing option of the CLI uses this
+    type instead, so they all refuse the same values with the same one line.
+
+    Args:
+        minimum: the smallest value accepted.
+        inclusive: whether ``minimum`` itself is accepted (0 is no deadline at all).
+        maximum: the largest value accepted (one day by default).
+        what: how the value is named in errors.
+    """
+
+    name = "seconds"
+
+    def __init__(
+        self,
+        minimum: float = 0.0,
+        *,
+        inclusive: bool = False,
+        maximum: float = MAX_SECONDS,
+        what: str = "a number of seconds",
+    ) -> None:
+        self.minimum = minimum
+        self.inclusive = inclusive
+        self.maximum = maximum
+        self.what = what
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        """The value as a float, or one line and exit 2."""
+        option = param.opts[0] if param is not None and param.opts else "value"
+        number = math.nan
+        if not isinstance(value, bool):
+            with contextlib.suppress(ValueError):
+                number = float(value if isinstance(value, int | float) else str(value).strip())
+        if math.isnan(number) or math.isinf(number):
+            raise OneLineUsageError(f"{option} wants {self.what} (a finite number), not {value}")
+        if number < self.minimum or (number == self.minimum and not self.inclusive):
+            bound = "at least" if self.inclusive else "more than"
+            raise OneLineUsageError(
+                f"{option} wants {self.what} {bound} {self.minimum:g}, not {value}"
+            )
+        if number > self.maximum:
+            day = " (one day)" if self.maximum == MAX_SECONDS else ""
+            raise OneLineUsageError(
+                f"{option} wants {self.what} of at most {self.maximum:g}{day}, not {value}"
+            )
+        return number
+
+
+class Count(click.ParamType):
+    """A whole number within bounds (terminals, workers), refused in one line otherwise."""
+
+    name = "count"
+
+    def __init__(self, minimum: int, maximum: int) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """The value as an int, or one line and exit 2."""
+        option = param.opts[0] if param is not None and param.opts else "value"
+        try:
+            number = value if isinstance(value, int) and not isinstance(value, bool) else int(
+                str(value).strip()
+            )
+        except ValueError:
+            raise OneLineUsageError(f"{option}: {value!r} is not a whole number") from None
+        if not self.minimum <= number <= self.maximum:
+            raise OneLineUsageError(
+                f"{option}: {number} is out of range ({self.minimum} to {self.maximum})"
+            )
+        return number
+
+
+SECONDS = Seconds()
+"""Timers, timeouts and deadlines: more than 0, at most one day."""
+TIME_SCALE = Seconds(0.0, inclusive=True, maximum=1000.0, what="a time factor")
+"""A simulator's time factor: 0 (as fast as possible) to 1000 times realistic."""
+
+
 class Context:
     """Options shared by every command."""
 
     debug: bool = False
+    json_logs: bool = False
+    """stderr carries JSON lines: notices go through the log, not as plain text lines."""
 
 
 def fail(message: str, code: int, ctx: Context | None = None) -> NoReturn:
@@ -99,6 +204,7 @@ def main(click_ctx: click.Context, log_format: str, log_level: str, debug: bool)
         raise click.UsageError(str(exc)) from None
     ctx = Context()
     ctx.debug = debug
+    ctx.json_logs = log_format == "json"
     click_ctx.obj = ctx
 
 
@@ -130,8 +236,14 @@ def check_one(
     policy_file: Path | None = None,
     *,
     policy: Policy | None = None,
+    deadline_s: float | None = None,
 ) -> DeviceReport:
-    """Check one terminal by address (raises AddressError/AuthenticationError for the CLI)."""
+    """Check one terminal by address (raises AddressError/AuthenticationError for the CLI).
+
+    ``deadline_s`` bounds the whole check (None: the family's default, see
+    :data:`posdiag.agent.inspect.DEFAULT_DEADLINE_S`): a terminal still talking then is
+    reported unreachable.
+    """
     from .connect import open_terminal  # the drivers: only commands that talk to terminals
     from .inspect import inspect_terminal
 
@@ -139,7 +251,9 @@ def check_one(
     policy = policy or load_policy(policy_file)
     terminal = open_terminal(address, password=password, on_auth_prompt=_auth_prompt)
     try:
-        return inspect_terminal(terminal, policy, simulated=address.link == "sim")
+        return inspect_terminal(
+            terminal, policy, simulated=address.link == "sim", deadline_s=deadline_s
+        )
     except TransportError as exc:
         return _unreachable(str(address), str(exc))
 
@@ -162,6 +276,13 @@ def _exit_code(reports: list[DeviceReport]) -> int:
     type=click.Path(path_type=Path),
     help="Policy TOML overriding the shipped thresholds.",
 )
+@click.option(
+    "--deadline",
+    type=SECONDS,
+    default=None,
+    help="Seconds one terminal's check may take in all (default per family: ZVT 120, "
+    "Android 90); a terminal still busy then is unreachable.",
+)
 @guarded
 def check(
     ctx: Context,
@@ -169,6 +290,7 @@ def check(
     as_json: bool,
     password: str | None,
     policy_file: Path | None,
+    deadline: float | None,
 ) -> None:
     """Check terminals: identity, activation, firmware, network, battery, merchant data.
 
@@ -192,7 +314,9 @@ def check(
                 f"{', '.join(a.removeprefix('adb+sim://') for a in DEMO_ANDROID)}).[/]",
                 highlight=False,
             )
-    reports = [check_one(target, password, policy=policy) for target in targets]
+    reports = [
+        check_one(target, password, policy=policy, deadline_s=deadline) for target in targets
+    ]
     if as_json:
         payload: Any = to_json(reports[0]) if len(reports) == 1 else [to_json(r) for r in reports]
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
@@ -227,8 +351,9 @@ def list_devices(ctx: Context, as_json: bool) -> None:
     from rich.table import Table
 
     table = Table("address", "kind", "model guess", "serial", "usb id")
-    for f in found:
-        table.add_row(f.address, f.kind, f.model_guess, f.serial or "", f.usb_id or "")
+    for f in found:  # USB descriptors are the device's own words: cleaned like everything it says
+        cells = (f.address, f.kind, f.model_guess, f.serial, f.usb_id)
+        table.add_row(*(Text(safe(cell or "")) for cell in cells))
     out.print(table)
 
 
@@ -251,7 +376,7 @@ def _parse_fault(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--tcp", "tcp", metavar="HOST:PORT", help="Listen on TCP (port 0 picks a free one).")
 @click.option(
     "--time-scale",
-    type=float,
+    type=TIME_SCALE,
     default=1.0,
     show_default=True,
     help="Delays: 1 = realistic line speed and latency, 0 = as fast as possible.",
@@ -293,10 +418,17 @@ def simulate(
         raise click.UsageError("simulated Android terminals listen on TCP (--tcp HOST:PORT)")
     if family == "zvt" and model:
         raise click.UsageError("--model is for adb; ZVT scenarios choose their model")
+    if serial is not None:
+        from posdiag.simulators.registry import validate_serial
+
+        try:
+            validate_serial(serial)  # it ends up in ledgers, certificates and file names
+        except ValueError as exc:
+            fail(f"--serial: {exc}", EXIT_USAGE, ctx)
     options = {"time_scale": str(time_scale), **_parse_fault(faults)}
     if password:
         options["password"] = password
-    if serial:
+    if serial is not None:
         options["serial"] = serial
     simulator, description = _build_simulator(ctx, family, scenario, model, options, tcp)
     from posdiag.simulators.attach import PtyAttachment, TcpAttachment
@@ -401,6 +533,13 @@ def _build_simulator(
 @click.option("--ledger", "ledger_url", help="Ledger database URL (SQLite in the data folder).")
 @click.option("--password", help="ZVT password (6 digits).")
 @click.option("--policy", "policy_file", type=click.Path(path_type=Path), help="Policy TOML.")
+@click.option(
+    "--deadline",
+    type=SECONDS,
+    default=None,
+    help="Seconds the whole wipe may take (default 900); a terminal still busy then ends "
+    "aborted (resumable).",
+)
 @guarded
 def wipe(
     ctx: Context,
@@ -419,13 +558,15 @@ def wipe(
     ledger_url: str | None,
     password: str | None,
     policy_file: Path | None,
+    deadline: float | None,
 ) -> None:
     """Erase a merchant's data from a terminal, verify it, and sign a certificate.
 
     Refuses tampered units (quarantine), unsettled money (unless --settle), a battery too low to
     finish, and a terminal whose serial differs from --serial. An interrupted wipe is resumed by
     running the same command again. Exit codes: 0 erased, 1 erased with exceptions, 4 not
-    erased, 5 aborted, 6 refused, 2 usage error, 3 unreachable.
+    erased, 5 aborted, 6 refused, 7 outcome recorded but certificate not yet issued (run again),
+    2 usage error, 3 unreachable.
     """
     from .certificate import StationKey
     from .connect import open_terminal
@@ -436,6 +577,9 @@ def wipe(
     policy = load_policy(policy_file)
     if not assume_yes and not sys.stdin.isatty():
         fail("a wipe needs confirmation: run it in a terminal, or pass --yes", EXIT_USAGE, ctx)
+    simulated = parsed.link == "sim"
+    if simulated:  # never into the depot's ledger, manifest or certificate folder
+        ledger_url, out_dir = _simulation_records(ctx, ledger_url, out_dir, "Simulated terminal")
     options = WipeOptions(
         operator=operator,
         operator_title=operator_title,
@@ -447,6 +591,7 @@ def wipe(
         assume_yes=assume_yes,
         serial=serial,
         out_dir=out_dir,
+        deadline_s=deadline,
     )
 
     def confirm(summary: str, expected: str) -> bool:
@@ -463,7 +608,7 @@ def wipe(
             ledger=ledger,
             key=StationKey.load_or_create(),
             confirm=confirm,
-            simulated=parsed.link == "sim",
+            simulated=simulated,
         )
         result = session.run()
     if as_json:
@@ -487,43 +632,56 @@ def wipe(
     is_flag=False,
     flag_value="",
     default=None,
-    help="Verify the ledger's hash-chained audit log instead (optional URL).",
+    help="Verify the ledger (optional URL); with a certificate, also check that the ledger "
+    "recorded exactly this file.",
 )
 @guarded
 def verify(
     ctx: Context, certificate: Path | None, public_key: Path | None, ledger_url: str | None
 ) -> None:
-    """Check a certificate's signature and print it, or check the ledger's audit chain.
+    """Check a certificate (signature and exact bytes), or every record of the ledger.
 
-    Exit codes: 0 valid, 1 invalid (modified, wrong signer, broken chain), 2 usage error.
+    Exit codes: 0 valid, 1 invalid (modified, wrong signer, tampered ledger), 2 usage error.
     """
-    if ledger_url is not None:
-        from .ledger import Ledger
+    from .integrity import certificate_in_ledger, ledger_lines
+    from .ledger import Ledger
 
-        with Ledger(ledger_url or None) as ledger:
-            chain = ledger.verify_chain()
-        if chain.ok:
-            out.print(f"[green]ledger audit chain intact[/] ({chain.rows} rows)")
-            return
-        out.print(Text(f"LEDGER CHAIN BROKEN at row {chain.first_bad_id}: {chain.reason}"))
-        sys.exit(EXIT_NOT_READY)
     if certificate is None:
-        raise click.UsageError("give a certificate file, or --ledger")
-    from .certificate import verify_certificate
+        if ledger_url is None:
+            raise click.UsageError("give a certificate file, or --ledger")
+        with Ledger(ledger_url or None) as ledger:
+            result = ledger.verify()
+        lines = ledger_lines(result)
+        out.print(Text(lines[0], style="green" if result.ok else "bold red"))
+        for line in lines[1:]:
+            out.print(Text(line))
+        if not result.ok:
+            sys.exit(EXIT_NOT_READY)
+        return
+    from .certificate import OLD_FORMAT_NOTE, verify_certificate
 
     try:
-        text = certificate.read_text(encoding="utf-8")
+        data = certificate.read_bytes()
         trusted = public_key.read_text(encoding="utf-8") if public_key else None
     except OSError as exc:
         fail(f"cannot read {exc.filename or certificate}: {exc.strerror or exc}", EXIT_USAGE, ctx)
     except UnicodeDecodeError:
-        fail(f"{certificate} is not a posdiag certificate (not UTF-8 text)", EXIT_USAGE, ctx)
-    checked = verify_certificate(text, trusted)
+        fail(f"{public_key} is not a public key file (not UTF-8 text)", EXIT_USAGE, ctx)
+    checked = verify_certificate(data, trusted)
     if not checked.ok:
         out.print(Text(f"INVALID: {checked.reason}", style="bold red"))
         sys.exit(EXIT_NOT_READY)
     content = checked.content or {}
     out.print(Text(f"VALID signature by station {checked.fingerprint}", style="bold green"))
+    if checked.old_format:  # posdiag.certificate/1: values signed, the file's form not
+        out.print(Text(f"note: {OLD_FORMAT_NOTE}", style="yellow"))
+    if ledger_url is not None:
+        with Ledger(ledger_url or None) as ledger:
+            recorded = certificate_in_ledger(ledger, content.get("report_id"), data)
+        if not recorded.ok:
+            out.print(Text(f"NOT IN THE LEDGER: {recorded.reason}", style="bold red"))
+            sys.exit(EXIT_NOT_READY)
+        out.print(Text(f"ledger: {recorded.reason}", style="green"))
     click.echo(json.dumps(content, indent=2, ensure_ascii=False))
 
 
@@ -544,7 +702,9 @@ def station_key(ctx: Context) -> None:
 @main.command()
 @click.argument("addresses", nargs=-1)
 @click.option("--mode", type=click.Choice(["check", "wipe"]), default="check", show_default=True)
-@click.option("--simulate", type=click.IntRange(min=1), help="Run on N simulated terminals.")
+@click.option(
+    "--simulate", type=Count(1, 1024), help="Run on N simulated terminals (1 to 1024)."
+)
 @click.option(
     "--fleet",
     "fleet_file",
@@ -566,17 +726,17 @@ def station_key(ctx: Context) -> None:
 @click.option("--operator", help="Who runs the station (recorded on every result).")
 @click.option("--settle", is_flag=True, help="Consent to settling unsettled money first (ZVT).")
 @click.option("--yes", "assume_yes", is_flag=True, help="Unattended (required with --mode wipe).")
-@click.option("--max-parallel", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--max-parallel", type=Count(1, 256), default=4, show_default=True)
 @click.option(
     "--deadline",
-    type=click.FloatRange(min=0, min_open=True),
+    type=SECONDS,
     default=300.0,
     show_default=True,
     help="Seconds one terminal may take before it is given up.",
 )
 @click.option(
     "--poll",
-    type=click.FloatRange(min=0.05),
+    type=Seconds(0.05, inclusive=True),
     default=None,
     help="Seconds between re-enumerations (default 1, or 5 when hotplug events are heard).",
 )
@@ -648,11 +808,15 @@ def station(
             fleet = fleet_of(simulated_fleet(simulate))
     except FleetError as exc:
         fail(str(exc), EXIT_USAGE, ctx)
-    for address in addresses:
-        parse_address(address)  # a typo is a usage error before anything starts
+    links = {parse_address(address).link == "sim" for address in addresses}  # typos: exit 2 now
+    if links == {True, False}:
+        raise OneLineUsageError(
+            "simulated and real terminals in one station run would share one ledger: "
+            "run them separately"
+        )
     policy = load_policy(policy_file)
-    if fleet is not None:
-        ledger_url, out_dir = _simulation_records(ledger_url, out_dir)
+    if fleet is not None or links == {True}:
+        ledger_url, out_dir = _simulation_records(ctx, ledger_url, out_dir)
     live_view = sys.stdout.isatty()
     slots: dict[str, SlotResult] = {}
     started: list[Any] = []
@@ -667,14 +831,22 @@ def station(
         with lock:
             rows = list(slots.values())
         for s in rows:
+            # Text, not str: a model named "[link=…]" must not become rich markup either; the
+            # slots are already cleaned of control characters by the station.
             view.add_row(
-                s.address,
-                s.model or "",
-                s.serial or "",
-                s.stage,
-                _progress_cell(s),
-                s.verdict_or_outcome or "",
-                f"{s.elapsed_s:.1f}s",
+                *(
+                    Text(safe(cell))
+                    for cell in (
+                        s.address,
+                        s.model or "",
+                        s.serial or "",
+                        s.stage,
+                        _progress_cell(s),
+                        (s.verdict_or_outcome or "")
+                        + (" (already erased in this batch)" if s.already_erased else ""),
+                        f"{s.elapsed_s:.1f}s",
+                    )
+                )
             )
         return view
 
@@ -731,14 +903,23 @@ def station(
         for failure in summary["failures"]:
             reason = "; ".join(failure["reasons"]) or "no reason given"
             out.print(Text(f"  {failure['address']}: {failure['verdict_or_outcome']}: {reason}"))
+        for again in summary["already_erased"]:
+            out.print(
+                Text(f"  {again['address']} (serial {again['serial']}): already erased in this "
+                     "batch, not wiped again")
+            )
     sys.exit(EXIT_READY if summary["ok"] else EXIT_NOT_READY)
 
 
-def _simulation_records(ledger_url: str | None, out_dir: Path | None) -> tuple[str, Path]:
-    """Where a simulated fleet's records go unless told: beside the depot's, never into them.
+def _simulation_records(
+    ctx: Context, ledger_url: str | None, out_dir: Path | None, what: str = "Simulated terminals"
+) -> tuple[str, Path]:
+    """Where simulated terminals' records go unless told: beside the depot's, never into them.
 
     A demo or CI run on a depot PC must not put simulated terminals into the ledger and
-    manifests that go back to vendors; it gets its own ledger file and certificate folder.
+    manifests that go back to vendors; it gets its own ledger file and certificate folder
+    (station fleets, station runs on simulator addresses, ``check``/``wipe`` of one). One line
+    on stderr says where the records went.
     """
     from .ledger import default_path, sqlite_url
     from .wipe import default_certificate_dir
@@ -746,10 +927,15 @@ def _simulation_records(ledger_url: str | None, out_dir: Path | None) -> tuple[s
     if ledger_url is None:
         path = default_path().with_name("simulated-ledger.sqlite3")
         ledger_url = sqlite_url(path)
-        err.print(
-            f"Simulated terminals: recorded in {path} (not the depot ledger; --ledger to choose).",
-            highlight=False,
-        )
+        if ctx.json_logs:  # a collector reads stderr as JSON lines: say it as one
+            from .logs import get_logger
+
+            get_logger(__name__).warning("records.simulated", ledger=str(path))
+        else:
+            err.print(
+                Text(f"{what}: recorded in {path} (not the depot ledger; --ledger to choose)."),
+                highlight=False,
+            )
     if out_dir is None:
         out_dir = default_certificate_dir().with_name("simulated-certificates")
     return ledger_url, out_dir
@@ -818,7 +1004,14 @@ def _station_run(
     "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
 )
 @click.option("--kind", type=click.Choice(["wipes", "checks"]), default="wipes", show_default=True)
-@click.option("--include-open", is_flag=True, help="Also unfinished wipes (outcome in_progress).")
+@click.option(
+    "--include-open",
+    is_flag=True,
+    help="Also unfinished wipes (outcome in_progress or certificate_pending).",
+)
+@click.option(
+    "--include-simulated", is_flag=True, help="Also simulated terminals (left out by default)."
+)
 @guarded
 def report(
     ctx: Context,
@@ -828,8 +1021,14 @@ def report(
     fmt: str,
     kind: str,
     include_open: bool,
+    include_simulated: bool,
 ) -> None:
-    """Export the manifest: one row per terminal wiped (or checked), CSV or JSON on stdout."""
+    """Export the manifest: one row per terminal wiped (or checked), CSV or JSON on stdout.
+
+    The ledger is verified first: every row says in its ``integrity`` column whether the records
+    it is built from are intact. Exit codes: 0 all verified, 1 some record fails verification
+    (the rows are still written, marked TAMPERED), 2 usage error.
+    """
     from .ledger import Ledger
     from .manifest import (
         CHECK_COLUMNS,
@@ -850,13 +1049,35 @@ def report(
         fail("--batch applies to wipes only (inspections carry no batch id)", EXIT_USAGE, ctx)
     columns: tuple[str, ...] = CHECK_COLUMNS
     with Ledger(ledger_url) as ledger:
+        verification = ledger.verify()
         if kind == "checks":
-            rows = check_rows(ledger, since=moment)
+            rows = check_rows(
+                ledger,
+                since=moment,
+                include_simulated=include_simulated,
+                verification=verification,
+            )
         else:
-            rows = wipe_rows(ledger, batch=batch, since=moment, include_open=include_open)
+            rows = wipe_rows(
+                ledger,
+                batch=batch,
+                since=moment,
+                include_open=include_open,
+                include_simulated=include_simulated,
+                verification=verification,
+            )
             columns = WIPE_COLUMNS
     if fmt == "json":
         click.echo(rows_json(rows))
     else:
         # bytes, so the CRLF line ends of RFC 4180 reach stdout untranslated
         click.echo(to_csv(rows, columns).encode("utf-8"), nl=False)
+    if not verification.ok:
+        marked = sum(1 for row in rows if row["integrity"] != "verified")
+        problems = verification.problem_count + (not verification.chain.ok)
+        click.echo(
+            f"the ledger fails verification ({problems} problem(s)); {marked} row(s) are marked "
+            "TAMPERED; run posdiag verify --ledger for details",
+            err=True,
+        )
+        sys.exit(EXIT_NOT_READY)

@@ -7,26 +7,16 @@ ports it has no reason to believe are terminals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from serial.tools import list_ports
+
+from posdiag.drivers.found import Found
 
 from .logs import get_logger
 
 # The catalogue, pyusb and structlog are imported when discovery runs, not when the CLI starts:
 # `posdiag --version` and `posdiag check ADDRESS` never need them.
 
-
-@dataclass(frozen=True)
-class Found:
-    """An attached device that may be a terminal."""
-
-    address: str
-    family: str
-    kind: str
-    model_guess: str
-    serial: str | None
-    usb_id: str | None
+__all__ = ["Found", "discover", "discover_serial", "discover_usb"]  # Found: from the drivers
 
 
 def discover_serial() -> list[Found]:

@@ -23,6 +23,7 @@ Fleet file::
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import tomllib
@@ -52,7 +53,15 @@ _KEYS = frozenset(
         "replug_at",
     }
 )
-MAX_TERMINALS = 512
+MAX_TERMINALS = 1024
+"""Terminals in one fleet, per entry and in total: a simulated rack, not a memory test.
+
+Checked before an entry is expanded, so ``count = 1000000000`` is one line, not an exhausted
+station."""
+MAX_SECONDS = 86_400.0
+"""The latest plug schedule time (one day): later is a typo, and inf/nan never come."""
+TIMING_OPTIONS = frozenset({"time_scale", "scale", "latency"})
+"""Simulator options that are numbers of seconds or time factors (finite, 0..one day)."""
 FOLLOW_INTERVAL_S = 0.5
 
 
@@ -82,11 +91,45 @@ class FleetTerminal:
 
 
 def _number(raw: Any, what: str) -> float | None:
+    """A schedule time: finite seconds from 0 to one day (TOML also spells inf and nan)."""
     if raw is None:
         return None
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
-        raise FleetError(f"{what} must be a number of seconds ≥ 0, not {raw!r}")
+    if (
+        isinstance(raw, bool)
+        or not isinstance(raw, int | float)
+        or not math.isfinite(raw)
+        or not 0 <= raw <= MAX_SECONDS
+    ):
+        raise FleetError(
+            f"{what} must be a number of seconds from 0 to {MAX_SECONDS:.0f}, not {raw!r}"
+        )
     return float(raw)
+
+
+def _options(raw: Any, where: str) -> dict[str, str]:
+    """Simulator options as text; timing options must be finite numbers from 0 to one day."""
+    if not isinstance(raw, dict):
+        raise FleetError(f"{where}: options must be a table of simulator options")
+    options: dict[str, str] = {}
+    for key, value in raw.items():
+        if isinstance(value, bool):
+            text = str(value).lower()
+        elif isinstance(value, int | float | str):
+            text = str(value)
+        else:
+            raise FleetError(f"{where}: option {key} must be a string, number or true/false")
+        if key in TIMING_OPTIONS:
+            try:
+                number = float(text)
+            except ValueError:
+                number = math.nan
+            if not math.isfinite(number) or not 0 <= number <= MAX_SECONDS:
+                raise FleetError(
+                    f"{where}: option {key} must be a number from 0 to {MAX_SECONDS:.0f}, "
+                    f"not {value!r}"
+                )
+        options[str(key)] = text
+    return options
 
 
 def _address(family: str, scenario: str, model: str | None, options: dict[str, str]) -> str:
@@ -125,12 +168,16 @@ def parse_fleet(data: dict[str, Any], source: str = "fleet") -> list[FleetTermin
         model = entry.get("model")
         if model is not None and (family != "adb" or not isinstance(model, str)):
             raise FleetError(f"{where}: model is an adb option and must be a string")
-        options = entry.get("options", {})
-        if not isinstance(options, dict):
-            raise FleetError(f"{where}: options must be a table of simulator options")
+        text_options = _options(entry.get("options", {}), where)
         count = entry.get("count", 1)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise FleetError(f"{where}: count must be a whole number ≥ 1, not {count!r}")
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_TERMINALS:
+            raise FleetError(
+                f"{where}: count must be a whole number from 1 to {MAX_TERMINALS}, not {count!r}"
+            )
+        if len(terminals) + count > MAX_TERMINALS:
+            raise FleetError(
+                f"{source}: more than {MAX_TERMINALS} terminals (at terminal {index})"
+            )
         plugged = entry.get("plugged", True)
         if not isinstance(plugged, bool):
             raise FleetError(f"{where}: plugged must be true or false")
@@ -144,8 +191,6 @@ def parse_fleet(data: dict[str, Any], source: str = "fleet") -> list[FleetTermin
         name = entry.get("name", f"terminal-{index}")
         if not isinstance(name, str) or not name:
             raise FleetError(f"{where}: name must be a non-empty string")
-        text_options = {str(k): str(v).lower() if isinstance(v, bool) else str(v)
-                        for k, v in options.items()}
         for unit in range(count):
             unit_options = dict(text_options)
             if count > 1:
@@ -164,8 +209,6 @@ def parse_fleet(data: dict[str, Any], source: str = "fleet") -> list[FleetTermin
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise FleetError(f"{source}: duplicate terminal name(s) {duplicates}")
-    if len(terminals) > MAX_TERMINALS:
-        raise FleetError(f"{source}: {len(terminals)} terminals, at most {MAX_TERMINALS}")
     return terminals
 
 

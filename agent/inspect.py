@@ -11,8 +11,10 @@ import time
 
 import structlog
 
+from posdiag.drivers.deadline import check_seconds
 from posdiag.drivers.errors import (
     AuthenticationError,
+    DeadlineExceeded,
     PosdiagError,
     ProtocolError,
     TransportError,
@@ -36,23 +38,46 @@ PROBES = (
     "health",
 )
 FIELD = {"identify": "identity"}
+DEFAULT_DEADLINE_S = {"zvt": 120.0, "adb": 90.0}
+"""Seconds a check may take per family when the caller names no deadline: a ZVT session is a
+handful of commands at 9600 baud plus a host dial-up; an ADB one a dozen shell commands."""
+FALLBACK_DEADLINE_S = 120.0
+"""For a family without its own default."""
+
+
+def deadline_text(seconds: float) -> str:
+    """The reason a check cut off by its deadline gives: one line for the person at the bench."""
+    return f"the terminal did not finish in time ({seconds:g} s)"
 
 
 def inspect_terminal(
-    terminal: Terminal, policy: Policy, *, simulated: bool = False, keep_open: bool = False
+    terminal: Terminal,
+    policy: Policy,
+    *,
+    simulated: bool = False,
+    keep_open: bool = False,
+    deadline_s: float | None = None,
 ) -> DeviceReport:
-    """Probe the terminal and decide its verdict.
+    """Probe the terminal and decide its verdict, within an overall deadline.
 
     Args:
         terminal: the terminal to probe.
         policy: thresholds for the verdict.
         simulated: mark the report as coming from a simulator.
-        keep_open: leave the connection open (the wipe goes on using it).
+        keep_open: leave the connection open (the wipe goes on using it); the deadline is
+            lifted again so the caller can set its own.
+        deadline_s: seconds the whole check may take (default: ``DEFAULT_DEADLINE_S`` of the
+            family). A terminal still busy then ends ``unreachable``, whatever it keeps sending.
 
     Raises:
         AuthenticationError: the terminal rejected the password (no report can be trusted).
     """
     started = time.monotonic()
+    if deadline_s is None:
+        deadline_s = DEFAULT_DEADLINE_S.get(terminal.family, FALLBACK_DEADLINE_S)
+    deadline_s = check_seconds("deadline", deadline_s)
+    terminal.set_deadline(started + deadline_s)
+    timed_out = False
     report = DeviceReport(
         address=terminal.address,
         family=terminal.family,
@@ -63,6 +88,9 @@ def inspect_terminal(
         for probe in PROBES:
             try:
                 value = getattr(terminal, probe)()
+            except DeadlineExceeded:
+                timed_out = True
+                break  # no probe may outlive the check; what was learnt is not a verdict
             except UnsupportedError as exc:
                 report.unsupported.append(f"{probe}: {exc}")
                 continue
@@ -79,17 +107,24 @@ def inspect_terminal(
                 continue
             setattr(report, FIELD.get(probe, probe), value)
         facts = getattr(terminal, "facts", None)
-        if callable(facts) and report.identity is not None:
+        if callable(facts) and report.identity is not None and not timed_out:
             report.errors.extend(getattr(facts(), "errors", []))
     finally:
-        if not keep_open:
+        if keep_open:
+            terminal.set_deadline(None)
+        else:
             terminal.close()
     report.duration_s = time.monotonic() - started
-    report.verdict = (
-        decide(report, policy)
-        if report.identity
-        else Verdict(VerdictStatus.UNREACHABLE, tuple(report.errors) or ("no answer",))
-    )
+    if timed_out:
+        reason = deadline_text(deadline_s)
+        report.errors.append(reason)
+        report.verdict = Verdict(VerdictStatus.UNREACHABLE, (reason,))
+    else:
+        report.verdict = (
+            decide(report, policy)
+            if report.identity
+            else Verdict(VerdictStatus.UNREACHABLE, tuple(report.errors) or ("no answer",))
+        )
     log.info(
         "check.done",
         address=report.address,

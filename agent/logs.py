@@ -7,7 +7,12 @@ per line) for collectors. Whatever the format, two processors run just before re
 * redaction, because terminal passwords, PINs, keys and merchant identifiers must never reach a
   log file, a ticket or a screenshot;
 * bytes-to-hex, because protocol traces are bytes and Python's escaped bytes repr is
-  unreadable next to the hex dumps in the protocol specs.
+  unreadable next to the hex dumps in the protocol specs;
+
+and, last before the renderer, sanitising: every string (keys, values, the event itself, at any
+depth) is passed through :func:`posdiag.drivers.text.clean_text`, because log values quote what
+terminals said and an escape sequence in a model name must not repaint the operator's screen or
+forge a line in a log file.
 
 ``mask_identifier`` and ``redact`` are public so reports mask identifiers the same way logs do.
 """
@@ -33,9 +38,12 @@ __all__ = [
     "redact",
     "redact_processor",
     "render_bytes",
+    "sanitise_processor",
 ]
 
 REDACTED = "[redacted]"
+LOG_TEXT_LIMIT = 4096
+"""Characters one logged string keeps (per line): room for a full hex dump, not for a flood."""
 HEX_LIMIT = 512
 """Bytes shown before a hex rendering is cut short; a full firmware blob helps nobody in a log."""
 
@@ -176,6 +184,37 @@ def render_bytes(_logger: WrappedLogger, _method_name: str, event_dict: EventDic
     return event_dict
 
 
+def _sanitise(value: Any) -> Any:
+    """Clean strings at any depth (line by line, so tracebacks keep their lines)."""
+    from posdiag.drivers.text import clean_text
+
+    if isinstance(value, str):
+        if value.isascii() and value.isprintable() and len(value) <= LOG_TEXT_LIMIT:
+            return value
+        return "\n".join(clean_text(line, LOG_TEXT_LIMIT) for line in value.split("\n"))
+    if isinstance(value, Mapping):
+        return {_sanitise(key): _sanitise(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_sanitise(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_sanitise(item) for item in value)
+    return value
+
+
+def sanitise_processor(
+    _logger: WrappedLogger, _method_name: str, event_dict: EventDict
+) -> EventDict:
+    """Structlog processor removing control and escape characters from every string.
+
+    Runs after redaction and hex rendering, just before the renderer: whatever a device said
+    and whoever logged it, no control sequence reaches a screen or a log file.
+    """
+    return {
+        _sanitise(key): value if key == "exc_info" else _sanitise(value)
+        for key, value in event_dict.items()
+    }
+
+
 def _parse_level(level: str) -> int:
     """Turn ``"warning"``/``"DEBUG"`` into a logging level, rejecting typos loudly."""
     levels = logging.getLevelNamesMapping()
@@ -203,10 +242,18 @@ def _renderer(fmt: Literal["console", "json"], stream: TextIO) -> list[Processor
     if fmt == "json":
         # format_exc_info gives a plain traceback string; dict_tracebacks would add locals,
         # which can hold PINs and keys that redaction never sees.
-        return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        return [
+            structlog.processors.format_exc_info,
+            sanitise_processor,
+            structlog.processors.JSONRenderer(),
+        ]
     if fmt == "console":
         # plain_traceback rather than rich's default, which prints local variables (secrets).
+        # The traceback is formatted to text first so it is sanitised like every other value
+        # (an exception message can quote a device).
         return [
+            structlog.processors.format_exc_info,
+            sanitise_processor,
             structlog.dev.ConsoleRenderer(
                 colors=_is_tty(stream), exception_formatter=structlog.dev.plain_traceback
             )

@@ -1,6 +1,9 @@
 """Human rendering of reports: the verdict first, then one compact row per probe.
 
 Returns rich renderables; only the CLI prints them. Identifiers are masked here as in JSON.
+Everything shown passes through :func:`safe`: model names, serials, versions, SSIDs, file names
+and reasons are what a terminal said, and a hostile one must not be able to put an escape
+sequence on the operator's screen (rich's ``Text`` keeps ESC).
 """
 
 from __future__ import annotations
@@ -10,8 +13,30 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from posdiag.drivers.text import clean_text
+
 from .logs import mask_identifier
 from .report import DeviceReport, VerdictStatus, money_text
+
+SAFE_LINE_LIMIT = 1024
+
+
+def safe(value: object, limit: int = SAFE_LINE_LIMIT) -> str:
+    """Text made safe for a screen, line by line (a multi-line cell keeps its lines).
+
+    Args:
+        value: what to show (usually built from a device's answers); never raises.
+        limit: characters per line.
+
+    Returns:
+        The text without control characters or escape sequences.
+    """
+    if not isinstance(value, str):
+        return clean_text(value, limit)
+    if value.isascii() and value.isprintable():
+        return value if len(value) <= limit else clean_text(value, limit)
+    return "\n".join(clean_text(line, limit) for line in value.split("\n"))
+
 
 STYLE = {
     VerdictStatus.READY: "bold green",
@@ -145,29 +170,29 @@ def render_report(report: DeviceReport) -> RenderableType:
     head = Text.assemble(
         (f" {status.value.upper().replace('_', ' ')} ", STYLE[status] + " reverse"),
         "  ",
-        (_title(report), "bold"),
+        (safe(_title(report)), "bold"),
         ("  (simulated)" if report.simulated else "", "dim"),
     )
-    reasons = Text("\n".join(f"  • {r}" for r in report.verdict.reasons))
+    reasons = Text(safe("\n".join(f"  • {r}" for r in report.verdict.reasons)))
     if status is VerdictStatus.UNREACHABLE:
         return Group(head, reasons)
     table = Table(show_header=False, box=None, padding=(0, 2, 0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column(overflow="fold")
-    table.add_row("Address", Text(report.address))
-    table.add_row("Identity", Text(_identity(report)))
-    table.add_row("Activation", Text(_activation(report)))
-    table.add_row("Firmware", Text(_firmware(report)))
-    table.add_row("Network", Text(_network(report)))
-    table.add_row("Battery", Text(_battery(report)))
-    table.add_row("Merchant data", Text(_merchant(report)))
-    table.add_row("Tamper", Text(_tamper(report)))
+    table.add_row("Address", Text(safe(report.address)))
+    table.add_row("Identity", Text(safe(_identity(report))))
+    table.add_row("Activation", Text(safe(_activation(report))))
+    table.add_row("Firmware", Text(safe(_firmware(report))))
+    table.add_row("Network", Text(safe(_network(report))))
+    table.add_row("Battery", Text(safe(_battery(report))))
+    table.add_row("Merchant data", Text(safe(_merchant(report))))
+    table.add_row("Tamper", Text(safe(_tamper(report))))
     if report.health and report.health.temperature_c is not None:
         table.add_row("Temperature", Text(f"{report.health.temperature_c:.1f} °C (device)"))
     if report.health and report.health.faults:
-        table.add_row("Faults", Text("\n".join(report.health.faults)))
+        table.add_row("Faults", Text(safe("\n".join(report.health.faults))))
     if report.errors:
-        table.add_row("Errors", Text("\n".join(report.errors)))
+        table.add_row("Errors", Text(safe("\n".join(report.errors))))
     table.add_row("Checked", Text(f"{report.checked_at} in {report.duration_s:.1f} s"))
     return Group(head, reasons, Text(""), table)
 
@@ -185,9 +210,9 @@ def render_summary(reports: list[DeviceReport]) -> RenderableType:
         status = report.verdict.status
         table.add_row(
             Text(status.value.upper().replace("_", " "), style=STYLE[status]),
-            Text(report.address + (" (simulated)" if report.simulated else "")),
-            Text(_title(report)),
-            Text("\n".join(report.verdict.reasons)),
+            Text(safe(report.address + (" (simulated)" if report.simulated else ""))),
+            Text(safe(_title(report))),
+            Text(safe("\n".join(report.verdict.reasons))),
         )
     return table
 
@@ -220,7 +245,7 @@ def render_wipe(result: Any) -> RenderableType:
                 WIPE_STYLE.get(outcome, "bold") + " reverse",
             ),
             "  ",
-            (title, "bold"),
+            (safe(title), "bold"),
             ("  (resumed)" if result.resumed else "", "dim"),
         )
     ]
@@ -228,7 +253,7 @@ def render_wipe(result: Any) -> RenderableType:
         f"  • exception: {e}" for e in result.exceptions
     ]
     if lines:
-        parts.append(Text("\n".join(lines)))
+        parts.append(Text(safe("\n".join(lines))))
     if result.steps:
         table = Table(show_header=True, box=None, padding=(0, 2, 0, 2))
         for column in ("step", "erases", "status", "verified", "detail"):
@@ -236,15 +261,15 @@ def render_wipe(result: Any) -> RenderableType:
         for step in result.steps:
             verified = {True: "yes", False: "NO", None: "-"}[step.verified]
             table.add_row(
-                Text(step.name),
-                Text(step.erases),
-                Text(step.status),
+                Text(safe(step.name)),
+                Text(safe(step.erases)),
+                Text(safe(step.status)),
                 Text(verified),
-                Text(step.detail),
+                Text(safe(step.detail)),
             )
         parts += [Text(""), table]
     if result.certificate:
         parts.append(
-            Text(f"\n  certificate: {result.certificate}\n  printable:   {result.printable}")
+            Text(safe(f"\n  certificate: {result.certificate}\n  printable:   {result.printable}"))
         )
     return Group(*parts)

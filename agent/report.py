@@ -140,7 +140,8 @@ def record_report(ledger: Any, report: DeviceReport, operator: str | None = None
     """Store an identified terminal's report in the ledger; its device id (None if unidentified).
 
     Every path that inspects (check station, wipe before and after) records the same way, so a
-    terminal's history in the ledger does not depend on which command looked at it.
+    terminal's history in the ledger does not depend on which command looked at it. A
+    simulator's report is flagged ``simulated`` so it never counts as a depot's terminal.
     """
     if report.identity is None:
         return None
@@ -148,5 +149,7 @@ def record_report(ledger: Any, report: DeviceReport, operator: str | None = None
     device_id: int = ledger.record_device(
         report.family, ident.serial or "unknown", ident.vendor, ident.model
     )
-    ledger.record_inspection(device_id, report.address, to_json(report), operator=operator)
+    ledger.record_inspection(
+        device_id, report.address, to_json(report), operator=operator, simulated=report.simulated
+    )
     return device_id

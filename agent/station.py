@@ -12,6 +12,7 @@ unplug, deadline) leaves a resumable run, never a half-written one.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -24,16 +25,26 @@ from typing import Any, Literal
 
 import structlog
 
-from posdiag.drivers.address import parse_address
+from posdiag.drivers.address import SECRET_OPTIONS, parse_address
+from posdiag.drivers.errors import AddressError
+from posdiag.drivers.found import Found
 from posdiag.drivers.model import Terminal
+from posdiag.drivers.text import clean_text
 
 from .connect import open_terminal
-from .discovery import Found, discover
+from .discovery import discover
 from .inspect import inspect_terminal
 from .ledger import Ledger
 from .policy import Policy
 from .report import DeviceReport, record_report
-from .wipe import WipeInterrupted, WipeOptions, WipeProgress, WipeSession
+from .wipe import (
+    WipeInterrupted,
+    WipeOptions,
+    WipeProgress,
+    WipeSession,
+    default_certificate_dir,
+    reissue_pending_certificates,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -66,22 +77,72 @@ def new_batch_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
+def fleet_serial(family: str, position: int) -> str:
+    """The serial number of the fleet's unit at ``position`` (distinct per family and position).
+
+    Every simulator of a scenario otherwise reports the scenario's one serial, and the station
+    (rightly) treats equal family+serial as one terminal: one wipe at a time, one ledger
+    history, "already erased in this batch". A fleet of 64 must therefore be 64 serials. The
+    prefixes differ from the simulated bus's own numbering (``5A…``, ``SIM…``) so a fleet's
+    units never collide with terminals the bus numbers itself.
+    """
+    if position < 0:
+        raise ValueError("a fleet position is 0 or more")
+    return f"{0x5B000000 + position:08X}" if family == "zvt" else f"SIMF{position:08d}"
+
+
 def simulated_fleet(n: int, seed: int = 0) -> list[str]:
     """N distinct simulated addresses mixing families and scenarios, deterministically.
 
-    The list repeats after its length; repeats get a harmless ``unit=K`` option so that every
-    address is distinct (each address creates its own in-process simulator).
+    Every address names its own serial number (``serial=``, from :func:`fleet_serial`), so the
+    units are distinct terminals on every path: worked directly (:meth:`Station.run`, each
+    address builds its own simulator) or put on a simulated bus. The same ``n`` and ``seed``
+    always give the same addresses, so a continued batch (``--batch``) finds the same serials.
     """
     pattern = _fleet_pattern()
     fleet = []
     for index in range(n):
         position = seed + index
         address = pattern[position % len(pattern)]
-        lap = position // len(pattern)
-        if lap:
-            address += ("&" if "?" in address else "?") + f"unit={lap}"
+        family = address.split("+", 1)[0]
+        address += ("&" if "?" in address else "?") + f"serial={fleet_serial(family, position)}"
         fleet.append(address)
     return fleet
+
+
+_SECRET_IN_TEXT = re.compile(
+    r"((?:" + "|".join(sorted(SECRET_OPTIONS)) + r")=)[^&\s'\"]*", re.IGNORECASE
+)
+
+
+def shown_address(address: str) -> str:
+    """The address as the station shows and stores it: secrets (``password=``) removed.
+
+    The station's table, JSON lines, summary, logs and ledger only ever see this form; the
+    full address (with its password) is used for one thing, opening the terminal. An address
+    that does not parse has its secret options masked textually, and is cleaned of control
+    characters (it may come from a device list).
+    """
+    try:
+        return clean_text(parse_address(address).display(), limit=512)
+    except AddressError:
+        return clean_text(_SECRET_IN_TEXT.sub(r"\1****", address), limit=512)
+
+
+def _secrets_of(address: str) -> tuple[str, ...]:
+    """The secret option values in an address (to scrub them from error texts)."""
+    try:
+        options = parse_address(address).options
+    except AddressError:
+        return ()
+    return tuple(v for k, v in options.items() if k in SECRET_OPTIONS and len(v) >= 4)
+
+
+def _scrub(text: str, secrets_: tuple[str, ...]) -> str:
+    """Remove secret values from a text (an error can quote the address it failed on)."""
+    for secret in secrets_:
+        text = text.replace(secret, "****")
+    return text
 
 
 @dataclass(frozen=True)
@@ -100,6 +161,9 @@ class SlotResult:
     elapsed_s: float = 0.0
     steps_done: int = 0
     steps_total: int = 0
+    already_erased: bool = False
+    """Erased earlier in this batch (plugged out and back in, or a continued batch): recognised
+    by family and serial, and not wiped or certified again."""
 
     @property
     def progress(self) -> float:
@@ -115,6 +179,25 @@ class SlotResult:
         """The terminal ended ready, erased or erased with exceptions."""
         return self.verdict_or_outcome in SUCCESS
 
+    def cleaned(self) -> SlotResult:
+        """This slot with every text a terminal could have said made safe to show and store.
+
+        Model, serial and reasons come from the device (or quote it): an escape sequence in a
+        model name must never reach the operator's live table, a JSON line or the summary.
+        """
+        return replace(
+            self,
+            address=clean_text(self.address, limit=512),
+            model=None if self.model is None else clean_text(self.model),
+            serial=None if self.serial is None else clean_text(self.serial, limit=64),
+            stage=clean_text(self.stage, limit=32),
+            verdict_or_outcome=(
+                None if self.verdict_or_outcome is None else clean_text(self.verdict_or_outcome)
+            ),
+            reasons=tuple(clean_text(r, limit=1024) for r in self.reasons),
+            certificate=None if self.certificate is None else clean_text(self.certificate, 1024),
+        )
+
     def to_json(self) -> dict[str, Any]:
         """A plain dictionary (for JSON lines and the summary)."""
         return {
@@ -129,6 +212,7 @@ class SlotResult:
             "elapsed_s": round(self.elapsed_s, 3),
             "progress": round(self.progress, 2),
             "steps": [self.steps_done, self.steps_total] if self.steps_total else None,
+            "already_erased": self.already_erased,
         }
 
 
@@ -141,7 +225,10 @@ class _Slot:
     """The supervisor's mutable view of one worker (guarded by the station's lock)."""
 
     address: str
+    """The address as shown and stored (no secrets); see :func:`shown_address`."""
     state: SlotResult
+    open_address: str = ""
+    """The address as given, secrets included: used only to open the terminal."""
     started: float | None = None
     terminal: Terminal | None = None
     final: SlotResult | None = None
@@ -317,8 +404,11 @@ class Station:
     def _announce_unfinished(self) -> None:
         """Say which wipes a previous run left open: they resume when their terminals show up.
 
-        When continuing a batch, also load which terminals it already erased.
+        When continuing a batch, also load which terminals it already erased; a new batch
+        starts with none (the terminals this run erases are added as they finish).
         """
+        with self._lock:
+            self._done_in_batch = {}
         if self.mode != "wipe":
             return
         try:
@@ -327,11 +417,28 @@ class Station:
                 if self.continued_batch:
                     from .manifest import wipe_rows
 
+                    self._reissue_certificates(ledger)
+                    # Only records that pass verification count: a forged "erased" row must
+                    # not make the station skip a terminal that still holds merchant data.
+                    verification = ledger.verify()
                     self._done_in_batch = {
                         (row["family"], row["serial"]): row
-                        for row in wipe_rows(ledger, batch=self.continued_batch)
+                        for row in wipe_rows(
+                            ledger,
+                            batch=self.continued_batch,
+                            include_simulated=True,
+                            verification=verification,
+                        )
                         if row["outcome"] in ("erased", "erased_with_exceptions")
+                        and row["integrity"] == "verified"
                     }
+                    if not verification.ok:
+                        log.warning(
+                            "station.ledger_tampered",
+                            problems=verification.problem_count,
+                            note="records that fail verification are not trusted: their "
+                            "terminals are worked again; run posdiag verify --ledger",
+                        )
         except Exception as exc:  # the station still works; each wipe checks its own run
             log.warning("station.unfinished_unknown", error=str(exc))
             return
@@ -342,6 +449,31 @@ class Station:
                 terminals=[f"{run.family} {run.serial}" for run in unfinished],
                 note="open in the ledger (interrupted here, or running on another station that "
                 "shares it); an interrupted one resumes when its terminal is worked again",
+            )
+
+    def _reissue_certificates(self, ledger: Ledger) -> None:
+        """Issue the certificates the continued batch still owes, from the ledger alone.
+
+        A run whose terminal was erased but whose certificate could not be written (full disk,
+        crash between the two) waits in state ``certifying``; continuing its batch finishes it
+        without touching the terminal again, before any terminal is worked.
+        """
+        from .certificate import CertificateError
+
+        out_dir = self.out_dir or default_certificate_dir()
+        try:
+            issued = reissue_pending_certificates(
+                ledger, self._key, out_dir, batch=self.continued_batch
+            )
+        except CertificateError as exc:  # those runs stay certifying; the next --batch retries
+            log.warning("station.certificates_pending", batch=self.continued_batch, error=str(exc))
+            return
+        if issued:
+            log.warning(
+                "station.certificates_reissued",
+                batch=self.continued_batch,
+                count=len(issued),
+                files=[str(path) for path in issued],
             )
 
     def _prepare(self) -> None:
@@ -356,12 +488,13 @@ class Station:
         self._prepared = True
 
     def _submit(self, pool: ThreadPoolExecutor, address: str) -> _Slot | None:
+        shown = shown_address(address)
         with self._lock:
-            if address in self._active:
+            if shown in self._active:
                 return None  # one worker per address
-            self._active.add(address)
-            family = address.split("+", 1)[0] if "+" in address else "zvt"
-            slot = _Slot(address, SlotResult(address, family))
+            self._active.add(shown)
+            family = shown.split("+", 1)[0] if "+" in shown else "zvt"
+            slot = _Slot(shown, SlotResult(shown, family), open_address=address)
             self._slots.append(slot)
         self._emit(slot.state)
         pool.submit(self._work, slot)
@@ -396,6 +529,9 @@ class Station:
                 log.debug("station.close_failed", address=slot.address, error=str(exc))
 
     def _finalise(self, slot: _Slot, result: SlotResult) -> bool:
+        result = replace(
+            result, reasons=tuple(_scrub(r, _secrets_of(slot.open_address)) for r in result.reasons)
+        ).cleaned()
         with self._lock:
             if slot.final is not None:
                 return False
@@ -409,7 +545,7 @@ class Station:
         if self.on_event is None:
             return
         try:
-            self.on_event(update)
+            self.on_event(update.cleaned())
         except Exception as exc:  # a broken display must not break the station
             log.warning("station.event_failed", error=str(exc))
 
@@ -450,9 +586,11 @@ class Station:
                 self._lock_serial(slot, progress.report)
             ident = progress.report.identity
             key = (progress.report.family, ident.serial or "") if ident else ("", "")
-            if key in self._done_in_batch:
-                slot.done_earlier = self._done_in_batch[key]
-                raise WipeInterrupted(f"already erased in batch {self.batch}")
+            with self._lock:
+                earlier = self._done_in_batch.get(key) if key[1] else None
+            if earlier is not None:
+                slot.done_earlier = earlier
+                raise WipeInterrupted(f"already erased in this batch ({self.batch})")
             return
         if progress.stage == "finished":
             return
@@ -494,12 +632,13 @@ class Station:
             else:
                 result = self._process(slot)
         except Exception as exc:  # isolated: this terminal's error, nobody else's
-            log.warning("station.worker_failed", address=slot.address, error=repr(exc))
+            error = _scrub(repr(exc), _secrets_of(slot.open_address))
+            log.warning("station.worker_failed", address=slot.address, error=error)
             result = replace(
                 slot.state,
                 stage="failed",
                 verdict_or_outcome="aborted" if self.mode == "wipe" else "unreachable",
-                reasons=(f"{type(exc).__name__}: {exc}",),
+                reasons=(_scrub(f"{type(exc).__name__}: {exc}", _secrets_of(slot.open_address)),),
             )
         finally:
             if slot.serial_lock is not None:
@@ -510,14 +649,16 @@ class Station:
 
     def _process(self, slot: _Slot) -> SlotResult:
         self._stage(slot, "connecting")
-        address = parse_address(slot.address)
+        address = parse_address(slot.open_address or slot.address)
         terminal = self.opener(address, password=self.password)
         slot.terminal = terminal
         simulated = address.link == "sim"
         if self.mode == "check":
             try:
                 self._stage(slot, "inspecting")
-                report = inspect_terminal(terminal, self.policy, simulated=simulated)
+                report = inspect_terminal(
+                    terminal, self.policy, simulated=simulated, deadline_s=self.deadline_s
+                )
             finally:
                 terminal.close()
             self._identified(slot, report)
@@ -537,6 +678,7 @@ class Station:
             assume_yes=self.assume_yes,
             out_dir=self.out_dir,
             batch=self.batch,
+            deadline_s=self.deadline_s,
         )
         self._stage(slot, "inspecting")
         with Ledger(self.ledger_url, busy_timeout=self.busy_timeout) as ledger:
@@ -556,10 +698,21 @@ class Station:
                 slot.state,
                 stage="done",
                 verdict_or_outcome=earlier["outcome"],
-                reasons=(f"erased earlier in batch {self.batch}; not wiped again",),
+                reasons=(f"already erased in this batch ({self.batch}); not wiped again",),
                 certificate=earlier.get("certificate_path"),
+                already_erased=True,
             )
         outcome = result.outcome.value
+        before = result.before
+        ident = before.identity if before is not None else None
+        if outcome in ("erased", "erased_with_exceptions") and before and ident and ident.serial:
+            # Plugged out and back in later in this batch, it is recognised by its serial and
+            # not wiped (nor certified) a second time.
+            with self._lock:
+                self._done_in_batch[(before.family, ident.serial)] = {
+                    "outcome": outcome,
+                    "certificate_path": str(result.certificate) if result.certificate else None,
+                }
         failed = outcome == "aborted" or (result.before is not None and not result.before.identity)
         return replace(
             slot.state,
@@ -639,6 +792,9 @@ def summarise(
             }
             for r in results
             if failed(r)
+        ],
+        "already_erased": [
+            {"address": r.address, "serial": r.serial} for r in results if r.already_erased
         ],
         "slots": len(slots),
         "results": [r.to_json() for r in slots],

@@ -15,16 +15,23 @@ Order of work, and why:
    repeated blindly, and unfinished ones are run.
 5. **Verification** by reading the terminal back (a fresh inspection). A command's "OK" never
    counts: a terminal that claims success without doing the work ends ``not_erased``.
-6. **Outcome** and, when steps ran, a signed certificate.
+6. **Outcome** and, when steps ran, a signed certificate. ``erased``, ``erased_with_exceptions``
+   and ``not_erased`` are never final without their certificate: the outcome and the certificate
+   content are recorded together (run ``certifying``), and the run is ``finished`` only when the
+   signed file is written and recorded (see :mod:`posdiag.agent.wipe_certify`).
+
+Before any of it, a **preflight** proves the certificate folder and the ledger can be written (a
+wipe that could not file its proof is refused, the terminal untouched), and a terminal whose
+last run is still waiting for its certificate gets that certificate, from the ledger, instead of
+a second wipe. The whole wipe runs under one **deadline** (``WipeOptions.deadline_s``, default per
+family): a terminal that keeps talking, or stops, cannot hold the station past it.
 """
 
 from __future__ import annotations
 
-import enum
+import math
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,131 +39,62 @@ import structlog
 
 from posdiag.drivers.errors import (
     AuthenticationError,
+    DeadlineExceeded,
     PosdiagError,
     ProtocolError,
     TransportError,
     UnsupportedError,
 )
-from posdiag.drivers.model import ActivationState, Terminal, WipeStep
+from posdiag.drivers.model import Terminal, WipeStep
 
-from . import __version__
 from .inspect import inspect_terminal
 from .policy import Policy
-from .report import DeviceReport, money_text, record_report, to_json, utc_now_text
+from .report import DeviceReport, record_report, utc_now_text
+from .wipe_certify import (
+    CERTIFICATE_PENDING_EXIT,
+    certificate_content,
+    issue_certificate,
+    pending_reason,
+    preflight,
+    reissue_pending_certificates,
+)
+from .wipe_rules import guard_reasons, read_back_problems
+from .wipe_types import (
+    CERTIFIED_OUTCOMES,
+    DEFAULT_DEADLINE_S,
+    EXIT_CODES,
+    FALLBACK_DEADLINE_S,
+    MAX_DEADLINE_S,
+    Confirm,
+    OnProgress,
+    Outcome,
+    StepResult,
+    WipeInterrupted,
+    WipeOptions,
+    WipeProgress,
+    WipeResult,
+)
+
+__all__ = [
+    "CERTIFICATE_PENDING_EXIT",
+    "CERTIFIED_OUTCOMES",
+    "DEFAULT_DEADLINE_S",
+    "EXIT_CODES",
+    "MAX_DEADLINE_S",
+    "Confirm",
+    "OnProgress",
+    "Outcome",
+    "StepResult",
+    "WipeInterrupted",
+    "WipeOptions",
+    "WipeProgress",
+    "WipeResult",
+    "WipeSession",
+    "default_certificate_dir",
+    "reissue_pending_certificates",
+]
 
 log = structlog.get_logger(__name__)
-
-
-class Outcome(enum.StrEnum):
-    """How a wipe ended."""
-
-    ERASED = "erased"
-    ERASED_WITH_EXCEPTIONS = "erased_with_exceptions"
-    NOT_ERASED = "not_erased"
-    ABORTED = "aborted"
-    REFUSED = "refused"
-
-
-# Distinct exit codes; 2 (usage) and 3 (unreachable) are shared with every command.
-EXIT_CODES = {
-    Outcome.ERASED: 0,
-    Outcome.ERASED_WITH_EXCEPTIONS: 1,
-    Outcome.NOT_ERASED: 4,
-    Outcome.ABORTED: 5,
-    Outcome.REFUSED: 6,
-}
-UNVERIFIABLE_EVIDENCE = ("device policy", "accounts")
-
-
-@dataclass
-class WipeOptions:
-    """What the operator decided."""
-
-    operator: str
-    operator_title: str | None = None
-    organisation: str | None = None
-    location: str | None = None
-    destination: str | None = None
-    settle: bool = False
-    assume_yes: bool = False
-    serial: str | None = None
-    out_dir: Path | None = None
-    confirmed_settled: bool = False  # the operator settled a terminal posdiag cannot read
-    batch: str | None = None  # the station run this wipe belongs to (for the manifest)
-
-
-@dataclass
-class StepResult:
-    """One step as it ended."""
-
-    name: str
-    erases: str
-    status: str  # done, verified (done earlier, checked now), failed, skipped, not_run
-    verified: bool | None = None
-    detail: str = ""
-
-
-@dataclass
-class WipeResult:
-    """Everything the operator, the ledger and the certificate need."""
-
-    address: str
-    outcome: Outcome
-    reasons: list[str] = field(default_factory=list)
-    exceptions: list[str] = field(default_factory=list)
-    steps: list[StepResult] = field(default_factory=list)
-    before: DeviceReport | None = None
-    after: DeviceReport | None = None
-    certificate: Path | None = None
-    printable: Path | None = None
-    run_id: int | None = None
-    resumed: bool = False
-
-    @property
-    def exit_code(self) -> int:
-        """The process exit code for this outcome."""
-        return EXIT_CODES[self.outcome]
-
-    def to_json(self) -> dict[str, Any]:
-        """One object for ``--json``."""
-        return {
-            "schema": "posdiag.wipe/1",
-            "address": self.address,
-            "outcome": self.outcome.value,
-            "reasons": self.reasons,
-            "exceptions": self.exceptions,
-            "resumed": self.resumed,
-            "steps": [s.__dict__ for s in self.steps],
-            "certificate": str(self.certificate) if self.certificate else None,
-            "printable": str(self.printable) if self.printable else None,
-        }
-
-
-Confirm = Callable[[str, str], bool]
-"""Shows the summary, asks the operator; returns True to go on. Args: summary, expected serial."""
-
-
-@dataclass(frozen=True)
-class WipeProgress:
-    """Where a wipe is, for a live view: sent to ``on_progress`` as the session moves on.
-
-    Stages, in order: ``inspecting``, ``identified`` (``report`` is the first inspection, before
-    anything is changed: a station locks the serial here), ``wiping`` (``done`` of ``total``
-    steps, ``step`` the one about to run), ``verifying``, ``finished``.
-    """
-
-    stage: str
-    done: int = 0
-    total: int = 0
-    step: str | None = None
-    report: DeviceReport | None = None
-
-
-OnProgress = Callable[[WipeProgress], None]
-
-
-class WipeInterrupted(PosdiagError):
-    """The caller asked the wipe to stop; it stops between steps, the run stays resumable."""
 
 
 class WipeSession:
@@ -201,16 +139,27 @@ class WipeSession:
         self.started_at = utc_now_text()
         self._steps_done = 0
         self._steps_total = 0
+        self._deadline_at = math.inf  # set by run()
 
     # --- the workflow ----------------------------------------------------------------------------
 
     def run(self) -> WipeResult:
-        """Inspect, guard, confirm, run, verify, certify."""
+        """Preflight, inspect, guard, confirm, run, verify, certify: all within the deadline."""
         result = WipeResult(self.terminal.address, Outcome.ABORTED)
+        deadline = self._deadline_s()
+        self._deadline_at = time.monotonic() + deadline
         try:
+            self.terminal.set_deadline(self._deadline_at)
             self._run(result)
         except AuthenticationError:
             raise
+        except DeadlineExceeded as exc:
+            result.outcome = Outcome.ABORTED
+            result.reasons.append(
+                f"the wipe did not finish in time ({deadline:.0f} s); run posdiag wipe again to "
+                "resume"
+            )
+            self._audit("wipe.deadline", run_id=result.run_id, reason=str(exc))
         except WipeInterrupted as exc:
             result.outcome = Outcome.ABORTED
             if result.run_id is not None:  # a run was opened: it stays open for its resume
@@ -230,29 +179,47 @@ class WipeSession:
         self._progress("finished")
         return result
 
+    def _deadline_s(self) -> float:
+        if self.options.deadline_s is not None:
+            return float(self.options.deadline_s)
+        family = getattr(self.terminal, "family", "")
+        return DEFAULT_DEADLINE_S.get(family, FALLBACK_DEADLINE_S)
+
     def _progress(self, stage: str, step: str | None = None, report: Any = None) -> None:
         if self.on_progress is not None:
-            self.on_progress(
-                WipeProgress(stage, self._steps_done, self._steps_total, step, report)
-            )
+            self.on_progress(WipeProgress(stage, self._steps_done, self._steps_total, step, report))
 
     def _check_stop(self, before: str) -> None:
         if self.stop is not None and self.stop.is_set():
             raise WipeInterrupted(f"stopped before {before}")
 
     def _run(self, result: WipeResult) -> None:
-        self._progress("inspecting")
-        before = inspect_terminal(
-            self.terminal, self.policy, simulated=self.simulated, keep_open=True
+        blocked = preflight(
+            self.ledger,
+            self._out_dir() if self.key is not None else None,
+            address=self.terminal.address,
+            operator=self.options.operator,
         )
+        if blocked:
+            # Nothing was asked of the terminal yet: it is refused untouched.
+            result.outcome = Outcome.REFUSED
+            result.reasons.append(blocked)
+            log.warning("wipe.preflight_failed", address=result.address, reason=blocked)
+            return
+        self._progress("inspecting")
+        before = self._inspect()
         result.before = before
         if before.identity is None:
             result.reasons.extend(before.verdict.reasons or ("the terminal did not answer",))
             return
         self._progress("identified", report=before)
         device_id = self._record_inspection(before)
+        if self._reissue_pending(before, result):
+            return  # the terminal's last wipe is decided: not wiped again
         plan = self.terminal.wipe_plan()
-        refusal = self._guards(before, can_settle=any(s.name == "settle" for s in plan))
+        refusal = guard_reasons(
+            before, self.options, self.policy, can_settle=any(s.name == "settle" for s in plan)
+        )
         if refusal:
             result.outcome = Outcome.REFUSED
             result.reasons.extend(refusal)
@@ -292,62 +259,24 @@ class WipeSession:
         self._finish(result)
 
     def _inspect(self) -> DeviceReport:
-        return inspect_terminal(
-            self.terminal, self.policy, simulated=self.simulated, keep_open=True
-        )
+        """A fresh inspection within what is left of the wipe's deadline.
 
-    # --- guards ----------------------------------------------------------------------------------
-
-    def _guards(self, report: DeviceReport, can_settle: bool = True) -> list[str]:
-        reasons: list[str] = []
-        if report.tamper and report.tamper.tampered:
-            reasons.append(
-                "tampered ("
-                + ("; ".join(report.tamper.details) or "tamper reported")
-                + "): verdict quarantine; a tampered unit is kept for investigation, never wiped"
-            )
-        serial = report.identity.serial if report.identity else None
-        if not serial:
-            reasons.append("the terminal reported no serial number: it cannot be certified")
-        elif self.options.serial and self.options.serial.strip() != serial:
-            reasons.append(
-                f"the terminal on the cable is serial {serial}, not {self.options.serial.strip()} "
-                "as confirmed: check which terminal is connected"
-            )
-        pending = report.merchant_data.pending_transactions if report.merchant_data else None
-        if pending is not None and pending.count and not (self.options.settle and can_settle):
-            money = money_text(pending)
-            reasons.append(
-                f"{pending.count} unsettled transaction(s) ({money}) would be lost: settle them "
-                "first, or run again with --settle to have posdiag settle (End-of-Day)"
-                if can_settle
-                else f"{pending.count} unsettled transaction(s) ({money}) would be lost, and "
-                "this terminal cannot be settled over its cable: settle them in the payment "
-                "app, then wipe"
-            )
-        activation = report.activation
-        bound = activation is not None and activation.state in (
-            ActivationState.ACTIVATED,
-            ActivationState.PARTIAL,
+        The inspection bounds itself by the time it is given and lifts its bound when it
+        returns, so the wipe's own deadline is set again afterwards; an inspection cut short by
+        it ends the wipe (its partial report is no ground for a decision).
+        """
+        left = self._deadline_at - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded()
+        report = inspect_terminal(
+            self.terminal, self.policy, simulated=self.simulated, keep_open=True, deadline_s=left
         )
-        if pending is None and bound and not self.options.confirmed_settled:
-            reasons.append(
-                "posdiag cannot read this terminal's open batch, so unsettled payments may "
-                "remain: settle them in the payment app, then run again with --confirmed-settled"
-            )
-        battery = report.battery
-        minimum = self.policy.get("battery", "min_level_pct")
-        if (
-            battery
-            and battery.level_pct is not None
-            and battery.level_pct < minimum
-            and not battery.charging
-        ):
-            reasons.append(
-                f"battery at {battery.level_pct}% and not charging (minimum {minimum}%): "
-                "charge it first, a wipe must not die half-way"
-            )
-        return reasons
+        self.terminal.set_deadline(self._deadline_at)
+        if time.monotonic() >= self._deadline_at:
+            raise DeadlineExceeded()
+        return report
+
+    # --- confirmation and settling ---------------------------------------------------------------
 
     def _confirmed(self, report: DeviceReport, plan: list[WipeStep]) -> bool:
         ident = report.identity
@@ -434,9 +363,7 @@ class WipeSession:
         refresh = getattr(self.terminal, "refresh", None)
         if callable(refresh):
             refresh()
-        after = inspect_terminal(
-            self.terminal, self.policy, simulated=self.simulated, keep_open=True
-        )
+        after = self._inspect()
         result.after = after
         self._record_inspection(after)
         problems: list[str] = []
@@ -466,7 +393,7 @@ class WipeSession:
                     result.exceptions.append(f"{step.erases}: still present after the step")
                 else:
                     problems.append(f"{step.erases}: still present after the step reported success")
-        problems.extend(self._read_back(after, result))
+        problems.extend(read_back_problems(after, result))
         if result.outcome is Outcome.NOT_ERASED or problems:
             result.outcome = Outcome.NOT_ERASED
             result.reasons.extend(problems)
@@ -474,39 +401,6 @@ class WipeSession:
             result.outcome = Outcome.ERASED_WITH_EXCEPTIONS
         else:
             result.outcome = Outcome.ERASED
-
-    def _read_back(self, after: DeviceReport, result: WipeResult) -> list[str]:
-        """What a fresh inspection still finds of the merchant."""
-        problems: list[str] = []
-        if after.identity is None:
-            return ["the terminal could not be read back after the wipe"]
-        activation = after.activation
-        if activation and activation.terminal_id:
-            problems.append("a terminal ID is still assigned")
-        merchant = after.merchant_data
-        if merchant:
-            if merchant.pending_transactions and merchant.pending_transactions.count:
-                problems.append("unsettled transactions are still in the store")
-            if merchant.apps:
-                problems.append(f"payment app data remains: {', '.join(merchant.apps)}")
-            if merchant.files:
-                problems.append(f"{len(merchant.files)} merchant file(s) remain")
-            if merchant.network_profiles:
-                problems.append(f"{len(merchant.network_profiles)} saved network(s) remain")
-        if activation and activation.state in (ActivationState.ACTIVATED, ActivationState.PARTIAL):
-            hard = [e for e in activation.evidence if e.source not in UNVERIFIABLE_EVIDENCE]
-            soft = [e for e in activation.evidence if e.source in UNVERIFIABLE_EVIDENCE]
-            if soft:
-                result.exceptions.extend(
-                    f"{e.fact.split(':')[0]}: not removable over the cable (release it in the "
-                    "terminal management system)"
-                    for e in soft
-                )
-            if activation.terminal_id or any(
-                e.source == "app data" and "holds" in e.fact for e in hard
-            ):
-                problems.append(f"still {activation.state.value} after the wipe")
-        return problems
 
     # --- ledger and certificate ------------------------------------------------------------
 
@@ -533,7 +427,7 @@ class WipeSession:
             "batch": self.options.batch,
         }
         run_id: int = self.ledger.start_wipe_run(
-            device_id, report.address, self.options.operator, options
+            device_id, report.address, self.options.operator, options, simulated=self.simulated
         )
         return run_id, False
 
@@ -551,70 +445,84 @@ class WipeSession:
             self.ledger.step_finished(run_id, name, status, detail)
 
     def _finish_refused(self, device_id: int | None, result: WipeResult) -> None:
+        """Record a refusal as one finished run, in one transaction (a kill leaves none open).
+
+        A device with an interrupted run keeps it open for its resume; the ledger then only
+        notes the refusal in its audit log.
+        """
         if self.ledger is None or device_id is None:
             return
-        before = result.before
-        serial = before.identity.serial if before and before.identity else None
-        if self.ledger.open_wipe_run(result.address.split("+")[0], serial or "unknown"):
-            # an interrupted wipe stays open for its resume; the refusal is in the audit log
-            self._audit("wipe.refused", address=result.address, reasons=result.reasons)
-            return
-        run_id = self.ledger.start_wipe_run(
+        result.run_id = self.ledger.record_finished_run(
             device_id,
             result.address,
             self.options.operator,
             {"refused": True, "batch": self.options.batch},
+            result.outcome.value,
+            result.reasons,
+            simulated=self.simulated,
         )
-        result.run_id = run_id
-        self.ledger.finish_wipe_run(run_id, result.outcome.value, result.reasons)
 
     def _finish(self, result: WipeResult) -> None:
+        """Record the outcome; one that earns a certificate is recorded with its content.
+
+        The run is ``certifying`` until :func:`issue_certificate` records the signed file; if
+        signing, writing or recording fails, it stays so and the result says the certificate is
+        pending (its own exit code), to be issued by the next wipe of this terminal.
+        """
+        content = None
+        if result.outcome in CERTIFIED_OUTCOMES and self.key is not None and result.before:
+            content = certificate_content(result, self.options, self.started_at)
         if self.ledger is not None and result.run_id is not None:
             self.ledger.finish_wipe_run(
-                result.run_id, result.outcome.value, result.reasons + result.exceptions
+                result.run_id,
+                result.outcome.value,
+                result.reasons + result.exceptions,
+                certificate=content,
             )
-        if result.outcome in (Outcome.ERASED, Outcome.ERASED_WITH_EXCEPTIONS, Outcome.NOT_ERASED):
-            self._certify(result)
+        if content is not None:
+            self._issue(result, result.run_id, content)
 
-    def _certify(self, result: WipeResult) -> None:
-        if self.key is None or result.before is None:
-            return
-        from .certificate import build_certificate, sign_certificate, write_certificate
-
-        before = to_json(result.before)
-        content = build_certificate(
-            report=before,
-            outcome=result.outcome.value,
-            steps=[s.__dict__ for s in result.steps],
-            operator=self.options.operator,
-            operator_title=self.options.operator_title,
-            organisation=self.options.organisation,
-            location=self.options.location,
-            destination=self.options.destination,
-            sanitization="Clear",
-            method=_method(before.get("family", "")),
-            verification_method=(
-                "read back: a fresh inspection after the wipe (activation, terminal ID, merchant "
-                "apps, saved networks, merchant files, unsettled transactions) and each step's "
-                "own state check; a command's success reply alone is never counted"
-            ),
-            exceptions=result.exceptions
-            + ([] if result.outcome is not Outcome.NOT_ERASED else result.reasons),
-            tool_version=__version__,
-            started_at=self.started_at,
-            finished_at=utc_now_text(),
-        )
-        document = sign_certificate(content, self.key)
-        out_dir = self.options.out_dir or default_certificate_dir()
-        json_path, html_path = write_certificate(document, out_dir)
-        result.certificate, result.printable = json_path, html_path
-        if self.ledger is not None and result.run_id is not None:
-            import hashlib
-
-            digest = hashlib.sha256(json_path.read_bytes()).hexdigest()
-            self.ledger.record_certificate(
-                result.run_id, content.get("report_id", json_path.stem), str(json_path), digest
+    def _issue(self, result: WipeResult, run_id: int | None, content: dict[str, Any]) -> None:
+        try:
+            result.certificate, result.printable = issue_certificate(
+                self.ledger, self.key, run_id, content, self._out_dir()
             )
+        except PosdiagError as exc:
+            result.certificate_pending = True
+            result.reasons.append(pending_reason(exc))
+            log.warning("wipe.certificate_pending", run_id=run_id, error=str(exc))
+
+    def _out_dir(self) -> Path:
+        return self.options.out_dir or default_certificate_dir()
+
+    def _reissue_pending(self, before: DeviceReport, result: WipeResult) -> bool:
+        """Issue the certificate this terminal's last run is still waiting for, if any.
+
+        Returns:
+            True when such a run existed: the wipe ends here, with that run's outcome.
+        """
+        if self.ledger is None or self.key is None or before.identity is None:
+            return False
+        serial = before.identity.serial
+        if not serial:
+            return False
+        pending = self.ledger.awaiting_certificate(family=before.family, serial=serial)
+        if not pending:
+            return False
+        last = pending[-1]
+        result.outcome = Outcome(last.outcome.value)
+        result.run_id = last.run_id
+        result.reissued = True
+        self._audit("wipe.not_repeated", run_id=last.run_id, serial=serial)
+        for run in pending:  # normally one; the result shows the last run's certificate
+            self._issue(result, run.run_id, dict(run.content))
+        if not result.certificate_pending:
+            result.reasons.append(
+                f"this terminal's wipe (run {last.run_id}) ended {last.outcome.value} earlier; "
+                "its certificate was issued now from the ledger and the terminal was not wiped "
+                "again"
+            )
+        return True
 
 
 def _done(step: WipeStep) -> bool:
@@ -623,18 +531,6 @@ def _done(step: WipeStep) -> bool:
         return step.done()
     except UnsupportedError:
         return False
-
-
-def _method(family: str) -> str:
-    if family == "zvt":
-        return (
-            "ZVT de-provisioning over the terminal's ECR interface: End-of-Day when consented, "
-            "Terminal-ID reset (06 1B), Log-Off (06 02), vendor factory reset where available"
-        )
-    return (
-        "Android shell over ADB: payment/merchant app data cleared (pm clear), saved Wi-Fi "
-        "networks forgotten, merchant files deleted, factory reset where available"
-    )
 
 
 def default_certificate_dir() -> Path:

@@ -16,6 +16,7 @@ Query parameters are family options (baud, password, timeouts). The password nev
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -26,6 +27,8 @@ FAMILIES = ("zvt", "adb")
 LINKS = {"zvt": ("serial", "tcp", "sim"), "adb": ("usb", "tcp", "sim")}
 DEFAULT_TCP_PORT = {"zvt": 20007, "adb": 5555}  # PA00P016 §2.2; adb connect's default
 SECRET_OPTIONS = frozenset({"password"})
+MAX_OPTION_SECONDS = 86_400.0
+"""Longest timer or timeout an address may ask for (one day); more is a typo or an attack."""
 _BARE_DEVICE = re.compile(r"^(/dev/\S+|COM\d+|\\\\\.\\COM\d+)$", re.IGNORECASE)
 
 
@@ -64,25 +67,52 @@ class Address:
         host, _, port = self.target.rpartition(":")
         return host.strip("[]"), int(port)
 
-    def option_int(self, name: str, default: int) -> int:
-        """An integer option, with a clear error when it is not a number."""
-        raw = self.options.get(name)
-        if raw is None:
-            return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise AddressError(f"option {name}={raw!r} in {self} is not a number") from None
+    def option_int(self, name: str, default: int, *, maximum: int | None = None) -> int:
+        """A whole-number option (baud, currency), not negative, with a clear error otherwise.
 
-    def option_float(self, name: str, default: float) -> float:
-        """A float option (timeouts in seconds), with a clear error when it is not a number."""
+        Only ASCII digits count: ``int()`` would also take "٣" or "１２", which no person means.
+        """
         raw = self.options.get(name)
         if raw is None:
             return default
+        text = raw.strip()
+        digits = text[1:] if text[:1] in "+-" else text
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
+            raise AddressError(f"option {name}={raw!r} in {self} is not a number")
+        value = int(text)
+        if value < 0:
+            raise AddressError(f"option {name}={raw!r} in {self} cannot be negative")
+        if maximum is not None and value > maximum:
+            raise AddressError(f"option {name}={raw!r} in {self} is too large (at most {maximum})")
+        return value
+
+    def option_float(
+        self, name: str, default: float, *, maximum: float = MAX_OPTION_SECONDS
+    ) -> float:
+        """A duration option in seconds (timers, timeouts), with a clear error when it is odd.
+
+        ``inf`` would disable a timer and ``nan`` compares false with everything, so a wait
+        loop would never end; negative or longer-than-a-day values are typos. All are refused.
+        """
+        raw = self.options.get(name)
+        if raw is None:
+            return default
+        text = raw.strip()
         try:
-            return float(raw)
+            if not text.isascii():
+                raise ValueError(text)
+            value = float(text)
         except ValueError:
             raise AddressError(f"option {name}={raw!r} in {self} is not a number") from None
+        if not math.isfinite(value):
+            raise AddressError(f"option {name}={raw!r} in {self} must be a finite number")
+        if value < 0:
+            raise AddressError(f"option {name}={raw!r} in {self} cannot be negative")
+        if value > maximum:
+            raise AddressError(
+                f"option {name}={raw!r} in {self} is too long (at most {maximum:g} seconds)"
+            )
+        return value
 
 
 def parse_address(text: str) -> Address:

@@ -25,12 +25,31 @@ class TransportTimeout(TransportError):
     """Nothing (or not enough) arrived before a deadline."""
 
 
+class DeadlineExceeded(TransportTimeout):
+    """The overall deadline of a check or wipe passed while the terminal was still busy.
+
+    Raised by every read or exchange after ``Terminal.set_deadline(at)``'s instant, whatever the
+    device keeps sending, so a hostile or stuck terminal cannot hold a station slot forever.
+    """
+
+    def __init__(self, message: str = "the terminal did not finish in time") -> None:
+        super().__init__(message)
+
+
 class TransportClosed(TransportError):
     """The other side went away: cable pulled, socket closed, simulator stopped."""
 
 
 class ProtocolError(PosdiagError):
     """Bytes on the wire do not follow the protocol (malformed frame, bad checksum, garbage)."""
+
+
+class ResponseTooLarge(ProtocolError):
+    """One command's answer grew past its cap (bytes, lines or messages): the device is faulty.
+
+    Caps keep the station's memory bounded whatever a terminal sends; the message says which cap
+    was hit, in words for the person at the bench.
+    """
 
 
 class DeviceError(PosdiagError):

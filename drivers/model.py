@@ -208,6 +208,17 @@ class Terminal(Protocol):
         """Ordered wipe steps (executed by the wipe workflow)."""
         ...
 
+    def set_deadline(self, at: float | None) -> None:
+        """Bound everything this terminal still does by one instant (or lift the bound).
+
+        Args:
+            at: a ``time.monotonic()`` instant; after it every read or exchange raises
+                :class:`~posdiag.drivers.errors.DeadlineExceeded`, and reads clip their waits to
+                the time left, so a device that keeps talking cannot stretch a check. ``None``
+                removes the deadline.
+        """
+        ...
+
     def close(self) -> None:
         """Release the connection."""
         ...

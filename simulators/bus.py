@@ -8,8 +8,9 @@ simulator (over the same in-process memory link and, for ZVT, the same pyserial 
 unplugging severs every open link at once, exactly as a pulled cable does, so the driver sees
 the line die mid-exchange. Plugging it back in lets the next open reach the same state.
 
-:meth:`SimulatedBus.discover` answers like :func:`posdiag.agent.discovery.discover`, so a
-station watching the bus runs the same hotplug code as one watching real ports.
+:meth:`SimulatedBus.discover` answers with the same :class:`~posdiag.drivers.found.Found`
+records as the agent's discovery of real ports, so a station watching the bus runs the same
+hotplug code as one watching real ports (and the simulators never import the agent).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import structlog
 
 from posdiag.drivers.address import parse_address
 from posdiag.drivers.errors import AddressError, TransportOpenError
+from posdiag.drivers.found import Found
 
 from .attach import MemoryAttachment
 
@@ -162,10 +164,8 @@ class SimulatedBus:
         with _units_lock:
             return [_units[i].address for i in ids if i in _units]
 
-    def discover(self) -> list[Any]:
-        """The plugged-in terminals, as :func:`posdiag.agent.discovery.discover` reports them."""
-        from posdiag.agent.discovery import Found
-
+    def discover(self) -> list[Found]:
+        """The plugged-in terminals, as the agent's discovery reports real ones."""
         with self._lock:
             ids = list(self._ids)
         found = []

@@ -48,7 +48,7 @@ from posdiag.drivers.zvt.connection import Link
 from posdiag.drivers.zvt.driver import ZvtDriver, ZvtTimers
 from posdiag.simulators import registry
 from posdiag.simulators.adb.engine import AdbSimulator
-from posdiag.simulators.adb.state import AndroidState, Faults, load_android
+from posdiag.simulators.adb.state import AdbScenarioError, AndroidState, Faults, load_android
 from posdiag.simulators.attach import (
     MemoryAttachment,
     PtyAttachment,
@@ -308,6 +308,7 @@ ADB_TEST_AUTH_TIMEOUT = 1.0
 
 _FAULT_NAMES = frozenset(f.name for f in dataclasses.fields(Faults))
 _DEVICE_ALIASES = {"auth": "auth_required", "accept_keys": "accept_new_keys"}
+_DEVICE_FIELDS = frozenset(f.name for f in dataclasses.fields(AndroidState))
 """The ``posdiag simulate`` option names, accepted for the state fields they set."""
 
 
@@ -404,8 +405,15 @@ def _adb_overrides(overrides: dict[str, Any] | None, options: dict[str, Any]) ->
         key = name.replace("-", "_")
         if key in _FAULT_NAMES:
             merged.setdefault("faults", {})[key] = _adb_fault_value(key, value)
-        else:
+        elif _DEVICE_ALIASES.get(key, key) in _DEVICE_FIELDS:
             merged.setdefault("device", {})[_DEVICE_ALIASES.get(key, key)] = value
+        else:
+            # A typo in a fault name must not give a simulator without the fault and a green
+            # test that tests nothing.
+            raise AdbScenarioError(
+                f"unknown fault or device option {name!r} "
+                f"(faults: {', '.join(sorted(_FAULT_NAMES))})"
+            )
     return merged
 
 

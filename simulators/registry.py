@@ -6,6 +6,8 @@ turning ``zvt`` + ``activated`` + options into a running terminal.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 from posdiag.drivers.errors import AddressError, PosdiagError
@@ -19,16 +21,113 @@ from .zvt.engine import ZvtSimulator
 from .zvt.state import Faults, available_scenarios, load_scenario
 
 FAMILIES = ("zvt",)
+MAX_SECONDS = 86_400.0
+"""Longest delay a simulator option may ask for (one day); more is a typo."""
+MAX_COUNT = 1_000_000
+"""Largest fault counter (frames to corrupt, packets to drop…)."""
+MAX_BAUD = 4_000_000
+COMMON_OPTIONS = frozenset(
+    {
+        # the simulator's timing and identity
+        "time_scale",
+        "scale",
+        "latency",
+        "baud",
+        "password",
+        "serial",
+        "model",
+        "auth",
+        "accept_keys",
+        # read by other layers from the same address: driver timers, attachment, bus, fleet
+        "t1",
+        "t2",
+        "t3",
+        "t4",
+        "timeout",
+        "auth_timeout",
+        "currency",
+        "trace",
+        "via",
+        "bus",
+        "unit",
+        "posdiag_fixture",
+    }
+)
+"""Options a simulated terminal's address may carry besides fault names."""
+_SERIAL = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
 
-def _number(options: dict[str, str], name: str) -> float | None:
+def validate_serial(text: str) -> str:
+    """Return ``text`` when it can be a simulated terminal's serial number.
+
+    A serial ends up in ledgers, certificates and file names, so it is 1 to 32 letters, digits,
+    dots, underscores or hyphens.
+
+    Raises:
+        ValueError: anything else, with one line saying what is allowed.
+    """
+    if not isinstance(text, str) or not _SERIAL.fullmatch(text):
+        raise ValueError(f"invalid serial {text!r}: use 1 to 32 letters, digits, '.', '_' or '-'")
+    return text
+
+
+def fault_names(family: str) -> list[str]:
+    """The fault names a simulated terminal of ``family`` understands, sorted."""
+    fields = Faults.__dataclass_fields__ if family == "zvt" else AdbFaults.__dataclass_fields__
+    return sorted(fields)
+
+
+def check_fault_names(family: str, options: dict[str, Any]) -> None:
+    """Refuse an option that is neither a known fault nor a known simulator option.
+
+    A typo such as ``?corupt_crc=1`` would otherwise give a simulator without the fault and a
+    green test that tests nothing.
+
+    Raises:
+        AddressError: one line naming the unknown option and listing the valid fault names.
+    """
+    known = set(fault_names(family))
+    for name in options:
+        key = name.replace("-", "_")
+        if key not in known and key not in COMMON_OPTIONS:
+            raise AddressError(
+                f"unknown fault {name!r} for a simulated {family} terminal "
+                f"(faults: {', '.join(sorted(known))})"
+            )
+
+
+def _number(options: dict[str, str], name: str, *, maximum: float = MAX_SECONDS) -> float | None:
+    """A numeric option: finite, not negative, at most ``maximum`` (one line otherwise)."""
     raw = options.get(name)
     if raw is None:
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        raise PosdiagError(f"simulator option {name}={raw!r} is not a number") from None
+        raise AddressError(f"simulator option {name}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < 0 or value > maximum:
+        raise AddressError(
+            f"simulator option {name}={raw!r} must be a number from 0 to {maximum:g}"
+        )
+    return value
+
+
+def _count(options: dict[str, str], name: str) -> int:
+    """A counter option: a whole number from 0 to MAX_COUNT."""
+    value = _number(options, name, maximum=MAX_COUNT) or 0.0
+    if value != int(value):
+        raise AddressError(f"simulator option {name}={options[name]!r} must be a whole number")
+    return int(value)
+
+
+def _serial_option(options: dict[str, str]) -> str | None:
+    """The ``serial`` option, validated, or None."""
+    if not options.get("serial"):
+        return None
+    try:
+        return validate_serial(options["serial"])
+    except ValueError as exc:
+        raise AddressError(str(exc)) from None
 
 
 def zvt_overrides(options: dict[str, str]) -> dict[str, Any]:
@@ -39,15 +138,19 @@ def zvt_overrides(options: dict[str, str]) -> dict[str, Any]:
         value = _number(options, option)
         if value is not None:
             timing[key] = value
-    baud = _number(options, "baud")
+    baud = _number(options, "baud", maximum=MAX_BAUD)
     if baud is not None:
+        if baud < 1:
+            raise AddressError(f"simulator option baud={options['baud']!r} must be positive")
         timing["baud"] = int(baud)
     if timing:
         overrides["timing"] = timing
     if "password" in options:
         overrides["terminal"] = {"password": options["password"]}
-    if options.get("serial"):  # a fleet of one model needs one serial number per unit
-        overrides.setdefault("terminal", {})["serial"] = options["serial"]
+    serial = _serial_option(options)
+    if serial:  # a fleet of one model needs one serial number per unit
+        overrides.setdefault("terminal", {})["serial"] = serial
+    check_fault_names("zvt", options)
     faults: dict[str, Any] = {}
     known = {f for f in Faults.__dataclass_fields__}
     for name, raw in options.items():
@@ -62,7 +165,7 @@ def zvt_overrides(options: dict[str, str]) -> dict[str, Any]:
         elif key == "garbage":
             faults[key] = raw
         elif key in ("corrupt_crc", "drop_ack", "disconnect_after"):
-            faults[key] = int(_number(options, name) or 0)
+            faults[key] = _count(options, name)
         else:
             faults[key] = _number(options, name)
     if faults:
@@ -94,9 +197,7 @@ def require_scenario(family: str, scenario: str) -> None:
     known = available_scenarios() if family == "zvt" else android_scenarios()
     if scenario not in known:
         kind = "scenario" if family == "zvt" else "Android scenario"
-        raise AddressError(
-            f"unknown simulated {kind} {scenario!r} (available: {', '.join(known)})"
-        )
+        raise AddressError(f"unknown simulated {kind} {scenario!r} (available: {', '.join(known)})")
 
 
 def scenarios(family: str) -> list[str]:
@@ -111,6 +212,7 @@ def create_adb(
 ) -> AdbSimulator:
     """An Android POS simulator: a scenario applied to a model profile."""
     options = options or {}
+    check_fault_names("adb", options)
     overrides: dict[str, Any] = {}
     faults: dict[str, Any] = {}
     known = set(AdbFaults.__dataclass_fields__)
@@ -126,17 +228,18 @@ def create_adb(
         elif isinstance(default, float):
             faults[key] = _number(options, name)
         else:
-            faults[key] = int(_number(options, name) or 0)
+            faults[key] = _count(options, name)
     if faults:
         overrides["faults"] = faults
     if "auth" in options:
         overrides["device"] = {"auth_required": options["auth"].lower() in ("1", "true", "yes")}
     if "accept_keys" in options:
         overrides.setdefault("device", {})["accept_new_keys"] = options["accept_keys"] != "0"
-    if options.get("serial"):  # a fleet of one model needs one serial number per unit
+    serial = _serial_option(options)
+    if serial:  # a fleet of one model needs one serial number per unit
         device = overrides.setdefault("device", {})
-        device["serial"] = options["serial"]
-        device["vendor_serial"] = options["serial"]
+        device["serial"] = serial
+        device["vendor_serial"] = serial
     # Timing, named as for ZVT: ``latency`` seconds before each command's answer (a real unit
     # forks a shell per command), scaled by ``time_scale`` (0: as fast as possible).
     for option, key in (("latency", "latency"), ("time_scale", "scale"), ("scale", "scale")):

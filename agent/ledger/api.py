@@ -728,7 +728,9 @@ class Ledger:
         """Record the certificate issued for a run; a ``certifying`` run becomes ``finished``.
 
         Both happen in one transaction, so the ledger never shows a finished run whose
-        certificate is not recorded, nor a recorded certificate of a run still waiting.
+        certificate is not recorded, nor a recorded certificate of a run still waiting. Recording
+        the very same certificate (run, report id and bytes) again is accepted and changes
+        nothing: two stations re-issuing one pending certificate both succeed.
 
         Args:
             run_id: the run the certificate attests; certifying (or finished, for a run closed
@@ -752,9 +754,15 @@ class Ledger:
                     f"wipe run {run_id} is still running; finish it before issuing a certificate"
                 )
             taken = tx.conn.execute(
-                sa.select(certificates.c.id).where(certificates.c.report_id == report_uuid)
+                sa.select(certificates.c.run_id, certificates.c.sha256).where(
+                    certificates.c.report_id == report_uuid
+                )
             ).first()
             if taken is not None:
+                if (taken.run_id, taken.sha256) == (run_id, digest) and (
+                    status is RunStatus.FINISHED
+                ):
+                    return  # the same file recorded by another station's re-issue: done
                 raise LedgerError(f"a certificate with report id {report_uuid} is already recorded")
             certificate_id = _insert_id(
                 tx.conn,

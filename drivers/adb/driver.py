@@ -17,7 +17,9 @@ from typing import Self
 
 import structlog
 
-from ..errors import TransportClosed
+from ..deadline import Deadline, check_seconds
+from ..errors import ResponseTooLarge, TransportClosed
+from ..text import clean_text
 from ..transport.base import Transport
 from .auth import AdbKey, load_or_create_key
 from .codec import (
@@ -51,6 +53,16 @@ log = structlog.get_logger(__name__)
 HOST_FEATURES = ("shell_v2", "cmd", "stat_v2", "ls_v2", "fixed_push_mkdir")
 READ_CHUNK = 1024 * 1024
 POLL = 0.1
+DEFAULT_MAX_RESPONSE = 8 * 1024 * 1024
+"""Most bytes one command (shell output, a pulled file) may return: a device that sends more
+is faulty or hostile, and the station's memory must not depend on it."""
+
+
+def _size(count: int) -> str:
+    """A byte count for people: ``8 MB``, ``64 KB``."""
+    if count >= 1024 * 1024:
+        return f"{count / (1024 * 1024):g} MB"
+    return f"{count / 1024:g} KB" if count >= 1024 else f"{count} bytes"
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,8 @@ class AdbDriver:
         on_auth_prompt: called once when the device must show its "Allow USB debugging?" prompt;
             the CLI uses it to tell the operator to look at the terminal.
         clock: monotonic time source.
+        max_response: most bytes one shell command or file read may return
+            (``ResponseTooLarge`` past it).
     """
 
     def __init__(
@@ -108,7 +122,14 @@ class AdbDriver:
         auth_timeout: float = 60.0,
         on_auth_prompt: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_response: int = DEFAULT_MAX_RESPONSE,
     ) -> None:
+        check_seconds("timeout", timeout)
+        check_seconds("auth_timeout", auth_timeout)
+        if max_response < 1:
+            raise ValueError("max_response must be at least 1 byte")
+        self.max_response = max_response
+        self.deadline = Deadline()
         self.transport = transport
         self._key = key
         self._key_loader = key_loader
@@ -130,6 +151,10 @@ class AdbDriver:
     def close(self) -> None:
         """Close the transport (never raises)."""
         self.transport.close()
+
+    def set_deadline(self, at: float | None) -> None:
+        """After ``at`` (a ``time.monotonic()`` instant) every read raises DeadlineExceeded."""
+        self.deadline.set(at)
 
     def __enter__(self) -> Self:
         self.open()
@@ -157,6 +182,7 @@ class AdbDriver:
     def _next_event(self, deadline: float, waiting_for: str) -> object:
         """The next codec event before the deadline (raises AdbTimeoutError after it)."""
         while True:
+            self.deadline.check()  # also while the device keeps sending
             event = self._conn.next_event()
             self._flush()  # OKAYs for received writes go out at once
             if event is not NEED_DATA:
@@ -166,10 +192,11 @@ class AdbDriver:
                 raise AdbTimeoutError(
                     f"the device on {self.transport.description} sent no {waiting_for} in time"
                 )
+            wait = self.deadline.clip(min(POLL * 5, remaining))
             if self.packetized:
-                self._read_usb_packet(min(POLL * 5, remaining))
+                self._read_usb_packet(wait)
                 continue
-            data = self.transport.read(READ_CHUNK, min(POLL * 5, remaining))
+            data = self.transport.read(READ_CHUNK, wait)
             if data:
                 self._conn.receive_data(data)
 
@@ -183,11 +210,15 @@ class AdbDriver:
         if not header:
             return
         if len(header) < HEADER_SIZE:
-            header += self.transport.read_exact(HEADER_SIZE - len(header), self.timeout)
+            header += self.transport.read_exact(
+                HEADER_SIZE - len(header), self.deadline.clip(self.timeout)
+            )
         self._conn.receive_data(header)
         length = int.from_bytes(header[12:16], "little")
         if 0 < length <= self._conn.max_payload:
-            self._conn.receive_data(self.transport.read_exact(length, self.timeout))
+            self._conn.receive_data(
+                self.transport.read_exact(length, self.deadline.clip(self.timeout))
+            )
 
     # --- connection --------------------------------------------------------------------------
 
@@ -224,7 +255,7 @@ class AdbDriver:
                 log.info(
                     "adb.connected",
                     transport=self.transport.description,
-                    model=event.properties.get("ro.product.model"),
+                    model=clean_text(event.properties.get("ro.product.model") or "", 80),
                     shell_v2="shell_v2" in event.features,
                 )
                 return self.device
@@ -288,6 +319,17 @@ class AdbDriver:
         deadline = self._clock() + (timeout or self.timeout)
         waiting_for = ""
         while True:
+            self.deadline.check()
+            if len(stdout) + len(stderr) > self.max_response:
+                self._abandon(local_id)
+                raise self._too_large(f"the output of {command.split()[0]!r}")
+            if self._clock() >= deadline:
+                # Output that never ends is caught here: _next_event only times out on silence.
+                self._abandon(local_id)
+                raise AdbTimeoutError(
+                    f"{command.split()[0]!r} did not finish within {timeout or self.timeout:g} s"
+                    f" on {self.transport.description}"
+                )
             event: object = self._conn.next_event()
             if event is NEED_DATA:
                 if close_stdin and self._conn.is_open(local_id):
@@ -319,18 +361,37 @@ class AdbDriver:
         self._flush()  # the OKAYs for output read without waiting, and our CLSE
         return ShellOutput(exit_code, bytes(stdout), bytes(stderr))
 
+    def _abandon(self, local_id: int) -> None:
+        """Close a stream we stop reading, dropping what is queued, so the device stops too."""
+        if self._conn.is_open(local_id):
+            self._conn.close_stream(local_id, abort=True)
+            self._flush()
+
+    def _too_large(self, what: str) -> ResponseTooLarge:
+        return ResponseTooLarge(
+            f"the terminal sent more than {_size(self.max_response)} for {what} on "
+            f"{self.transport.description}; it may be faulty"
+        )
+
     def getprop(self, name: str | None = None) -> str:
         """``getprop`` (the full listing) or one property's value."""
         if name is not None and not all(c.isalnum() or c in "._-" for c in name):
             raise ValueError(f"not a property name: {name!r}")
         return self.shell(f"getprop {name}" if name else "getprop").text
 
-    def read_file(self, path: str, *, limit: int = 16 * 1024 * 1024) -> bytes:
+    def read_file(self, path: str, *, limit: int | None = None) -> bytes:
         """Read a file through the sync service (STAT, then RECV).
 
+        Args:
+            path: the file on the device.
+            limit: most bytes accepted (default ``max_response``); a device that announces or
+                sends more is refused, whatever its STAT said.
+
         Raises:
-            AdbCommandError: no such file, or the device refused it.
+            AdbCommandError: no such file, the device refused it, or STAT says it is too large.
+            ResponseTooLarge: the device sent more data than ``limit``.
         """
+        limit = self.max_response if limit is None else limit
         local_id = self._open("sync:")
         decoder = SyncResponseDecoder()
         try:
@@ -350,6 +411,12 @@ class AdbDriver:
                 event = self._sync_event(local_id, decoder)
                 if isinstance(event, SyncData):
                     content += event.data
+                    if len(content) > limit:
+                        self._abandon(local_id)
+                        raise ResponseTooLarge(
+                            f"the terminal sent more than {_size(limit)} for {path} on "
+                            f"{self.transport.description}; it may be faulty"
+                        )
                 elif isinstance(event, SyncDone):
                     break
                 elif isinstance(event, SyncFail):

@@ -23,6 +23,7 @@ from typing import ParamSpec, TypeVar, cast
 import structlog
 
 from ..model import Battery, NetworkInterface
+from ..text import clean_text
 
 log = structlog.get_logger(__name__)
 
@@ -53,22 +54,24 @@ def _tolerant(default: Callable[[], object]) -> Callable[[Callable[_P, _R]], Cal
 
 # --- shared helpers -------------------------------------------------------------------------------
 
-_INT_RE = re.compile(r"\s*([-+]?\d{1,18})\s*")
-_FLOAT_RE = re.compile(r"\s*([-+]?\d{1,18}(?:\.\d{1,9})?)\s*")
+_INT_RE = re.compile(r"\s*([-+]?[0-9]{1,18})\s*")
+_FLOAT_RE = re.compile(r"\s*([-+]?[0-9]{1,18}(?:\.[0-9]{1,9})?)\s*")
 _INVALID_INT = 2147483647  # Integer.MAX_VALUE: Android's "unavailable" for signal fields
 _CRLF = re.compile(r"\r*\n")
+LINE_LIMIT = 256 * 1024
+"""Longest line a parser reads (a diskstats package list of a thousand apps fits easily)."""
 # Patterns applied to every line of an output, compiled once (``re.match(str)`` looks its
 # cache up on every call, which costs as much as the match on short lines).
-_DISK_LATENCY = re.compile(r"Latency:\s*(\d{1,9})ms")
+_DISK_LATENCY = re.compile(r"Latency:\s*([0-9]{1,9})ms")
 _DISK_FBE = re.compile(r"File-based Encryption:\s*(\w+)")
 _DISK_LIST = re.compile(r"(Package Names|App Sizes|App Data Sizes|Cache Sizes):\s*(.*)")
 _VERSION_NAME = re.compile(r"\bversionName=(.*)")
 _DEVICE_OWNER = re.compile(r"Device Owner\s*:")
-_PROFILE_OWNER = re.compile(r"Profile Owner\s*(?:\(\s*User\s*(\d{1,6})\s*\))?\s*:")
+_PROFILE_OWNER = re.compile(r"Profile Owner\s*(?:\(\s*User\s*([0-9]{1,6})\s*\))?\s*:")
 _ADMINS = re.compile(r"(Enabled|Active) Device Admins\b")
 _PACKAGE_FIELD = re.compile(r"package=(\S+)")
 _ADMIN = re.compile(r"([A-Za-z][\w.]*/[\w.$]+):")
-_LS_TOTAL = re.compile(r"total \d+")
+_LS_TOTAL = re.compile(r"total [0-9]+")
 
 
 def _lines(text: object) -> list[str]:
@@ -83,7 +86,14 @@ def _lines(text: object) -> list[str]:
         return []
     if "\r" in text:
         text = _CRLF.sub("\n", text).replace("\r", "\n")
-    return text.split("\n")
+    # Cleaned here, the one door every parser's text comes in by: no value read from any line
+    # can carry an escape sequence, a control or bidi character, or be longer than LINE_LIMIT.
+    return [clean_text(line, LINE_LIMIT) for line in text.split("\n")]
+
+
+def _ascii_digits(text: str) -> bool:
+    """Whether ``text`` is ASCII digits only: ``str.isdigit`` also accepts "²" and "٣"."""
+    return text.isascii() and text.isdigit()
 
 
 def _int(value: str | None) -> int | None:
@@ -512,7 +522,7 @@ class TelephonyInfo:
         return self.phones[0] if self.phones else None
 
 
-_PHONE_ID = re.compile(r"Phone Id\s*=\s*(\d{1,3})\b")
+_PHONE_ID = re.compile(r"Phone Id\s*=\s*([0-9]{1,3})\b")
 _SECTION_END = re.compile(r"(local logs?|registrations?|restrictions?)\b.*", re.IGNORECASE)
 _FIELD = re.compile(r"(m[A-Za-z0-9_]+)\s*=\s*(.*)")
 
@@ -561,7 +571,7 @@ def _reg_state(value: str | None) -> str | None:
     """``0(IN_SERVICE)``, ``0`` or ``IN_SERVICE`` as the state name."""
     if value is None:
         return None
-    match = re.match(r"\s*(-?\d{1,3})(?:\s*\(([A-Za-z_]+)\))?", value)
+    match = re.match(r"\s*(-?[0-9]{1,3})(?:\s*\(([A-Za-z_]+)\))?", value)
     if match:
         if match.group(2):
             return match.group(2).upper()
@@ -582,7 +592,7 @@ def _rat_name(value: str | None) -> str | None:
         return None
     match = re.search(r"\(([^()]+)\)", value)
     name = match.group(1) if match else value
-    return _text(name.replace(" ", "_")) if not name.strip().isdigit() else None
+    return _text(name.replace(" ", "_")) if not _ascii_digits(name.strip()) else None
 
 
 _ROAMING_WORDS = {
@@ -620,7 +630,7 @@ def _pick_alpha(words: list[str]) -> str | None:
 
 
 _LEGACY_STATE = re.compile(
-    r"\s*(?P<voice>-?\d{1,2})\s+(?P<data>-?\d{1,2})\s+"
+    r"\s*(?P<voice>-?[0-9]{1,2})\s+(?P<data>-?[0-9]{1,2})\s+"
     r"(?:voice\s+)?(?P<vroam>home|roaming|Domestic Roaming|International Roaming)\s+"
     r"(?:data\s+(?P<droam>home|roaming|Domestic Roaming|International Roaming)\s+)?"
     r"(?P<rest>.*?)\s+CSS\b.*",
@@ -642,7 +652,7 @@ def _service_state(value: str | None) -> dict[str, object]:
         if len(tokens) >= 2:
             out["rat"] = _rat_name(tokens[-1]) or _rat_name(tokens[-2])
             tokens = tokens[:-2]
-        numeric_at = next((i for i, t in enumerate(tokens) if re.fullmatch(r"\d{5,6}", t)), None)
+        numeric_at = next((i for i, t in enumerate(tokens) if re.fullmatch(r"[0-9]{5,6}", t)), None)
         if numeric_at is not None:
             out["numeric"] = tokens[numeric_at]
             out["alpha"] = _pick_alpha(tokens[:numeric_at])
@@ -668,12 +678,12 @@ def _service_state(value: str | None) -> dict[str, object]:
     numeric_keys = ("mOperatorNumeric", "mVoiceOperatorNumeric", "mDataOperatorNumeric")
     for key in numeric_keys:
         candidate = _brace_value(value, key)
-        if candidate and re.fullmatch(r"\d{5,6}", candidate):
+        if candidate and re.fullmatch(r"[0-9]{5,6}", candidate):
             out["numeric"] = candidate
             break
     else:
-        rplmn = re.search(r"\brRplmn=(\d{5,6})\b", value)
-        mcc_mnc = re.search(r"\bmMcc=(\d{3})\s+mMnc=(\d{2,3})\b", value)
+        rplmn = re.search(r"\brRplmn=([0-9]{5,6})\b", value)
+        mcc_mnc = re.search(r"\bmMcc=([0-9]{3})\s+mMnc=([0-9]{2,3})\b", value)
         if rplmn:
             out["numeric"] = rplmn.group(1)
         elif mcc_mnc:
@@ -740,7 +750,7 @@ def _signal(value: str | None) -> tuple[int | None, int | None, str | None, dict
             if segment.strip().startswith("Invalid"):
                 continue
             pairs = {
-                k.lower(): int(v) for k, v in re.findall(r"(\w+)\s*=\s*(-?\d{1,10})\b", segment)
+                k.lower(): int(v) for k, v in re.findall(r"(\w+)\s*=\s*(-?[0-9]{1,10})\b", segment)
             }
             rat = mark.group(1).lower()
             reading = {
@@ -763,7 +773,7 @@ def _signal(value: str | None) -> tuple[int | None, int | None, str | None, dict
         if primary:
             order.insert(0, primary.group(1).lower())
     else:
-        match = re.search(r"SignalStrength:\s*((?:-?\d{1,10}\s*)+)", value)
+        match = re.search(r"SignalStrength:\s*((?:-?[0-9]{1,10}\s*)+)", value)
         if match is None:
             return None, None, None, {}
         numbers = [int(t) for t in match.group(1).split()]
@@ -890,7 +900,7 @@ class WifiInfo:
 
 _WIFI_STATE = re.compile(r"Wi-?Fi is (\w+)", re.IGNORECASE)
 _SAVED = re.compile(
-    r"(?:^|\s)ID:\s*-?\d{1,9}\s+SSID:\s*"
+    r"(?:^|\s)ID:\s*-?[0-9]{1,9}\s+SSID:\s*"
     r"(?:\"(?P<quoted>.*?)\"(?=\s+[A-Z][A-Za-z_-]*:|\s*$)|(?P<bare>[^\s\"]+))"
 )
 
@@ -949,10 +959,10 @@ def parse_dumpsys_wifi(text: str) -> WifiInfo:
         mac = _text(_wifi_field(info_line, r"MAC: ([^,]*)"))
         ip = _text(_wifi_field(info_line, r"IP: /?([0-9A-Fa-f.:]+)"))
         supplicant = _text(_wifi_field(info_line, r"Supplicant state: ([^,]*)"))
-        rssi = _dbm(_int(_wifi_field(info_line, r"RSSI: (-?\d{1,6})")), -126, 0)
-        link = _int(_wifi_field(info_line, r"Link speed: (-?\d{1,6})\s*Mbps"))
-        freq = _int(_wifi_field(info_line, r"Frequency: (-?\d{1,6})\s*MHz"))
-        net_id = _int(_wifi_field(info_line, r"Net ID: (-?\d{1,9})"))
+        rssi = _dbm(_int(_wifi_field(info_line, r"RSSI: (-?[0-9]{1,6})")), -126, 0)
+        link = _int(_wifi_field(info_line, r"Link speed: (-?[0-9]{1,6})\s*Mbps"))
+        freq = _int(_wifi_field(info_line, r"Frequency: (-?[0-9]{1,6})\s*MHz"))
+        net_id = _int(_wifi_field(info_line, r"Net ID: (-?[0-9]{1,9})"))
     connected: bool | None = None
     if supplicant is not None:
         connected = supplicant.upper() == "COMPLETED"
@@ -1020,9 +1030,9 @@ class DiskStats:
 
 
 _DISK_FREE = re.compile(
-    r"\s*([A-Za-z]+)-Free:\s*(\d{1,18})K\s*/\s*(\d{1,18})K\s+total(?:\s*=\s*(\d{1,3})%\s*free)?.*"
+    r"\s*([A-Za-z]+)-Free:\s*([0-9]{1,18})K\s*/\s*([0-9]{1,18})K\s+total(?:\s*=\s*([0-9]{1,3})%\s*free)?.*"
 )
-_SIZE_LINE = re.compile(r"\s*([A-Za-z][A-Za-z ]*? Size):\s*(-?\d{1,18})\s*")
+_SIZE_LINE = re.compile(r"\s*([A-Za-z][A-Za-z ]*? Size):\s*(-?[0-9]{1,18})\s*")
 
 
 def _bracket_list(value: str) -> list[str]:
@@ -1297,7 +1307,7 @@ _LS_ERROR = re.compile(
 )
 _LS_LONG = re.compile(r"[dlcbps-][rwxsStT-]{9}[.+@]?\s")
 _LS_DATE = re.compile(
-    r"\s\d{4}-\d{2}-\d{2}\s+\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s+[+-]\d{4})?\s+(.+)$"
+    r"\s[0-9]{4}-[0-9]{2}-[0-9]{2}\s+[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:\s+[+-][0-9]{4})?\s+(.+)$"
 )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from ..catalogue import AdbModelEntry, Catalogue, load_catalogue
-from ..errors import PosdiagError, TransportError, UnsupportedError
+from ..errors import DeadlineExceeded, PosdiagError, TransportError, UnsupportedError
 from ..model import (
     Activation,
     ActivationState,
@@ -38,6 +38,7 @@ from ..model import (
     Tamper,
     WipeStep,
 )
+from ..text import clean_text, cleaned
 from .driver import AdbDriver, ShellOutput
 from .errors import AdbCommandError
 from .parsers import (
@@ -95,8 +96,10 @@ def _pending(raw: bytes) -> PendingTransactions | None:
     try:
         data: Any = json.loads(raw.decode("utf-8"))
         count, total = int(data["count"]), int(data["total_cents"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, OverflowError):  # "Infinity" is valid JSON
         return None
+    if count < 0 or total < 0:
+        return None  # a negative batch is no batch anyone can trust: unreadable, not empty
     currency = data.get("currency")
     valid_currency = isinstance(currency, str) and currency.isalpha() and len(currency) == 3
     return PendingTransactions(count, total, currency if valid_currency else None)
@@ -160,11 +163,13 @@ class AdbTerminal:
                 return None
             try:
                 return action()
+            except DeadlineExceeded:
+                raise  # the check's time is up: the caller decides what that means
             except TransportError as exc:
-                facts.errors.append(f"{name}: {exc}")
+                facts.errors.append(clean_text(f"{name}: {exc}"))
                 alive = False
             except PosdiagError as exc:
-                facts.errors.append(f"{name}: {exc}")
+                facts.errors.append(clean_text(f"{name}: {exc}"))
             return None
 
         facts.battery = step(
@@ -206,8 +211,10 @@ class AdbTerminal:
         for path in entry.pending_files if alive else ():
             try:
                 raw = self._read_optional(path)
+            except DeadlineExceeded:
+                raise
             except PosdiagError as exc:
-                facts.errors.append(f"pending batch {path}: {exc}")
+                facts.errors.append(clean_text(f"pending batch {path}: {exc}"))
                 read_all = False
                 break
             if raw is not None:
@@ -234,6 +241,10 @@ class AdbTerminal:
         self.driver.close()
         self._connected = False
 
+    def set_deadline(self, at: float | None) -> None:
+        """After ``at`` (``time.monotonic()``) every read raises DeadlineExceeded."""
+        self.driver.set_deadline(at)
+
     # --- probes ----------------------------------------------------------------------------------
 
     def _entry(self) -> AdbModelEntry:
@@ -241,6 +252,7 @@ class AdbTerminal:
         assert entry is not None
         return entry
 
+    @cleaned
     def identify(self) -> Identity:
         """Manufacturer and model from properties; serial from the vendor property first."""
         f = self.facts()
@@ -254,6 +266,7 @@ class AdbTerminal:
             device_name=p.get("ro.product.name"),
         )
 
+    @cleaned
     def firmware(self) -> Firmware:
         """Android release, SDK, build, security patch and the payment apps' versions."""
         p = self.facts().props
@@ -267,6 +280,7 @@ class AdbTerminal:
         versions = {f"app {pkg}": ver for pkg, ver in self.facts().app_versions.items()}
         return Firmware({k: v for k, v in components.items() if v} | versions)
 
+    @cleaned
     def battery(self) -> Battery:
         """From ``dumpsys battery``."""
         info = self.facts().battery
@@ -274,6 +288,7 @@ class AdbTerminal:
             raise UnsupportedError("dumpsys battery gave no battery data")
         return info.to_battery()
 
+    @cleaned
     def network(self) -> Network:
         """SIM and operator (properties), service and signal (registry), Wi-Fi, airplane mode."""
         f = self.facts()
@@ -318,6 +333,7 @@ class AdbTerminal:
             if package in f.packages
         }
 
+    @cleaned
     def activation(self) -> Activation:
         """Evidence from the catalogue's recipes; the state follows from its weight."""
         f = self.facts()
@@ -426,6 +442,7 @@ class AdbTerminal:
             evidence=tuple(evidence for _, evidence in found),
         )
 
+    @cleaned
     def merchant_data(self) -> MerchantData:
         """Payment app data, saved Wi-Fi networks, merchant files, and a pending batch."""
         f = self.facts()
@@ -449,10 +466,12 @@ class AdbTerminal:
             notes=tuple(notes),
         )
 
+    @cleaned
     def tamper(self) -> Tamper:
         """Android does not expose the secure processor's tamper state over adb."""
         raise UnsupportedError("tamper state is not readable over adb")
 
+    @cleaned
     def health(self) -> Health:
         """Storage nearly full is the fault Android itself shows."""
         f = self.facts()
@@ -540,7 +559,7 @@ class AdbTerminal:
     def _require(output: ShellOutput, what: str) -> None:
         if not output.ok:
             said = (output.stderr or output.stdout).decode("utf-8", "replace").strip()
-            first = said.splitlines()[0][:160] if said else ""
+            first = clean_text(said.splitlines()[0], 160) if said else ""
             raise AdbCommandError(
                 f"{what} failed (exit {output.exit_code})" + (f": {first}" if first else "")
             )
@@ -549,7 +568,7 @@ class AdbTerminal:
         ids = []
         for line in self._sh("cmd wifi list-networks").text.splitlines()[1:]:
             first = line.split(maxsplit=1)[0] if line.strip() else ""
-            if first.isdigit():
+            if first.isascii() and first.isdigit():
                 ids.append(int(first))  # only integers from device output reach a command
         return ids
 

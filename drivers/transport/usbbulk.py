@@ -47,6 +47,7 @@ import usb.core
 import usb.util
 
 from ..errors import TransportClosed, TransportError, TransportOpenError, TransportTimeout
+from ..text import clean_text
 from .base import Transport, check_read_args
 
 log = structlog.get_logger(__name__)
@@ -268,7 +269,9 @@ def _read_strings(device: Any) -> tuple[str | None, str | None, str | None, bool
     values: list[str | None] = []
     for index in (device.iSerialNumber, device.iManufacturer, device.iProduct):
         try:
-            values.append(usb.util.get_string(device, index) if index else None)
+            # Device text: cleaned before it names the device in listings, logs and errors.
+            text = usb.util.get_string(device, index) if index else None
+            values.append(clean_text(text, 128) if text is not None else None)
         except _USB_LOOKUP_ERRORS as exc:
             log.warning(
                 "cannot read USB string descriptors (permissions? udev rule?)",

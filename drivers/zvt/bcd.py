@@ -12,7 +12,7 @@ def encode_bcd(digits: str | int, length: int) -> bytes:
         ValueError: when the value has non-digits or does not fit.
     """
     text = str(digits)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ValueError(f"BCD value must be decimal digits, got {text!r}")
     if len(text) > 2 * length:
         raise ValueError(f"{text!r} does not fit in {length} BCD bytes")
@@ -34,6 +34,6 @@ def decode_bcd_int(data: bytes) -> int:
 
 def encode_password(password: str) -> bytes:
     """Encode the 6-digit ZVT password as 3 BCD bytes (spec §1.2: ``123456`` → ``12 34 56``)."""
-    if len(password) != 6 or not password.isdigit():
+    if len(password) != 6 or not (password.isascii() and password.isdigit()):
         raise ValueError("the ZVT password is exactly 6 digits")
     return bytes.fromhex(password)

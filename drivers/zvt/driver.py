@@ -23,7 +23,9 @@ from typing import Self
 
 import structlog
 
-from ..errors import TransportClosed
+from ..deadline import Deadline
+from ..errors import PosdiagError, ResponseTooLarge
+from ..text import clean_text
 from ..transport.base import Transport
 from .connection import (
     FrameRejected,
@@ -45,6 +47,7 @@ from .errors import (
     ZvtTransmissionError,
 )
 from .framing import NEED_DATA
+from .limits import PRINT_LINE_LIMIT, ZvtLimits, ZvtTimers
 from .messages import (
     FEIG_FACTORY_RESET,
     FEIG_SYSTEM_INFO,
@@ -89,16 +92,6 @@ MAX_REPEATS = 2
 POLL = 0.05
 
 
-@dataclass(frozen=True)
-class ZvtTimers:
-    """Protocol timers in seconds (PA00P016 §3.4, §5.2.5–5.2.6), all adjustable."""
-
-    t1: float = 0.2
-    t2: float = 5.0
-    t3: float = 5.0
-    t4: float = 180.0
-
-
 @dataclass
 class CommandResult:
     """Everything the PT sent while it was master for one command."""
@@ -139,6 +132,7 @@ class ZvtDriver:
         timers: T1–T4.
         currency: ISO 4217 numeric code for Registration (some PTs ignore a wrong one).
         clock: monotonic time source (tests may pass a fake).
+        limits: caps on one command's time, status messages, print lines and bytes.
     """
 
     def __init__(
@@ -150,8 +144,9 @@ class ZvtDriver:
         timers: ZvtTimers | None = None,
         currency: int = 978,
         clock: Callable[[], float] = time.monotonic,
+        limits: ZvtLimits | None = None,
     ) -> None:
-        if len(password) != 6 or not password.isdigit():
+        if len(password) != 6 or not (password.isascii() and password.isdigit()):
             raise ValueError("the ZVT password is exactly 6 digits")
         self.transport = transport
         self.link = link
@@ -163,6 +158,9 @@ class ZvtDriver:
         self._inbox: deque[MessageReceived] = deque()
         self._noise = 0  # bytes of garbage or corrupt frames seen since the last command
         self._rejected_in_row = 0  # consecutive corrupt frames: the PT's repeats that failed
+        self.limits = limits or ZvtLimits()
+        self.deadline = Deadline()
+        self._answer_bytes = 0  # bytes received since the current command was sent
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -174,6 +172,10 @@ class ZvtDriver:
     def close(self) -> None:
         """Close the transport (never raises)."""
         self.transport.close()
+
+    def set_deadline(self, at: float | None) -> None:
+        """After ``at`` (a ``time.monotonic()`` instant) every exchange raises DeadlineExceeded."""
+        self.deadline.set(at)
 
     def __enter__(self) -> Self:
         self.open()
@@ -202,10 +204,18 @@ class ZvtDriver:
         """
         now = self._clock()
         if now >= deadline:
+            self.deadline.check()
             return False
         wait = min(deadline - now, self.timers.t1 if self._conn.frame_in_progress else POLL * 4)
-        data = self.transport.read(4096, wait)
+        data = self.transport.read(4096, self.deadline.clip(wait))
         if data:
+            self._answer_bytes += len(data)
+            if self._answer_bytes > self.limits.max_answer_bytes:
+                self._give_up()
+                raise ResponseTooLarge(
+                    f"the terminal on {self.transport.description} sent more than "
+                    f"{_size(self.limits.max_answer_bytes)} for one command; it may be faulty"
+                )
             self._conn.receive_data(data)
             return True
         if (
@@ -286,6 +296,7 @@ class ZvtDriver:
         if self._inbox:
             return self._inbox.popleft().message
         while True:
+            self.deadline.check()  # a terminal that never stops talking still meets the deadline
             event = self._events(deadline)
             if event is None:
                 raise self._silence_error(waiting_for)
@@ -326,8 +337,11 @@ class ZvtDriver:
             ZvtTimeoutError: T3 or T4 expired.
             ZvtTransmissionError: the link layer gave up.
         """
+        self.deadline.check()
         self._drain_stale()
         self._noise = 0
+        self._answer_bytes = 0
+        command_end = self._clock() + self.limits.max_command_s
         self._send(command)
         result = CommandResult()
         try:
@@ -353,18 +367,41 @@ class ZvtDriver:
         t4_deadline = self._clock() + self.timers.t4
         try:
             while True:
-                message = self._receive(t4_deadline, f"completion of {command.NAME} (T4)")
+                try:
+                    message = self._receive(
+                        min(t4_deadline, command_end), f"completion of {command.NAME} (T4)"
+                    )
+                except ZvtTimeoutError:
+                    if self._clock() < command_end:
+                        raise
+                    self._give_up()
+                    raise ZvtTimeoutError(
+                        f"the terminal did not finish {command.NAME} within "
+                        f"{self.limits.max_command_s:g} s; it may be stuck"
+                    ) from None
                 if isinstance(message, IntermediateStatus):
                     result.intermediate.append(message.status)
+                    if len(result.intermediate) > self.limits.max_intermediate:
+                        self._give_up()
+                        raise ZvtTimeoutError(
+                            f"the terminal kept reporting progress ({len(result.intermediate)}"
+                            f" status messages) without finishing {command.NAME}; it may be stuck"
+                        )
                     t4 = message.timeout_minutes * 60 if message.timeout_minutes else self.timers.t4
                     t4_deadline = self._clock() + t4
                 elif isinstance(message, StatusInformation):
                     result.status_infos.append(message)
                     t4_deadline = self._clock() + self.timers.t4
                 elif isinstance(message, PrintLine):
-                    result.print_lines.append(message.text)
+                    result.print_lines.append(_print_text(message.text))
                 elif isinstance(message, PrintTextBlock):
-                    result.print_lines.extend(message.lines())
+                    result.print_lines.extend(_print_text(line) for line in message.lines())
+                if len(result.print_lines) > self.limits.max_print_lines:
+                    self._give_up()
+                    raise ResponseTooLarge(
+                        f"the terminal printed more than {self.limits.max_print_lines} lines for"
+                        f" {command.NAME}; it may be faulty"
+                    )
                 elif isinstance(message, Completion):
                     self._send(PositiveAck())
                     result.completion = message
@@ -408,8 +445,17 @@ class ZvtDriver:
     def _try_abort(self) -> None:
         try:
             self._send(AbortCommand())
-        except (ZvtTransmissionError, TransportClosed, OSError):
+        except (PosdiagError, OSError):
             log.debug("zvt.abort_failed")
+
+    def _give_up(self) -> None:
+        """Drop the line after a cap was hit mid-command: the PT is still master and talking.
+
+        Further commands on this session then fail at once (``TransportClosed``) instead of
+        reading the rest of the runaway answer as theirs.
+        """
+        log.warning("zvt.command_capped", transport=self.transport.description)
+        self.transport.close()
 
     # --- operations --------------------------------------------------------------------------
 
@@ -487,6 +533,18 @@ class ZvtDriver:
     def feig_factory_reset(self) -> None:
         """Feig 0F A1 0255: factory reset (destructive; only the wipe workflow calls it)."""
         self.transact(FeigRequest(FEIG_FACTORY_RESET, self._password))
+
+
+def _size(count: int) -> str:
+    """A byte count for people: ``4 MB``, ``512 KB``."""
+    if count >= 1024 * 1024:
+        return f"{count / (1024 * 1024):g} MB"
+    return f"{count / 1024:g} KB" if count >= 1024 else f"{count} bytes"
+
+
+def _print_text(text: str) -> str:
+    """One print line as safe text: padding dropped, control bytes and escapes removed."""
+    return clean_text(text.rstrip(" \x00"), PRINT_LINE_LIMIT)
 
 
 def _result_code(result: CommandResult) -> int | None:

@@ -39,11 +39,14 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
 from typing import Any
+
+from ..text import clean_text
 
 __all__ = [
     "FACTS",
@@ -53,6 +56,9 @@ __all__ = [
     "decode_print_text",
     "parse_printout",
 ]
+
+PRINT_LINE_LIMIT = 512
+"""Longest printed line read (a receipt printer has 40 columns; the rest is cut off)."""
 
 LABELS_PACKAGE = f"{__name__.rpartition('.')[0]}.labels"
 """Package holding the ``*.toml`` label sets; a package so wheels ship the files."""
@@ -400,6 +406,10 @@ def _number(value: str) -> tuple[float, str | None] | None:
     match = _NUMBER.search(value)
     if match is None:
         return None
+    before = value[match.start("num") - 1 : match.start("num")]
+    after = value[match.end("num") : match.end("num") + 1]
+    if any(unicodedata.category(c)[0] == "N" for c in before + after):
+        return None  # "3,1²" or "²3": digits that are not ASCII make the whole value unreadable
     number = float(match["num"].replace(",", "."))
     if not math.isfinite(number):
         return None
@@ -458,7 +468,7 @@ def _prepare(lines: Sequence[str]) -> list[_Line]:
     for item in lines:
         text = item if isinstance(item, str) else str(item)
         for part in text.expandtabs(1).splitlines() or [""]:
-            printed = part.rstrip()
+            printed = clean_text(part, PRINT_LINE_LIMIT).rstrip()
             prepared.append(_Line(printed.strip(), len(printed)))
     return prepared
 

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 import structlog
 
 from ..catalogue import Catalogue, ModelEntry, load_catalogue
-from ..errors import PosdiagError, TransportError, UnsupportedError
+from ..errors import (
+    DeadlineExceeded,
+    PosdiagError,
+    ResponseTooLarge,
+    TransportError,
+    UnsupportedError,
+)
 from ..model import (
     Activation,
     ActivationState,
@@ -32,6 +38,7 @@ from ..model import (
     Tamper,
     WipeStep,
 )
+from ..text import clean_text, cleaned
 from .constants import (
     DEVICE_STATE,
     DEVICE_STATE_TAMPER,
@@ -122,15 +129,16 @@ class ZvtTerminal:
                 return None
             try:
                 return action()  # type: ignore[operator]
-            except ZvtPasswordError:
-                raise
+            except (ZvtPasswordError, DeadlineExceeded):
+                raise  # no report can be trusted / the check's time is up: the caller decides
             except ZvtCommandError as exc:
-                facts.errors.append(f"{name}: {exc}")
-            except (TransportError, ZvtTransmissionError) as exc:
-                facts.errors.append(f"{name}: {exc}")
+                facts.errors.append(clean_text(f"{name}: {exc}"))
+            except (TransportError, ZvtTransmissionError, ResponseTooLarge) as exc:
+                # A capped answer left the PT talking and the driver dropped the line.
+                facts.errors.append(clean_text(f"{name}: {exc}"))
                 link_alive = False
             except PosdiagError as exc:
-                facts.errors.append(f"{name}: {exc}")
+                facts.errors.append(clean_text(f"{name}: {exc}"))
             return None
 
         facts.status = step("status enquiry", self.driver.status_enquiry)  # type: ignore[assignment]
@@ -156,8 +164,13 @@ class ZvtTerminal:
         self.driver.close()
         self._opened = False
 
+    def set_deadline(self, at: float | None) -> None:
+        """After ``at`` (``time.monotonic()``) every exchange raises DeadlineExceeded."""
+        self.driver.set_deadline(at)
+
     # --- probes ----------------------------------------------------------------------------------
 
+    @cleaned
     def identify(self) -> Identity:
         """Vendor and model from the catalogue, serial from the terminal itself."""
         f = self.facts()
@@ -185,6 +198,7 @@ class ZvtTerminal:
             or (f.printout.terminal_id if f.printout else None)
         )
 
+    @cleaned
     def activation(self) -> Activation:
         """Activation from the TID, the device state (1F43) and the terminal status byte."""
         f = self.facts()
@@ -229,6 +243,7 @@ class ZvtTerminal:
             status_text=status_text(status) if status is not None else None,
         )
 
+    @cleaned
     def firmware(self) -> Firmware:
         """The ZVT application version and every component the printout lists."""
         f = self.facts()
@@ -240,6 +255,7 @@ class ZvtTerminal:
             raise UnsupportedError("the terminal reported no software versions")
         return Firmware(components)
 
+    @cleaned
     def network(self) -> Network:
         """Host reachability from Diagnosis; interfaces, modem and TMS from the printout."""
         f = self.facts()
@@ -265,6 +281,7 @@ class ZvtTerminal:
             details=tuple(details),
         )
 
+    @cleaned
     def battery(self) -> Battery:
         """Battery voltage where the vendor's printout shows it; ZVT has no battery command."""
         f = self.facts()
@@ -273,6 +290,7 @@ class ZvtTerminal:
         # The printout's temperature is the module's, not the battery's: it goes to health().
         return Battery(present=True, voltage_mv=f.printout.battery_voltage_mv)
 
+    @cleaned
     def merchant_data(self) -> MerchantData:
         """Unsettled turnover (Send Turnover Totals) and merchant details still configured."""
         f = self.facts()
@@ -290,6 +308,7 @@ class ZvtTerminal:
             notes.append("payment host configured")
         return MerchantData(pending_transactions=pending, notes=tuple(notes))
 
+    @cleaned
     def tamper(self) -> Tamper:
         """Device state 03 (fraud) is the terminal's own tamper verdict."""
         f = self.facts()
@@ -299,6 +318,7 @@ class ZvtTerminal:
             return Tamper(True, ("security module reports fraud (device state 03)",))
         return Tamper(False)
 
+    @cleaned
     def health(self) -> Health:
         """Faults from the terminal status byte (printer, reader, clock…)."""
         f = self.facts()

@@ -53,6 +53,7 @@ from posdiag.drivers.adb.sync import (
 from posdiag.drivers.errors import TransportError
 from posdiag.drivers.transport.base import Transport
 
+from .hostile import ANSI, BIDI
 from .shell import AndroidShell, PowerLoss
 from .state import AndroidState
 
@@ -61,6 +62,9 @@ log = structlog.get_logger(__name__)
 POLL = 0.1
 TOKEN_SIZE = 20
 FILE_MODE = 0o100644
+FLOOD_LINE = b"I/posdiag-flood( 1234): the terminal keeps talking and never stops\n"
+FLOOD_CHUNK = FLOOD_LINE * (256 * 1024 // len(FLOOD_LINE))
+"""What a ``flood_output`` device writes each time the host has taken the previous chunk."""
 
 
 class _Stream:
@@ -72,6 +76,7 @@ class _Stream:
         self.v2 = v2
         self.shell = ShellDecoder()
         self.sync = SyncRequestDecoder()
+        self.flood = False  # flood_output: write FLOOD_CHUNK whenever the last one was taken
 
 
 class AdbSimulator:
@@ -97,11 +102,13 @@ class AdbSimulator:
     def banner(self) -> bytes:
         """The device's CNXN identity string (no serial: it comes from USB iSerialNumber)."""
         s = self.state
+        # The banner's own separators (";", ":", "=") and NUL cannot be in a value.
+        suffix = ANSI + BIDI if s.faults.hostile_text else ""
         return build_banner(
             "device",
             {
                 "ro.product.name": s.product,
-                "ro.product.model": s.model,
+                "ro.product.model": s.model + suffix,
                 "ro.product.device": s.device,
             },
             s.features,
@@ -171,6 +178,7 @@ class _Session:
                         break
                     if not self._handle(event):
                         return
+                self._feed_floods()
                 self._flush()
         except AdbProtocolError as exc:
             log.debug("sim.adb.protocol_error", reason=str(exc))
@@ -241,6 +249,13 @@ class _Session:
             v2 = kind == "shell" and "v2" in args and "shell_v2" in self.sim.state.features
             local_id = self.conn.accept_stream(request.remote_id)
             self.streams[local_id] = _Stream("shell", command, v2)
+            if faults.hang:
+                log.debug("sim.adb.fault", fault="hang", command=command.split()[0])
+                return True  # the stream is open; no output, no exit, no close: ever
+            if faults.flood_output:
+                log.debug("sim.adb.fault", fault="flood_output", command=command.split()[0])
+                self.streams[local_id].flood = True
+                return True
             return self._run_shell(local_id)
         elif service == "sync:":
             local_id = self.conn.accept_stream(request.remote_id)
@@ -248,6 +263,22 @@ class _Session:
         else:
             self.conn.refuse_stream(request.remote_id)
         return True
+
+    def _feed_floods(self) -> None:
+        """``flood_output``: top up every flooding stream the host has caught up with.
+
+        ADB allows one WRTE in flight per stream, so a chunk goes out each time the host's OKAY
+        for the previous one arrives: the flood runs exactly as fast as the host reads it, until
+        the host closes the stream (its CLSE removes it from ``streams``).
+        """
+        for local_id, stream in list(self.streams.items()):
+            if (
+                stream.flood
+                and self.conn.is_open(local_id)
+                and not self.conn.is_write_pending(local_id)
+            ):
+                chunk = encode_shell_data(ShellId.STDOUT, FLOOD_CHUNK) if stream.v2 else FLOOD_CHUNK
+                self.conn.write(local_id, chunk)
 
     def _vanish(self, fault: str) -> None:
         """Leave the link as a device that died does: a pulled cable, or a closed socket."""

@@ -20,6 +20,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .hostile import HOSTILE, hostile_stdout
 from .state import AndroidState
 
 STATUS_TEXT = {1: "unknown", 2: "charging", 3: "discharging", 4: "not charging", 5: "full"}
@@ -109,7 +110,11 @@ class AndroidShell:
         handler = self._COMMANDS.get(argv[0])
         if handler is None:
             return _err(f"/system/bin/sh: {argv[0]}: inaccessible or not found\n", 127)
-        return handler(self, argv[1:])
+        result = handler(self, argv[1:])
+        if faults.hostile_text:
+            stderr = result.stderr + HOSTILE if result.stderr else ""
+            result = ShellResult(result.exit_code, hostile_stdout(argv, result.stdout), stderr)
+        return result
 
     # --- injected faults -------------------------------------------------------------------------
 

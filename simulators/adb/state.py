@@ -116,6 +116,13 @@ class Faults:
         lie_about: that command prints its success output (``Success``, ``Forget successful
             for netId N``, nothing for ``rm``) and exits 0 without changing anything, so only
             reading the state back catches it. Stays armed.
+        flood_output: every shell command streams output endlessly until the host closes the
+            stream (a runaway ``logcat``; the station's memory must stay bounded).
+        hostile_text: what the agent displays (model, brand, serial, properties, package
+            names, SSIDs, versions, operator) carries ANSI/OSC escapes, bidi overrides, NUL and
+            200 kB lines, and numbers carry "²" or Arabic-Indic digits (``hostile.py``); the
+            commands keep their meaning, so a wipe still works and verifies.
+        hang: the device accepts every shell stream, then never answers it.
     """
 
     bad_checksum: int = 0
@@ -126,6 +133,9 @@ class Faults:
     fail_command: str = ""
     power_loss_at: str = ""
     lie_about: str = ""
+    flood_output: bool = False
+    hostile_text: bool = False
+    hang: bool = False
 
 
 @dataclass

@@ -54,6 +54,7 @@ from posdiag.drivers.zvt.messages import (
     encode_totals,
 )
 
+from .hostile import hostile_lines, hostile_name
 from .printout import render_printout
 from .state import TerminalState
 
@@ -155,6 +156,8 @@ class ZvtDeviceModel:
             state.config_byte & CONFIG_ADMIN_RECEIPTS
         ):
             return []  # the PT would use its own printer
+        if state.faults.hostile_text:
+            lines = hostile_lines(lines)
         if not state.tlv_enabled:
             return [(0.0, PrintLine(0x00, line)) for line in lines]
         blocks: list[tuple[float, Message]] = []
@@ -196,12 +199,13 @@ class ZvtDeviceModel:
     def status_report(self) -> StatusReport:
         """The state as a Status-Enquiry completion describes it."""
         s = self.state
+        dress = hostile_name if s.faults.hostile_text else (lambda text: text)
         return StatusReport(
             terminal_status=s.status_byte,
-            sw_version=s.sw_version,
+            sw_version=dress(s.sw_version),
             terminal_id=s.terminal_id,
-            device_name=s.device_name,
-            device_sw_version=s.sw_version,
+            device_name=dress(s.device_name),
+            device_sw_version=dress(s.sw_version),
             serial=s.serial,
             device_state=s.device_state,
         )

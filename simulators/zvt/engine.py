@@ -43,10 +43,12 @@ from posdiag.drivers.zvt.connection import (
 )
 from posdiag.drivers.zvt.framing import ACK, NEED_DATA
 from posdiag.drivers.zvt.messages import (
+    IntermediateStatus,
     MalformedMessage,
     Message,
     NegativeAck,
     PositiveAck,
+    PrintLine,
     UnknownMessage,
 )
 
@@ -61,6 +63,10 @@ MAX_REPEATS = 2
 BABBLE = b"\xfe\x00?ZVT\xff\x13\x37"
 POWER_UP = 5.0
 """Seconds (scaled by ``Timing.scale``) the terminal takes to boot after a power cut."""
+ENDLESS_STATUS = 0x17
+"""The status an ``endless_status`` terminal repeats: "please wait" (dialling its host)."""
+ENDLESS_INTERVAL = 1.0
+"""Seconds (scaled) between two messages of an endless sequence: well within any T4."""
 
 
 class _LinkLost(Exception):
@@ -335,6 +341,10 @@ class _Session:
         if not reply.sequence:
             self._apply(reply, message.NAME)
         self._send(reply.first)
+        faults = self.state.faults
+        if reply.sequence and (faults.endless_status or faults.flood_print):
+            self._endless(message.NAME)
+            return
         for index, (delay, follow_up) in enumerate(reply.sequence):
             self._sleep(timing.delay(delay))
             if index == len(reply.sequence) - 1:
@@ -352,6 +362,28 @@ class _Session:
                 # so fast tests do not race the restart.
                 self._sleep(reboot)
                 self.conn = ZvtConnection(Role.PT, self.sim.link)
+
+    def _endless(self, command: str) -> None:
+        """``endless_status``/``flood_print``: stay master forever, never completing.
+
+        Each message is answered by the ECR as usual; the sequence ends only when the ECR stops
+        answering (it gave up and dropped the line) or the simulator stops.
+        """
+        faults = self.state.faults
+        log.debug("sim.zvt.fault", fault="endless", command=command)
+        count = 0
+        while not self.stop.is_set():
+            count += 1
+            follow_up: Message = (
+                IntermediateStatus(ENDLESS_STATUS)
+                if faults.endless_status
+                else PrintLine(0x00, f"Zeile {count:>10} ... und so weiter")
+            )
+            self._sleep(self.state.timing.delay(ENDLESS_INTERVAL))
+            self._send(follow_up)
+            if self._receive(self.sim.answer_timeout) is None:
+                raise _LinkLost(f"ECR did not answer {follow_up.NAME}")
+        raise _LinkLost("stopped")
 
     def _apply(self, reply: Reply, command: str) -> None:
         """Let the command's effect take hold, or, on a power cut, only its first part.

@@ -74,6 +74,13 @@ class Faults:
         lie_about: the command this terminal acknowledges as done (``80 00`` … ``06 0F``)
             without changing any state, so only reading the state back can catch it.
             Stays armed.
+        endless_status: after its ``80 00`` every command that would end in a completion
+            sends intermediate status (``04 FF``) forever instead, each well within T4, so only
+            the ECR's own ceiling ends it. State is unchanged.
+        flood_print: likewise, but print lines (``06 D1``) without end.
+        hostile_text: the texts the agent displays (device name and software version of the
+            status enquiry, every print line) carry ANSI/OSC escapes, NUL and "²" where digits
+            belong, and the printout gains a 5,000-character line (``hostile.py``).
     """
 
     corrupt_crc: int = 0
@@ -89,6 +96,9 @@ class Faults:
     fail_command: str = ""
     power_loss_at: str = ""
     lie_about: str = ""
+    endless_status: bool = False
+    flood_print: bool = False
+    hostile_text: bool = False
 
 
 @dataclass

@@ -292,10 +292,13 @@ def test_sign_then_verify(signed: dict[str, Any], key: StationKey) -> None:
     assert result.ok, result.reason
     assert result.content == signed["certificate"]
     assert result.fingerprint == key.fingerprint
-    # The pretty-printed file verifies too, as text and as bytes.
+    # The exact JCS bytes verify, as text and as bytes; a pretty-printed copy does not.
+    exact = canonical_json(signed)
+    assert verify_certificate(exact).ok
+    assert verify_certificate(exact.decode()).ok
     pretty = json.dumps(signed, indent=2, ensure_ascii=False)
-    assert verify_certificate(pretty).ok
-    assert verify_certificate(pretty.encode()).ok
+    assert "not exactly as signed" in verify_certificate(pretty).reason
+    assert not verify_certificate(pretty.encode()).ok
 
 
 def test_any_changed_byte_of_the_content_fails(signed: dict[str, Any]) -> None:
@@ -507,8 +510,9 @@ def test_write_certificate(tmp_path: Path, signed: dict[str, Any]) -> None:
     assert json_path == out / f"{report_id}.json"
     assert html_path == out / f"{report_id}.html"
     for path in (json_path, html_path):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(json_path.read_text(encoding="utf-8")) == signed
+    assert json_path.read_bytes() == canonical_json(signed)
     assert verify_certificate(json_path.read_bytes()).ok
     assert "Certificate of Sanitization" in html_path.read_text(encoding="utf-8")
     with pytest.raises(CertificateError, match="already exists"):

@@ -63,7 +63,7 @@ def test_fleet_file_expands_counts_and_schedules(tmp_path: Path) -> None:
         ("[[terminal]]\nscenario = 'fresh'\nmodel = 'x'", "model is an adb option"),
         ("[[terminal]]\nscenario = 'a'\nname='x'\n[[terminal]]\nscenario = 'b'\nname='x'",
          "duplicate"),
-        ("[[terminal]]\nscenario = 'fresh'\ncount = 600", "at most"),
+        ("[[terminal]]\nscenario = 'fresh'\ncount = 2000", "from 1 to 1024"),
         ("[station]\nx = 1", "unknown section"),
     ],
 )

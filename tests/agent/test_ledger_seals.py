@@ -249,6 +249,12 @@ def test_a_certified_outcome_waits_for_its_certificate(tmp_path: Path) -> None:
         ledger.record_certificate(run, report_id, "/tmp/c.json", "cd" * 32)
         assert ledger.runs()[0].status is RunStatus.FINISHED
         assert ledger.awaiting_certificate() == []
+        # the same certificate recorded again (another station's re-issue) changes nothing
+        head = ledger.head()
+        ledger.record_certificate(run, report_id, "/tmp/c.json", "cd" * 32)
+        assert ledger.head() == head
+        with pytest.raises(LedgerError, match="already recorded"):
+            ledger.record_certificate(run, report_id, "/tmp/c.json", "ef" * 32)
         record = ledger.certificate_by_report_id(str(report_id))
         assert record is not None and (record.run_id, record.sha256) == (run, "cd" * 32)
         assert ledger.certificate_by_report_id("not-a-uuid") is None

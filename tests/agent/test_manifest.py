@@ -49,7 +49,7 @@ def invoke(*args: str) -> Result:
 
 
 def report_csv(*args: str) -> list[dict[str, str]]:
-    result = invoke("report", "--format", "csv", *args)
+    result = invoke("report", "--format", "csv", "--include-simulated", *args)
     assert result.exit_code == 0, result.output
     text = result.stdout_bytes.decode("utf-8")
     header = ",".join(WIPE_COLUMNS if "checks" not in args else CHECK_COLUMNS)
@@ -58,7 +58,7 @@ def report_csv(*args: str) -> list[dict[str, str]]:
 
 
 def report_json(*args: str) -> list[dict[str, Any]]:
-    result = invoke("report", "--format", "json", *args)
+    result = invoke("report", "--format", "json", "--include-simulated", *args)
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert isinstance(rows, list)
@@ -83,7 +83,11 @@ def station_wipe(n: int) -> str:
 def wiped() -> dict[str, Any]:
     """Two single wipes, then two station runs: a populated ledger."""
     for address in WIPES:
-        result = invoke("wipe", address, "--operator", "Kim", "--yes", "--json")
+        # --ledger: a simulated terminal's wipe otherwise goes to the simulated ledger
+        result = invoke(
+            "wipe", address, "--operator", "Kim", "--yes", "--json",
+            "--ledger", sqlite_url(default_path()),
+        )  # fmt: skip
         assert result.exit_code in (0, 1), result.output
     return {"first": station_wipe(6), "second": station_wipe(3)}
 
@@ -197,3 +201,10 @@ def test_batch_ids_are_distinct_and_shaped() -> None:
         stamp, suffix = value.split("-")
         datetime.strptime(stamp, "%Y%m%dT%H%M%SZ")
         assert len(suffix) == 4 and int(suffix, 16) >= 0
+
+
+def test_simulated_terminals_stay_out_unless_asked(wiped: dict[str, Any]) -> None:
+    result = invoke("report", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == []  # every run in this ledger was a simulated terminal
+    assert len(report_json()) == 11

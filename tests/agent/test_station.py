@@ -62,7 +62,7 @@ def make(mode: str = "check", **kwargs: Any) -> Station:
 def test_simulated_fleet_is_deterministic_mixed_and_distinct() -> None:
     fleet = simulated_fleet(8)
     assert fleet == simulated_fleet(8)
-    assert fleet[0] == "zvt+sim://activated"
+    assert fleet[0] == "zvt+sim://activated?serial=5B000000"
     assert {a.split("+")[0] for a in fleet} == {"zvt", "adb"}
     assert any("model=sunmi-p2" in a for a in fleet)
     big = simulated_fleet(40)
@@ -91,7 +91,8 @@ def test_wipe_fleet_certifies_and_journals(ledger_url: str, tmp_path: Path) -> N
     results = make(
         "wipe", ledger_url=ledger_url, out_dir=out, settle=True, on_event=events.append
     ).run(fleet)
-    outcome = {r.address: r.verdict_or_outcome for r in results}
+    plain = {r.address: r.address.partition("serial=")[0].rstrip("?&") for r in results}
+    outcome = {plain[r.address]: r.verdict_or_outcome for r in results}
     assert outcome["zvt+sim://activated"] == "erased"
     assert outcome["zvt+sim://tampered"] == "refused"
     assert outcome["adb+sim://low-battery?model=pax-a920"] == "refused"
@@ -103,7 +104,7 @@ def test_wipe_fleet_certifies_and_journals(ledger_url: str, tmp_path: Path) -> N
     for result in results:
         if result.verdict_or_outcome == "refused":
             assert result.certificate is None and result.reasons
-    stages = {e.stage for e in events if e.address == "zvt+sim://activated"}
+    stages = {e.stage for e in events if e.address == fleet[0]}
     assert {"queued", "connecting", "inspecting", "wiping", "done"} <= stages
     with Ledger(ledger_url) as ledger:
         runs = ledger.runs(limit=100)
@@ -151,14 +152,14 @@ def test_silent_terminal_hits_its_deadline_and_does_not_hold_the_others(ledger_u
 
 
 def test_unexpected_exception_stays_with_its_terminal(ledger_url: str) -> None:
-    broken = "zvt+sim://fresh"
+    fleet = simulated_fleet(6)
+    broken = next(a for a in fleet if a.startswith("zvt+sim://fresh?"))
 
     def opener(address: Any, **kwargs: Any) -> Any:
         if str(address) == broken:
             raise RuntimeError("the cable caught fire")
         return open_terminal(address, **kwargs)
 
-    fleet = simulated_fleet(6)
     results = make(ledger_url=ledger_url, opener=opener).run(fleet)
     by = {r.address: r for r in results}
     assert by[broken].stage == "failed"
@@ -248,7 +249,7 @@ def test_cli_station_event_stream_is_json_lines(ledger_url: str) -> None:
         if line.startswith("{"):
             events.append(json.loads(line))
     assert all(e["event"] == "slot" for e in events)
-    stages = [e["stage"] for e in events if e["address"].startswith("zvt+sim://activated?bus=")]
+    stages = [e["stage"] for e in events if e["address"].startswith("zvt+sim://activated?serial=")]
     assert stages[0] == "queued" and stages[-1] == "done"
     assert "inspecting" in stages
     assert "3 terminals" in result.output

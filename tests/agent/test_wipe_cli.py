@@ -94,8 +94,17 @@ def data_dir(home: Path) -> Path:
 
 
 def certificates(home: Path) -> list[Path]:
-    folder = data_dir(home) / "certificates"
-    return sorted(folder.glob("*.json")) if folder.exists() else []
+    """Certificates in the default folders (simulated terminals have their own, see below)."""
+    found: list[Path] = []
+    for name in ("certificates", "simulated-certificates"):
+        folder = data_dir(home) / name
+        found += sorted(folder.glob("*.json")) if folder.exists() else []
+    return found
+
+
+def simulated_ledger(home: Path) -> str:
+    """The ledger simulated terminals' wipes go to when --ledger does not name one."""
+    return sqlite_url(data_dir(home) / "simulated-ledger.sqlite3")
 
 
 # --- wipe ----------------------------------------------------------------------------------------
@@ -112,8 +121,11 @@ def test_json_wipe_of_an_activated_zvt_terminal(invoke: Invoke, _isolate: Path) 
     assert all(s["status"] == "done" and s["verified"] is True for s in data["steps"])
     certificate = Path(data["certificate"])
     assert certificate.exists() and Path(data["printable"]).exists()
-    assert certificate.parent == data_dir(_isolate) / "certificates"  # the default folder
-    assert (data_dir(_isolate) / "ledger.sqlite3").exists()
+    # a simulated terminal: the simulated default folder and ledger, never the depot's
+    assert certificate.parent == data_dir(_isolate) / "simulated-certificates"
+    assert (data_dir(_isolate) / "simulated-ledger.sqlite3").exists()
+    assert not (data_dir(_isolate) / "ledger.sqlite3").exists()
+    assert "simulated-ledger.sqlite3" in result.stderr
     assert TID not in result.output
 
 
@@ -306,8 +318,8 @@ def test_one_flipped_character_makes_the_certificate_invalid(
     invoke: Invoke, certificate: Path
 ) -> None:
     text = certificate.read_text(encoding="utf-8")
-    assert '"name": "Jana"' in text
-    certificate.write_text(text.replace('"name": "Jana"', '"name": "Jane"', 1), encoding="utf-8")
+    assert '"name":"Jana"' in text  # the file is its RFC 8785 form: no whitespace
+    certificate.write_text(text.replace('"name":"Jana"', '"name":"Jane"', 1), encoding="utf-8")
     assert not verify_certificate(certificate.read_text(encoding="utf-8")).ok
     result = invoke("verify", str(certificate))
     assert result.exit_code == 1
@@ -329,19 +341,20 @@ def test_verify_usage_errors(invoke: Invoke, tmp_path: Path) -> None:
 def test_verify_ledger_intact_then_tampered(invoke: Invoke, _isolate: Path) -> None:
     assert wipe(invoke, "zvt+sim://activated", "--yes").exit_code == 0
     assert wipe(invoke, "zvt+sim://tampered", "--yes").exit_code == 6
-    intact = invoke("verify", "--ledger")
+    intact = invoke("verify", "--ledger", simulated_ledger(_isolate))
     assert intact.exit_code == 0, intact.output
-    assert "ledger audit chain intact" in intact.stdout
-    db = data_dir(_isolate) / "ledger.sqlite3"
+    assert "ledger intact" in intact.stdout
+    db = data_dir(_isolate) / "simulated-ledger.sqlite3"
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:
         changed = conn.execute(
             "UPDATE audit_log SET data_json = replace(data_json, 'tampered', 'fine') "
-            "WHERE event = 'wipe_run.finished' AND data_json LIKE '%refused%'"
+            "WHERE event = 'wipe_run.recorded' AND data_json LIKE '%refused%'"
         ).rowcount
     assert changed == 1
-    broken = invoke("verify", "--ledger")
+    broken = invoke("verify", "--ledger", simulated_ledger(_isolate))
     assert broken.exit_code == 1
-    assert broken.stdout.startswith("LEDGER CHAIN BROKEN at row ")
+    assert broken.stdout.startswith("LEDGER TAMPERED")
+    assert "audit log entry" in broken.stdout
     assert "changed after it was written" in broken.stdout
 
 

@@ -162,7 +162,6 @@ def test_options_become_overrides() -> None:
             "split-writes": "yes",
             "garbage": "fe00",
             "stall_mid_frame": "0.5",
-            "not_an_option": "x",
         }
     )
     assert overrides == {
