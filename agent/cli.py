@@ -7,9 +7,7 @@ tracebacks only with ``--debug``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import signal
 import sys
 import threading
@@ -29,6 +27,7 @@ from posdiag.drivers.errors import AddressError, AuthenticationError, PosdiagErr
 from . import __version__
 from .discovery import discover
 from .logs import configure_logging
+from .options import SECONDS, TIME_SCALE, Count, OneLineUsageError, Seconds
 from .policy import Policy, PolicyError, load_policy
 from .render import render_report, render_summary, render_wipe, safe
 from .report import DeviceReport, Verdict, VerdictStatus, to_json, utc_now_text
@@ -43,106 +42,6 @@ DEMO_ANDROID = (
 
 out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, soft_wrap=True)
-
-
-MAX_SECONDS = 86_400.0
-"""The longest timer, timeout or deadline any option accepts: one day (more is a typo)."""
-
-
-class OneLineUsageError(click.UsageError):
-    """A usage error shown as posdiag shows every error: one line on stderr, exit 2.
-
-    Click would print the command's usage and a hint around it; a bad value deserves one
-    readable line, like every other usage error of posdiag.
-    """
-
-    def show(self, file: Any = None) -> None:
-        """Print ``posdiag: error: MESSAGE`` on stderr."""
-        err.print(f"[bold red]posdiag: error:[/] {escape(self.format_message())}", highlight=False)
-
-
-class Seconds(click.ParamType):
-    """A number of seconds for a timer, timeout or deadline option: finite and bounded.
-
-    ``float`` would take ``inf`` (a deadline that never comes), ``nan`` (every comparison
-    false: no deadline either) and negative values; every timing option of the CLI uses this
-    type instead, so they all refuse the same values with the same one line.
-
-    Args:
-        minimum: the smallest value accepted.
-        inclusive: whether ``minimum`` itself is accepted (0 is no deadline at all).
-        maximum: the largest value accepted (one day by default).
-        what: how the value is named in errors.
-    """
-
-    name = "seconds"
-
-    def __init__(
-        self,
-        minimum: float = 0.0,
-        *,
-        inclusive: bool = False,
-        maximum: float = MAX_SECONDS,
-        what: str = "a number of seconds",
-    ) -> None:
-        self.minimum = minimum
-        self.inclusive = inclusive
-        self.maximum = maximum
-        self.what = what
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        """The value as a float, or one line and exit 2."""
-        option = param.opts[0] if param is not None and param.opts else "value"
-        number = math.nan
-        if not isinstance(value, bool):
-            with contextlib.suppress(ValueError):
-                number = float(value if isinstance(value, int | float) else str(value).strip())
-        if math.isnan(number) or math.isinf(number):
-            raise OneLineUsageError(f"{option} wants {self.what} (a finite number), not {value}")
-        if number < self.minimum or (number == self.minimum and not self.inclusive):
-            bound = "at least" if self.inclusive else "more than"
-            raise OneLineUsageError(
-                f"{option} wants {self.what} {bound} {self.minimum:g}, not {value}"
-            )
-        if number > self.maximum:
-            day = " (one day)" if self.maximum == MAX_SECONDS else ""
-            raise OneLineUsageError(
-                f"{option} wants {self.what} of at most {self.maximum:g}{day}, not {value}"
-            )
-        return number
-
-
-class Count(click.ParamType):
-    """A whole number within bounds (terminals, workers), refused in one line otherwise."""
-
-    name = "count"
-
-    def __init__(self, minimum: int, maximum: int) -> None:
-        self.minimum = minimum
-        self.maximum = maximum
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        """The value as an int, or one line and exit 2."""
-        option = param.opts[0] if param is not None and param.opts else "value"
-        try:
-            number = value if isinstance(value, int) and not isinstance(value, bool) else int(
-                str(value).strip()
-            )
-        except ValueError:
-            raise OneLineUsageError(f"{option}: {value!r} is not a whole number") from None
-        if not self.minimum <= number <= self.maximum:
-            raise OneLineUsageError(
-                f"{option}: {number} is out of range ({self.minimum} to {self.maximum})"
-            )
-        return number
-
-
-SECONDS = Seconds()
-"""Timers, timeouts and deadlines: more than 0, at most one day."""
-TIME_SCALE = Seconds(0.0, inclusive=True, maximum=1000.0, what="a time factor")
-"""A simulator's time factor: 0 (as fast as possible) to 1000 times realistic."""
 
 
 class Context:

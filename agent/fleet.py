@@ -340,3 +340,55 @@ class FleetPlayer:
         self.terminals = edited
         if new:
             self._add(new, offset=now)
+
+
+# Simulated fleet: a fixed round-robin of ZVT scenarios and Android scenario×model combinations.
+# auth-required is left out: it waits for a tap on the terminal's screen that never comes.
+_ZVT = ("activated", "fresh", "unsettled", "tampered", "low-battery", "no-network")
+_ADB = ("activated", "fresh", "unsettled", "low-battery", "no-network", "no-sim")
+_MODELS = ("pax-a920", "sunmi-p2", "android-generic")
+
+
+def _fleet_pattern() -> list[str]:
+    pattern: list[str] = []
+    for index in range(max(len(_ZVT), len(_ADB) * len(_MODELS))):
+        if index < len(_ZVT):
+            pattern.append(f"zvt+sim://{_ZVT[index]}")
+        if index < len(_ADB) * len(_MODELS):
+            scenario = _ADB[index % len(_ADB)]
+            model = _MODELS[(index + index // len(_ADB)) % len(_MODELS)]  # every pair once
+            pattern.append(f"adb+sim://{scenario}?model={model}")
+    return pattern
+
+
+def fleet_serial(family: str, position: int) -> str:
+    """The serial number of the fleet's unit at ``position`` (distinct per family and position).
+
+    Every simulator of a scenario otherwise reports the scenario's one serial, and the station
+    (rightly) treats equal family+serial as one terminal: one wipe at a time, one ledger
+    history, "already erased in this batch". A fleet of 64 must therefore be 64 serials. The
+    prefixes differ from the simulated bus's own numbering (``5A…``, ``SIM…``) so a fleet's
+    units never collide with terminals the bus numbers itself.
+    """
+    if position < 0:
+        raise ValueError("a fleet position is 0 or more")
+    return f"{0x5B000000 + position:08X}" if family == "zvt" else f"SIMF{position:08d}"
+
+
+def simulated_fleet(n: int, seed: int = 0) -> list[str]:
+    """N distinct simulated addresses mixing families and scenarios, deterministically.
+
+    Every address names its own serial number (``serial=``, from :func:`fleet_serial`), so the
+    units are distinct terminals on every path: worked directly (a station's ``run``, each
+    address builds its own simulator) or put on a simulated bus. The same ``n`` and ``seed``
+    always give the same addresses, so a continued batch (``--batch``) finds the same serials.
+    """
+    pattern = _fleet_pattern()
+    fleet = []
+    for index in range(n):
+        position = seed + index
+        address = pattern[position % len(pattern)]
+        family = address.split("+", 1)[0]
+        address += ("&" if "?" in address else "?") + f"serial={fleet_serial(family, position)}"
+        fleet.append(address)
+    return fleet

@@ -2,9 +2,11 @@
 
 One worker per terminal address, never two on the same address (nor two wipes on the same
 family+serial: one terminal can show up under two addresses); at most ``max_parallel`` at once.
-Each terminal has a deadline: a worker that exceeds it is reported ``unreachable`` (check) or
-``aborted`` (wipe) with the reason "deadline exceeded", its terminal is closed from the
-supervising thread so blocked I/O returns, and the station moves on. An exception in one worker
+Each terminal has a deadline, passed down to the check and the wipe so the terminal itself
+stops answering at it (the wipe journals and stays resumable); as a backstop, a worker still
+running shortly after it is reported ``unreachable`` (check) or ``aborted`` (wipe) with the
+reason "the terminal did not finish in time", its terminal is closed from the supervising
+thread so blocked I/O returns, and the station moves on. An exception in one worker
 becomes that terminal's result and never touches another. Every worker opens its own ledger
 connection; the wipe session journals each step as it happens, so a stop (Ctrl-C, SIGTERM,
 unplug, deadline) leaves a resumable run, never a half-written one.
@@ -12,7 +14,6 @@ unplug, deadline) leaves a resumable run, never a half-written one.
 
 from __future__ import annotations
 
-import re
 import secrets
 import threading
 import time
@@ -21,22 +22,32 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
-from posdiag.drivers.address import SECRET_OPTIONS, parse_address
-from posdiag.drivers.errors import AddressError
+from posdiag.drivers.address import parse_address
 from posdiag.drivers.found import Found
 from posdiag.drivers.model import Terminal
-from posdiag.drivers.text import clean_text
 
 from .connect import open_terminal
 from .discovery import discover
-from .inspect import inspect_terminal
+from .fleet import fleet_serial, simulated_fleet
+from .inspect import deadline_text, inspect_terminal
 from .ledger import Ledger
 from .policy import Policy
 from .report import DeviceReport, record_report
+from .slots import (
+    CHECK_FAILURES,
+    SUCCESS,
+    Mode,
+    SlotResult,
+    latest_per_terminal,
+    scrub,
+    secrets_of,
+    shown_address,
+    summarise,
+)
 from .wipe import (
     WipeInterrupted,
     WipeOptions,
@@ -46,174 +57,32 @@ from .wipe import (
     reissue_pending_certificates,
 )
 
+# Re-exported: callers import the station's results, the summary and the simulated fleet here.
+__all__ = [
+    "CHECK_FAILURES",
+    "DEFAULT_BUSY_TIMEOUT_S",
+    "SUCCESS",
+    "Mode",
+    "SlotResult",
+    "Station",
+    "fleet_serial",
+    "latest_per_terminal",
+    "new_batch_id",
+    "shown_address",
+    "simulated_fleet",
+    "summarise",
+]
+
 log = structlog.get_logger(__name__)
 
-Mode = Literal["check", "wipe"]
-_STAGE_PROGRESS = {"queued": 0.0, "connecting": 0.05, "inspecting": 0.15, "verifying": 0.9}
-SUCCESS = frozenset({"ready", "erased", "erased_with_exceptions"})
 DEFAULT_BUSY_TIMEOUT_S = 30.0
-
-# Simulated fleet: a fixed round-robin of ZVT scenarios and Android scenario×model combinations.
-# auth-required is left out: it waits for a tap on the terminal's screen that never comes.
-_ZVT = ("activated", "fresh", "unsettled", "tampered", "low-battery", "no-network")
-_ADB = ("activated", "fresh", "unsettled", "low-battery", "no-network", "no-sim")
-_MODELS = ("pax-a920", "sunmi-p2", "android-generic")
-
-
-def _fleet_pattern() -> list[str]:
-    pattern: list[str] = []
-    for index in range(max(len(_ZVT), len(_ADB) * len(_MODELS))):
-        if index < len(_ZVT):
-            pattern.append(f"zvt+sim://{_ZVT[index]}")
-        if index < len(_ADB) * len(_MODELS):
-            scenario = _ADB[index % len(_ADB)]
-            model = _MODELS[(index + index // len(_ADB)) % len(_MODELS)]  # every pair once
-            pattern.append(f"adb+sim://{scenario}?model={model}")
-    return pattern
-
+SUPERVISOR_GRACE_S = 2.0
+"""How long after its deadline a worker is given up from outside: the terminal's own deadline
+(set by the check or wipe) ends it cleanly first; this only catches a worker stuck elsewhere."""
 
 def new_batch_id() -> str:
     """A batch id for one station run: UTC start time plus 4 random hex digits."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
-
-
-def fleet_serial(family: str, position: int) -> str:
-    """The serial number of the fleet's unit at ``position`` (distinct per family and position).
-
-    Every simulator of a scenario otherwise reports the scenario's one serial, and the station
-    (rightly) treats equal family+serial as one terminal: one wipe at a time, one ledger
-    history, "already erased in this batch". A fleet of 64 must therefore be 64 serials. The
-    prefixes differ from the simulated bus's own numbering (``5A…``, ``SIM…``) so a fleet's
-    units never collide with terminals the bus numbers itself.
-    """
-    if position < 0:
-        raise ValueError("a fleet position is 0 or more")
-    return f"{0x5B000000 + position:08X}" if family == "zvt" else f"SIMF{position:08d}"
-
-
-def simulated_fleet(n: int, seed: int = 0) -> list[str]:
-    """N distinct simulated addresses mixing families and scenarios, deterministically.
-
-    Every address names its own serial number (``serial=``, from :func:`fleet_serial`), so the
-    units are distinct terminals on every path: worked directly (:meth:`Station.run`, each
-    address builds its own simulator) or put on a simulated bus. The same ``n`` and ``seed``
-    always give the same addresses, so a continued batch (``--batch``) finds the same serials.
-    """
-    pattern = _fleet_pattern()
-    fleet = []
-    for index in range(n):
-        position = seed + index
-        address = pattern[position % len(pattern)]
-        family = address.split("+", 1)[0]
-        address += ("&" if "?" in address else "?") + f"serial={fleet_serial(family, position)}"
-        fleet.append(address)
-    return fleet
-
-
-_SECRET_IN_TEXT = re.compile(
-    r"((?:" + "|".join(sorted(SECRET_OPTIONS)) + r")=)[^&\s'\"]*", re.IGNORECASE
-)
-
-
-def shown_address(address: str) -> str:
-    """The address as the station shows and stores it: secrets (``password=``) removed.
-
-    The station's table, JSON lines, summary, logs and ledger only ever see this form; the
-    full address (with its password) is used for one thing, opening the terminal. An address
-    that does not parse has its secret options masked textually, and is cleaned of control
-    characters (it may come from a device list).
-    """
-    try:
-        return clean_text(parse_address(address).display(), limit=512)
-    except AddressError:
-        return clean_text(_SECRET_IN_TEXT.sub(r"\1****", address), limit=512)
-
-
-def _secrets_of(address: str) -> tuple[str, ...]:
-    """The secret option values in an address (to scrub them from error texts)."""
-    try:
-        options = parse_address(address).options
-    except AddressError:
-        return ()
-    return tuple(v for k, v in options.items() if k in SECRET_OPTIONS and len(v) >= 4)
-
-
-def _scrub(text: str, secrets_: tuple[str, ...]) -> str:
-    """Remove secret values from a text (an error can quote the address it failed on)."""
-    for secret in secrets_:
-        text = text.replace(secret, "****")
-    return text
-
-
-@dataclass(frozen=True)
-class SlotResult:
-    """One terminal's slot: as it goes (an update) and as it ended (a result)."""
-
-    address: str
-    family: str
-    model: str | None = None
-    serial: str | None = None
-    stage: str = "queued"  # queued, connecting, inspecting, wiping, verifying, done, failed,
-    # unplugged
-    verdict_or_outcome: str | None = None
-    reasons: tuple[str, ...] = ()
-    certificate: str | None = None
-    elapsed_s: float = 0.0
-    steps_done: int = 0
-    steps_total: int = 0
-    already_erased: bool = False
-    """Erased earlier in this batch (plugged out and back in, or a continued batch): recognised
-    by family and serial, and not wiped or certified again."""
-
-    @property
-    def progress(self) -> float:
-        """How far this terminal is, 0..1, from its stage and (wiping) its steps."""
-        if self.stage in ("done", "failed", "unplugged"):
-            return 1.0
-        if self.stage == "wiping" and self.steps_total:
-            return 0.3 + 0.6 * min(self.steps_done, self.steps_total) / self.steps_total
-        return _STAGE_PROGRESS.get(self.stage, 0.0)
-
-    @property
-    def ok(self) -> bool:
-        """The terminal ended ready, erased or erased with exceptions."""
-        return self.verdict_or_outcome in SUCCESS
-
-    def cleaned(self) -> SlotResult:
-        """This slot with every text a terminal could have said made safe to show and store.
-
-        Model, serial and reasons come from the device (or quote it): an escape sequence in a
-        model name must never reach the operator's live table, a JSON line or the summary.
-        """
-        return replace(
-            self,
-            address=clean_text(self.address, limit=512),
-            model=None if self.model is None else clean_text(self.model),
-            serial=None if self.serial is None else clean_text(self.serial, limit=64),
-            stage=clean_text(self.stage, limit=32),
-            verdict_or_outcome=(
-                None if self.verdict_or_outcome is None else clean_text(self.verdict_or_outcome)
-            ),
-            reasons=tuple(clean_text(r, limit=1024) for r in self.reasons),
-            certificate=None if self.certificate is None else clean_text(self.certificate, 1024),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """A plain dictionary (for JSON lines and the summary)."""
-        return {
-            "address": self.address,
-            "family": self.family,
-            "model": self.model,
-            "serial": self.serial,
-            "stage": self.stage,
-            "verdict_or_outcome": self.verdict_or_outcome,
-            "reasons": list(self.reasons),
-            "certificate": self.certificate,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "progress": round(self.progress, 2),
-            "steps": [self.steps_done, self.steps_total] if self.steps_total else None,
-            "already_erased": self.already_erased,
-        }
 
 
 OnEvent = Callable[[SlotResult], None]
@@ -503,9 +372,10 @@ class Station:
     def _supervise(self) -> None:
         now = time.monotonic()
         for slot in list(self._slots):
-            late = slot.started is not None and now - slot.started > self.deadline_s
+            limit = self.deadline_s + SUPERVISOR_GRACE_S
+            late = slot.started is not None and now - slot.started > limit
             if slot.final is None and late:
-                self._give_up(slot, "failed", "deadline exceeded")
+                self._give_up(slot, "failed", deadline_text(self.deadline_s))
 
     def _give_up(self, slot: _Slot, stage: str, reason: str) -> None:
         """End a slot from the supervisor and close its terminal so its worker's I/O returns."""
@@ -530,7 +400,7 @@ class Station:
 
     def _finalise(self, slot: _Slot, result: SlotResult) -> bool:
         result = replace(
-            result, reasons=tuple(_scrub(r, _secrets_of(slot.open_address)) for r in result.reasons)
+            result, reasons=tuple(scrub(r, secrets_of(slot.open_address)) for r in result.reasons)
         ).cleaned()
         with self._lock:
             if slot.final is not None:
@@ -632,13 +502,13 @@ class Station:
             else:
                 result = self._process(slot)
         except Exception as exc:  # isolated: this terminal's error, nobody else's
-            error = _scrub(repr(exc), _secrets_of(slot.open_address))
+            error = scrub(repr(exc), secrets_of(slot.open_address))
             log.warning("station.worker_failed", address=slot.address, error=error)
             result = replace(
                 slot.state,
                 stage="failed",
                 verdict_or_outcome="aborted" if self.mode == "wipe" else "unreachable",
-                reasons=(_scrub(f"{type(exc).__name__}: {exc}", _secrets_of(slot.open_address)),),
+                reasons=(scrub(f"{type(exc).__name__}: {exc}", secrets_of(slot.open_address)),),
             )
         finally:
             if slot.serial_lock is not None:
@@ -723,79 +593,3 @@ class Station:
         )
 
 
-def _terminal_key(result: SlotResult) -> tuple[str, str]:
-    if result.serial:
-        return result.family, result.serial
-    return "address", result.address
-
-
-def latest_per_terminal(results: list[SlotResult]) -> list[SlotResult]:
-    """One result per terminal (by family and serial, else address): its last one.
-
-    A terminal pulled out half-way and plugged back in has two slots, an ``unplugged`` one and
-    the one that finished it; the terminal's standing is the second.
-    """
-    latest: dict[tuple[str, str], SlotResult] = {}
-    key_of_address: dict[str, tuple[str, str]] = {}
-    for result in results:
-        earlier = key_of_address.get(result.address)
-        key = _terminal_key(result) if result.serial or earlier is None else earlier
-        if earlier is not None and earlier != key:
-            latest.pop(earlier, None)  # the same port, now identified
-        latest.pop(key, None)
-        latest[key] = result
-        key_of_address[result.address] = key
-    return list(latest.values())
-
-
-CHECK_FAILURES = frozenset({"unreachable", "skipped", "aborted", None})
-
-
-def summarise(
-    results: list[SlotResult],
-    batch: str | None = None,
-    mode: Mode = "wipe",
-    operator: str | None = None,
-) -> dict[str, Any]:
-    """Counts per verdict/outcome and the failures with their reasons (and the batch id).
-
-    Counted per terminal, by its last slot (see :func:`latest_per_terminal`); every slot is
-    still listed under ``results``. A check station fails on terminals it could not check (a
-    ``wipe_required`` verdict is a result, not a failure); a wipe station on every terminal
-    not erased, since each needs the operator.
-    """
-    slots = results
-    results = latest_per_terminal(results)
-
-    def failed(result: SlotResult) -> bool:
-        if mode == "check":
-            return result.verdict_or_outcome in CHECK_FAILURES
-        return not result.ok
-
-    counts: dict[str, int] = {}
-    for result in results:
-        key = result.verdict_or_outcome or "unknown"
-        counts[key] = counts.get(key, 0) + 1
-    return {
-        "schema": "posdiag.station/1",
-        "batch": batch,
-        "terminals": len(results),
-        "mode": mode,
-        "operator": operator,
-        "ok": not any(failed(r) for r in results),
-        "counts": dict(sorted(counts.items())),
-        "failures": [
-            {
-                "address": r.address,
-                "verdict_or_outcome": r.verdict_or_outcome,
-                "reasons": list(r.reasons),
-            }
-            for r in results
-            if failed(r)
-        ],
-        "already_erased": [
-            {"address": r.address, "serial": r.serial} for r in results if r.already_erased
-        ],
-        "slots": len(slots),
-        "results": [r.to_json() for r in slots],
-    }

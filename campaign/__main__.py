@@ -45,7 +45,7 @@ def run_section(key: str, settings: Settings, outputs: Outputs) -> SectionResult
         title, columns = module.TITLE, module.COLUMNS
         progress(f"section {title}…")
         result: SectionResult = module.run(settings, outputs)
-    except Exception as exc:  # noqa: BLE001 - a broken section must still give a table
+    except Exception as exc:
         traceback.print_exc(file=sys.stderr)
         result = SectionResult(key, title, columns, failed=f"{type(exc).__name__}: {exc}")
     result.seconds = time.monotonic() - started
@@ -145,13 +145,17 @@ def render(results: list[SectionResult], info: dict[str, Any], quick: bool, seed
         highlight=False,
     )
     for result in results:
-        table = Table(title=escape(f"{result.title} ({result.seconds:.0f} s)"), title_justify="left")
+        table = Table(
+            title=escape(f"{result.title} ({result.seconds:.0f} s)"), title_justify="left"
+        )
         table.add_column("", overflow="fold")
         table.add_column("tried", justify="right")
         for column in result.columns:
             table.add_column(column, justify="right")
         if result.failed:
-            table.add_row(escape(f"SECTION FAILED: {result.failed}"), "", *("" for _ in result.columns))
+            table.add_row(
+                escape(f"SECTION FAILED: {result.failed}"), "", *("" for _ in result.columns)
+            )
         for row in result.rows:
             cells = [
                 f"[red]{row.defects[c]}[/]" if row.defects.get(c) else "0" for c in result.columns
@@ -164,7 +168,9 @@ def render(results: list[SectionResult], info: dict[str, Any], quick: bool, seed
         for row in result.rows:
             for column, kept in row.examples.items():
                 for example in kept:
-                    console.print(f"  {row.label} / {column}: {example}", markup=False, highlight=False)
+                    console.print(
+                        f"  {row.label} / {column}: {example}", markup=False, highlight=False
+                    )
     defects = sum(result.defects for result in results)
     console.print(
         f"{'[red]' if defects else '[green]'}{defects} defect(s)[/] in "

@@ -17,6 +17,7 @@ Defects:
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -235,7 +236,8 @@ def sync_response_inputs() -> list[tuple[list[str], bytes]]:
         (["STAT"], encode_stat_response(0o100644, 12, 1700000000)),
         (
             ["LIST"],
-            encode_dent(0o100644, 3, 1, "merchant.xml") + encode_dent(0o40755, 0, 2, "d")
+            encode_dent(0o100644, 3, 1, "merchant.xml")
+            + encode_dent(0o40755, 0, 2, "d")
             + encode_list_done(),
         ),
         (["RECV"], encode_data(b"x" * 300) + encode_done()),
@@ -257,7 +259,9 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         if kind == 0:
             buffer[index] ^= 1 << rng.randrange(8)
         elif kind == 1:
-            buffer.insert(index, rng.choice((0x10, 0x02, 0x03, 0x06, 0x15, 0xFF, rng.randrange(256))))
+            buffer.insert(
+                index, rng.choice((0x10, 0x02, 0x03, 0x06, 0x15, 0xFF, rng.randrange(256)))
+            )
         elif kind == 2:
             del buffer[index]
         elif kind == 3:
@@ -286,7 +290,11 @@ def _coalesce(events: list[Any]) -> list[Any]:
     """Merge adjacent garbage events: how skipped bytes are grouped depends on the chunks."""
     merged: list[Any] = []
     for event in events:
-        if isinstance(event, GarbageReceived) and merged and isinstance(merged[-1], GarbageReceived):
+        if (
+            isinstance(event, GarbageReceived)
+            and merged
+            and isinstance(merged[-1], GarbageReceived)
+        ):
             merged[-1] = GarbageReceived(merged[-1].data + event.data)
         else:
             merged.append(event)
@@ -306,10 +314,8 @@ def _zvt_message_checks(event: Any) -> None:
         lambda: decode_status_completion(data),
         lambda: decode_status_completion(data, sw_version_expected=False),
     ):
-        try:
+        with contextlib.suppress(ZvtDecodeError):
             decode()
-        except ZvtDecodeError:
-            pass
     message = event.message
     for accessor in ("bmps", "lines"):
         method = getattr(message, accessor, None)
@@ -434,7 +440,9 @@ def feed_sync_responses(expect: list[str], chunks: list[bytes]) -> Outcome:
     return events, b"", None
 
 
-def check(result: SectionResult, label: str, feed: Callable[[list[bytes]], Outcome], data: bytes) -> None:
+def check(
+    result: SectionResult, label: str, feed: Callable[[list[bytes]], Outcome], data: bytes
+) -> None:
     """Feed ``data`` whole and byte by byte; count the input and any defect."""
     row = result.row(label)
     row.tried += 1
@@ -445,7 +453,7 @@ def check(result: SectionResult, label: str, feed: Callable[[list[bytes]], Outco
         except Hang as exc:
             row.defect("hang", f"{exc}; input {data[:64].hex()}")
             return
-        except Exception as exc:  # noqa: BLE001 - anything untyped is exactly the defect
+        except Exception as exc:
             row.defect("exception", f"{type(exc).__name__}: {exc}; input {data[:64].hex()}")
             return
     if outcomes[0] != outcomes[1]:
@@ -507,7 +515,12 @@ def run(settings: Settings, outputs: Any = None) -> SectionResult:
             check(result, label, feed_small, data)
         for _ in range(small):
             base = rng.choice(inputs)
-            check(result, label, feed_small, random_bytes(rng) if rng.random() < 0.25 else mutate(base, rng))
+            check(
+                result,
+                label,
+                feed_small,
+                random_bytes(rng) if rng.random() < 0.25 else mutate(base, rng),
+            )
     responses = sync_response_inputs()
     for _ in range(small + len(responses)):
         expect, base = rng.choice(responses)
@@ -516,6 +529,8 @@ def run(settings: Settings, outputs: Any = None) -> SectionResult:
             return feed_sync_responses(expect, chunks)
 
         check(result, "ADB sync responses (host)", feed_resp, mutate(base, rng))
-    result.rows[0].info = f"{len(apdus)} valid APDUs ({'with' if CAPTURES.is_dir() else 'no'} captures)"
+    result.rows[
+        0
+    ].info = f"{len(apdus)} valid APDUs ({'with' if CAPTURES.is_dir() else 'no'} captures)"
     result.seconds = time.monotonic() - started
     return result

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -37,20 +36,22 @@ class Settings:
         quick: the CI size (whole run under 3 minutes on 2 cores).
         seed: every random choice derives from it, so a run can be repeated exactly.
         workdir: a private temporary folder for this run's files (removed at the end).
+        scale: shrinks the quick sizes further (the test suite's tiny runs); full ignores it.
     """
 
     quick: bool
     seed: int
     workdir: Path
+    scale: float = 1.0
 
     def rng(self, section: str) -> random.Random:
-        """A generator of its own per section, so ``--only`` gives the same choices as a full run."""
+        """A generator per section, so ``--only`` makes the same choices as a whole run."""
         digest = hashlib.sha256(f"{self.seed}:{section}".encode()).digest()
         return random.Random(int.from_bytes(digest[:8], "big"))
 
     def size(self, quick: int, full: int) -> int:
-        """The quick or the full figure."""
-        return quick if self.quick else full
+        """The quick (times ``scale``, at least 1) or the full figure."""
+        return max(1, round(quick * self.scale)) if self.quick else full
 
 
 @dataclass
@@ -157,7 +158,7 @@ class Proc:
 
 
 def posdiag_cmd() -> list[str]:
-    """How to start the CLI: the venv's ``posdiag``, else this interpreter's ``-m posdiag.agent``."""
+    """How to start the CLI: the venv's ``posdiag``, else ``python -m posdiag.agent``."""
     exe = Path(sys.executable).with_name("posdiag")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "posdiag.agent"]
 
@@ -177,53 +178,65 @@ def isolated_env(home: Path) -> dict[str, str]:
     return env
 
 
+LAUNCHER = """
+import os, signal, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+signal.signal(signal.SIGTERM, lambda *_: child.kill())
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as report:
+    report.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(128 - code if code < 0 else code)
+"""
+"""Starts the command from a small fresh interpreter and reports its peak RSS.
+
+Linux folds the parent's high-water mark into a forked child's ``ru_maxrss`` (fork copies it,
+exec keeps it), so a child of the campaign, itself 70+ MB, would never read below that. A
+child of this launcher inherits the launcher's few MB instead."""
+
+
 def run_process(
     args: Sequence[str], *, env: dict[str, str], timeout: float, cwd: Path | None = None
 ) -> Proc:
-    """Run to the end (or kill at ``timeout``), measuring wall time and the child's peak RSS.
-
-    The peak comes from ``wait4``'s rusage of that one child, so children measured one after
-    the other do not hide each other (``RUSAGE_CHILDREN`` keeps the maximum of all so far).
-    """
+    """Run to the end (or kill at ``timeout``), measuring wall time and the child's peak RSS."""
     started = time.monotonic()
     with (
         tempfile.TemporaryFile() as out,
         tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r", suffix=".rss") as rss,
         subprocess.Popen(
-            list(args), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd
+            [sys.executable, "-c", LAUNCHER, rss.name, *args],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
         ) as proc,
     ):
         timed_out = False
-        deadline = started + timeout
-        status, usage = 0, None
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                timed_out = True
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            proc.terminate()  # the launcher kills the command, then reports and exits
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
                 proc.kill()
-                _, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.01)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+                proc.wait()
         seconds = time.monotonic() - started
         out.seek(0)
         err.seek(0)
+        try:
+            peak_kb = int(rss.read() or 0)
+        except ValueError:
+            peak_kb = 0
+        returncode = proc.returncode
+        if returncode > 128:  # the launcher passes a signal death on as 128 + signal
+            returncode = -(returncode - 128)
         return Proc(
-            list(args),
-            proc.returncode,
-            out.read(),
-            err.read(),
-            seconds,
-            usage.ru_maxrss / 1024 if usage else 0.0,
-            timed_out,
+            list(args), returncode, out.read(), err.read(), seconds, peak_kb / 1024, timed_out
         )
-
-
-def children_peak_rss_mb() -> float:
-    """The largest RSS of any waited-for child so far (for context in notes)."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 @contextmanager

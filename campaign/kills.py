@@ -22,6 +22,7 @@ Defects:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -70,6 +71,7 @@ class Rack:
     serials: list[str]
     families: list[str]
     attachments: list[TcpAttachment]
+    bound: list[bool] = dataclasses.field(default_factory=list)  # merchant data at the start
 
     def stop(self) -> None:
         """Close every listener."""
@@ -78,7 +80,7 @@ class Rack:
 
 
 def start_rack(rng: random.Random, round_no: int, outputs: Outputs, size: int) -> Rack:
-    """ZVT (activated, some unsettled) and Android (fresh, activated) terminals, distinct serials."""
+    """ZVT (activated, some unsettled) and Android (fresh, activated) units, distinct serials."""
     rack = Rack([], [], [], [], [])
     for index in range(size):
         kind = rng.choice(("zvt", "zvt", "zvt-unsettled", "adb-fresh", "adb-activated"))
@@ -107,6 +109,7 @@ def start_rack(rng: random.Random, round_no: int, outputs: Outputs, size: int) -
         rack.serials.append(serial)
         rack.families.append(family)
         rack.attachments.append(attachment)
+        rack.bound.append(not sim_erased(family, sim))
     return rack
 
 
@@ -194,12 +197,14 @@ def audit(
     certified = {run_id for run_id, _, _ in certs}
     for run in runs:
         if run.outcome in ERASED and run.id not in certified:
-            row.defect("cert/row mismatch", f"{label}: run {run.id} {run.outcome} without certificate")
+            row.defect(
+                "cert/row mismatch", f"{label}: run {run.id} {run.outcome} without certificate"
+            )
     if truth is not None:
         for family, serial, sim in truth:
-            if sim_erased(family, sim) and not erased_runs.get(serial):
-                if not any(r.serial == serial and r.outcome in ERASED for r in runs):
-                    row.defect("lost record", f"{label}: {serial} erased on the simulator, no run")
+            in_ledger = any(r.serial == serial and r.outcome in ERASED for r in runs)
+            if sim_erased(family, sim) and not erased_runs.get(serial) and not in_ledger:
+                row.defect("lost record", f"{label}: {serial} erased on the simulator, no run")
     proc = run_process(
         [*posdiag_cmd(), "verify", "--ledger", sqlite_url(db)], env=isolated_env(home), timeout=120
     )
@@ -250,8 +255,21 @@ def station_round(
         batch = f"campaign-{settings.seed}-{round_no}"
         rack: Rack | None = None
         common = [
-            *posdiag_cmd(), "station", "--mode", "wipe", "--yes", "--operator", "Campaign",
-            "--settle", "--batch", batch, "--ledger", sqlite_url(db), "--out", str(out), "--json",
+            *posdiag_cmd(),
+            "station",
+            "--mode",
+            "wipe",
+            "--yes",
+            "--operator",
+            "Campaign",
+            "--settle",
+            "--batch",
+            batch,
+            "--ledger",
+            sqlite_url(db),
+            "--out",
+            str(out),
+            "--json",
         ]
         if fleet:
             fleet_file = folder / "fleet.toml"
@@ -280,7 +298,13 @@ def station_round(
             truth = (
                 None
                 if rack is None
-                else list(zip(rack.families, rack.serials, rack.sims, strict=True))
+                else [  # only terminals that held merchant data can have been erased
+                    (family, serial, sim)
+                    for family, serial, sim, bound in zip(
+                        rack.families, rack.serials, rack.sims, rack.bound, strict=True
+                    )
+                    if bound
+                ]
             )
             audit(result, label, db, out, home, outputs, batch, truth)
             outputs.tree(out)
@@ -336,15 +360,28 @@ def wipe_kill(
             else f"adb+tcp://{host}:{port}?timeout=3"
         )
         args = [
-            *posdiag_cmd(), "wipe", address, "--yes", "--operator", "Campaign",
-            "--confirmed-settled", "--ledger", sqlite_url(db), "--out", str(out), "--json",
+            *posdiag_cmd(),
+            "wipe",
+            address,
+            "--yes",
+            "--operator",
+            "Campaign",
+            "--confirmed-settled",
+            "--ledger",
+            sqlite_url(db),
+            "--out",
+            str(out),
+            "--json",
         ]
         try:
             if boundary is None:
                 run_until(args, env, None, outputs, label)
                 return _journal_events(db)
             proc = subprocess.Popen(
-                args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                args,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
                 env=env,
             )
             deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -376,7 +413,8 @@ def run(settings: Settings, outputs: Outputs) -> SectionResult:
     rng = settings.rng(KEY)
     result = SectionResult(KEY, TITLE, COLUMNS)
     started = time.monotonic()
-    rounds, fleet_rounds, per_round = settings.size(1, 8), settings.size(1, 2), settings.size(2, 3)
+    rounds, fleet_rounds = settings.size(1, 8), settings.size(1, 2)
+    per_round = settings.size(2, 3)
     landed = 0
     for round_no in range(rounds):
         landed += station_round(settings, result, outputs, rng, round_no, per_round, fleet=False)
@@ -388,7 +426,7 @@ def run(settings: Settings, outputs: Outputs) -> SectionResult:
         events = wipe_kill(settings, result, outputs, family, None)
         boundaries = list(range(1, events + 1))
         if settings.quick:
-            boundaries = sorted(rng.sample(boundaries, min(2, len(boundaries))))
+            boundaries = sorted(rng.sample(boundaries, min(settings.size(2, 0), len(boundaries))))
         for boundary in boundaries:
             wipe_kill(settings, result, outputs, family, boundary)
     if result.rows:

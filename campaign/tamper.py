@@ -18,6 +18,7 @@ Defects:
 
 from __future__ import annotations
 
+import itertools
 import random
 import shutil
 import sqlite3
@@ -29,7 +30,15 @@ from typing import Any
 from posdiag.agent.ledger import Ledger, sqlite_url
 from posdiag.drivers.errors import PosdiagError
 
-from .common import Outputs, SectionResult, Settings, isolated_env, posdiag_cmd, run_process, scratch
+from .common import (
+    Outputs,
+    SectionResult,
+    Settings,
+    isolated_env,
+    posdiag_cmd,
+    run_process,
+    scratch,
+)
 from .fixtures import make_records
 
 KEY = "tamper"
@@ -54,7 +63,7 @@ def detect(url: str) -> tuple[bool, str]:
             return (not chain.ok), chain.reason or ""
     except PosdiagError as exc:
         return True, f"refused to open: {exc}"
-    except Exception as exc:  # noqa: BLE001 - counted as a crash by the caller
+    except Exception as exc:
         return True, f"crash: {type(exc).__name__}: {exc}"
 
 
@@ -213,7 +222,9 @@ def issue_example(conn: sqlite3.Connection) -> bool:
     return changed > 0
 
 
-def plan(conn: sqlite3.Connection, rng: random.Random, quick: bool) -> list[tuple[str, str, Tamper]]:
+def plan(
+    conn: sqlite3.Connection, rng: random.Random, quick: bool
+) -> list[tuple[str, str, Tamper]]:
     """(table, what, tamper) for every table: the full list, or a sample of it (quick)."""
     tampers: list[tuple[str, str, Tamper]] = [("wipe_runs", "issue example", issue_example)]
     for table in _tables(conn):
@@ -227,7 +238,7 @@ def plan(conn: sqlite3.Connection, rng: random.Random, quick: bool) -> list[tupl
             )
             tampers.append((table, f"delete row {rowid}", delete(table, rowid)))
             tampers.append((table, f"insert a copy of row {rowid}", insert_copy(table, rowid)))
-        pairs = list(zip(rowids, rowids[1:], strict=False))
+        pairs = list(itertools.pairwise(rowids))
         if quick:
             pairs = pairs[:1]
         tampers.extend((table, f"swap rows {a} and {b}", swap(table, a, b)) for a, b in pairs)

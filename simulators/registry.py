@@ -55,19 +55,29 @@ COMMON_OPTIONS = frozenset(
 )
 """Options a simulated terminal's address may carry besides fault names."""
 _SERIAL = re.compile(r"[A-Za-z0-9._-]{1,32}")
+_ZVT_SERIAL = re.compile(r"(?:[0-9A-Fa-f]{2}){1,4}")
 
 
-def validate_serial(text: str) -> str:
+def validate_serial(text: str, family: str | None = None) -> str:
     """Return ``text`` when it can be a simulated terminal's serial number.
 
     A serial ends up in ledgers, certificates and file names, so it is 1 to 32 letters, digits,
-    dots, underscores or hyphens.
+    dots, underscores or hyphens. A ZVT terminal reports its serial as bytes (tag 1F42, and
+    eight characters of the Feig system info), so a ZVT serial is 2 to 8 hex digits, in pairs.
+
+    Args:
+        text: the serial asked for.
+        family: ``"zvt"`` adds the ZVT rule; None or ``"adb"`` checks the general rule only.
 
     Raises:
         ValueError: anything else, with one line saying what is allowed.
     """
     if not isinstance(text, str) or not _SERIAL.fullmatch(text):
         raise ValueError(f"invalid serial {text!r}: use 1 to 32 letters, digits, '.', '_' or '-'")
+    if family == "zvt" and not _ZVT_SERIAL.fullmatch(text):
+        raise ValueError(
+            f"invalid serial {text!r} for a ZVT terminal: use 2 to 8 hex digits, e.g. 17F59B1F"
+        )
     return text
 
 
@@ -120,12 +130,12 @@ def _count(options: dict[str, str], name: str) -> int:
     return int(value)
 
 
-def _serial_option(options: dict[str, str]) -> str | None:
+def _serial_option(options: dict[str, str], family: str) -> str | None:
     """The ``serial`` option, validated, or None."""
     if not options.get("serial"):
         return None
     try:
-        return validate_serial(options["serial"])
+        return validate_serial(options["serial"], family)
     except ValueError as exc:
         raise AddressError(str(exc)) from None
 
@@ -147,9 +157,9 @@ def zvt_overrides(options: dict[str, str]) -> dict[str, Any]:
         overrides["timing"] = timing
     if "password" in options:
         overrides["terminal"] = {"password": options["password"]}
-    serial = _serial_option(options)
+    serial = _serial_option(options, "zvt")
     if serial:  # a fleet of one model needs one serial number per unit
-        overrides.setdefault("terminal", {})["serial"] = serial
+        overrides.setdefault("terminal", {})["serial"] = serial.upper()  # as 1F42 reads back
     check_fault_names("zvt", options)
     faults: dict[str, Any] = {}
     known = {f for f in Faults.__dataclass_fields__}
@@ -235,7 +245,7 @@ def create_adb(
         overrides["device"] = {"auth_required": options["auth"].lower() in ("1", "true", "yes")}
     if "accept_keys" in options:
         overrides.setdefault("device", {})["accept_new_keys"] = options["accept_keys"] != "0"
-    serial = _serial_option(options)
+    serial = _serial_option(options, "adb")
     if serial:  # a fleet of one model needs one serial number per unit
         device = overrides.setdefault("device", {})
         device["serial"] = serial

@@ -4,54 +4,37 @@ Every public method that writes runs in its own transaction, committed before it
 appends its audit entry in that same transaction, and seals every row it writes (see
 :mod:`.chain`). Nothing secret is stored: audit data, wipe options and inspection reports go
 through the same redaction as the logs (passwords, PINs and keys become ``[redacted]``,
-terminal/merchant identifiers keep their last four characters).
-
-A wipe run moves ``running`` → ``finished`` (refused, aborted: no certificate) or ``running`` →
-``certifying`` → ``finished``: a run whose outcome earns a certificate keeps the unsigned content
-in the ledger until the signed file is written and recorded, so a crash in between is finished by
-re-issuing the certificate from the ledger, never by wiping the terminal again.
+terminal/merchant identifiers keep their last four characters). Wipe runs are in :mod:`.runs`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Connection, Engine
 
-from .chain import (
-    ChainReport,
-    LedgerVerification,
-    WriteTx,
-    dumps,
-    redacted_json,
-    verify,
-    verify_chain,
-)
+from .chain import ChainReport, LedgerVerification, WriteTx, redacted_json, verify, verify_chain
 from .claims import TerminalClaims
 from .engine import DEFAULT_BUSY_TIMEOUT_S, Database, LedgerError
 from .migrate import initialise
-from .schema import (
-    FINAL_STEP_STATUSES,
-    Outcome,
-    RunStatus,
-    StepStatus,
-    audit_head,
-    certificates,
-    devices,
-    inspections,
-    wipe_runs,
-    wipe_steps,
+from .records import (
+    AuditHead,
+    CertificateRecord,
+    InspectionRecord,
+    PendingCertificate,
+    WipeRun,
+    WipeStepRecord,
+    insert_id,
 )
+from .runs import WipeRunRecords
+from .schema import audit_head, devices, inspections
 
 __all__ = [
     "AuditHead",
@@ -63,102 +46,10 @@ __all__ = [
     "WipeStepRecord",
 ]
 
-SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
-
 _T = TypeVar("_T")
 
 
-def _parse_ts(value: str | None) -> datetime | None:
-    """Turn a stored timestamp back into an aware datetime."""
-    return None if value is None else datetime.fromisoformat(value)
-
-
-@dataclass(frozen=True)
-class WipeStepRecord:
-    """One step of a wipe run as recorded; ``started_at`` is None for a step never started."""
-
-    name: str
-    seq: int
-    status: StepStatus
-    started_at: datetime | None
-    finished_at: datetime | None
-    detail: str
-
-
-@dataclass(frozen=True)
-class WipeRun:
-    """One wipe run with its steps in the order they were first started."""
-
-    id: int
-    device_id: int
-    family: str
-    serial: str
-    address: str
-    operator: str
-    started_at: datetime
-    finished_at: datetime | None
-    status: RunStatus
-    outcome: Outcome | None
-    reasons: tuple[str, ...]
-    options: Mapping[str, Any]
-    steps: tuple[WipeStepRecord, ...]
-    simulated: bool = False
-
-
-@dataclass(frozen=True)
-class InspectionRecord:
-    """One stored inspection; ``report`` is the (redacted) JSON report as it was recorded.
-
-    ``operator`` is who ran the check, None when not given (or recorded before schema 2).
-    """
-
-    id: int
-    device_id: int
-    family: str
-    serial: str
-    address: str
-    at: datetime
-    verdict: str
-    report: Mapping[str, Any]
-    operator: str | None = None
-    simulated: bool = False
-
-
-@dataclass(frozen=True)
-class AuditHead:
-    """The newest audit row as recorded in ``audit_head``; publish it to anchor the log."""
-
-    last_id: int
-    hash: str
-    rows: int
-
-
-@dataclass(frozen=True)
-class PendingCertificate:
-    """A run in state ``certifying``: its outcome is final, its certificate still to be issued."""
-
-    run_id: int
-    family: str
-    serial: str
-    outcome: Outcome
-    content: Mapping[str, Any]
-    options: Mapping[str, Any]
-    simulated: bool = False
-
-
-@dataclass(frozen=True)
-class CertificateRecord:
-    """A certificate as the ledger recorded it: which run, which file, which bytes (SHA-256)."""
-
-    id: int
-    run_id: int
-    report_id: str
-    path: str
-    sha256: str
-    created_at: datetime
-
-
-class Ledger:
+class Ledger(WipeRunRecords):
     """The posdiag ledger on one database; safe to share between threads and processes.
 
     On PostgreSQL one Ledger is one session for wipe runs: the terminals it is wiping are marked
@@ -217,7 +108,7 @@ class Ledger:
         """The SQLAlchemy engine, for read-only tooling and tests; write through the methods."""
         return self._db.engine
 
-    def _read(self) -> Any:
+    def _read(self) -> AbstractContextManager[Connection]:
         return self._db.read()
 
     def _write(self, work: Callable[[WriteTx], _T]) -> _T:
@@ -256,7 +147,7 @@ class Ledger:
                 )
             ).one_or_none()
             if row is None:
-                device_id = _insert_id(
+                device_id = insert_id(
                     tx.conn,
                     sa.insert(devices).values(
                         family=family,
@@ -326,7 +217,7 @@ class Ledger:
 
         def work(tx: WriteTx) -> int:
             self._require_device(tx.conn, device_id)
-            inspection_id = _insert_id(
+            inspection_id = insert_id(
                 tx.conn,
                 sa.insert(inspections).values(
                     device_id=device_id,
@@ -354,515 +245,6 @@ class Ledger:
             return inspection_id
 
         return self._write(work)
-
-    # -- wipe runs -------------------------------------------------------------------------------
-
-    def start_wipe_run(
-        self,
-        device_id: int,
-        address: str,
-        operator: str,
-        options: Mapping[str, Any],
-        *,
-        simulated: bool = False,
-    ) -> int:
-        """Open a wipe run for a device; refused while the device has an unfinished run.
-
-        One open run per device keeps "resume the interrupted wipe" unambiguous: to start over,
-        finish the old run first (usually with outcome ``aborted``). On PostgreSQL the terminal
-        is first marked as being wiped by this session (see :meth:`open_wipe_run`), waiting up
-        to ``busy_timeout`` for another station that is wiping it.
-
-        Args:
-            device_id: from :meth:`record_device`.
-            address: the address the terminal is reached at.
-            operator: who is running the wipe (a name for the certificate, not a credential).
-            options: the wipe options; redacted before storing, so passwords never land here.
-            simulated: the terminal is a simulator (kept out of depot manifests).
-
-        Returns:
-            The run id.
-
-        Raises:
-            LedgerError: the device has a run still running, or one waiting for its certificate.
-        """
-        options_json = redacted_json(options)
-        claim: int | None = None
-        fresh_claim = False
-        if self._claims.enabled:
-            with self._read() as conn:
-                device = conn.execute(
-                    sa.select(devices.c.family, devices.c.serial).where(devices.c.id == device_id)
-                ).one_or_none()
-            if device is not None:
-                fresh_claim = not self._claims.holds(device.family, device.serial)
-                claim = self._claims.claim(device.family, device.serial)
-
-        def work(tx: WriteTx) -> int:
-            self._require_device(tx.conn, device_id)
-            self._require_no_open_run(tx.conn, device_id)
-            run_id = self._insert_run(
-                tx, device_id, address, operator, options_json, simulated, RunStatus.RUNNING
-            )
-            tx.audit(
-                "wipe_run.started",
-                {
-                    "run_id": run_id,
-                    "device_id": device_id,
-                    "address": address,
-                    "operator": operator,
-                    "options": json.loads(options_json),
-                    "simulated": simulated,
-                },
-                row=(wipe_runs, run_id),
-            )
-            return run_id
-
-        try:
-            run_id = self._write(work)
-        except BaseException:
-            if claim is not None and fresh_claim:
-                self._claims.release(claim)
-            raise
-        if claim is not None:
-            self._claims.bind_run(run_id, claim)
-        return run_id
-
-    def record_finished_run(
-        self,
-        device_id: int,
-        address: str,
-        operator: str,
-        options: Mapping[str, Any],
-        outcome: Outcome | str,
-        reasons: Sequence[str],
-        *,
-        simulated: bool = False,
-    ) -> int:
-        """Record a run that ended before it began (a refusal) in ONE transaction.
-
-        Opening and finishing in two transactions would leave the run ``running`` for good if
-        the process died in between; this writes it finished or not at all. A device with an
-        open run keeps it (for its resume): then only an audit entry says what happened.
-
-        Returns:
-            The run id (of the new finished run, or of the open run that was kept).
-        """
-        final = Outcome(outcome)
-        reason_list = _reason_list(reasons)
-        options_json = redacted_json(options)
-
-        def work(tx: WriteTx) -> int:
-            self._require_device(tx.conn, device_id)
-            open_run = self._open_run_id(tx.conn, device_id)
-            if open_run is not None:
-                tx.audit(
-                    "wipe_run.not_started",
-                    {"run_id": open_run, "outcome": final.value, "reasons": reason_list},
-                )
-                return open_run
-            run_id = self._insert_run(
-                tx,
-                device_id,
-                address,
-                operator,
-                options_json,
-                simulated,
-                RunStatus.FINISHED,
-                outcome=final,
-                reasons=reason_list,
-            )
-            tx.audit(
-                "wipe_run.recorded",
-                {
-                    "run_id": run_id,
-                    "device_id": device_id,
-                    "address": address,
-                    "operator": operator,
-                    "options": json.loads(options_json),
-                    "outcome": final.value,
-                    "reasons": reason_list,
-                    "simulated": simulated,
-                },
-                row=(wipe_runs, run_id),
-            )
-            return run_id
-
-        return self._write(work)
-
-    @staticmethod
-    def _insert_run(
-        tx: WriteTx,
-        device_id: int,
-        address: str,
-        operator: str,
-        options_json: str,
-        simulated: bool,
-        status: RunStatus,
-        *,
-        outcome: Outcome | None = None,
-        reasons: Sequence[str] = (),
-    ) -> int:
-        finished = status is not RunStatus.RUNNING
-        return _insert_id(
-            tx.conn,
-            sa.insert(wipe_runs).values(
-                device_id=device_id,
-                address=address,
-                operator=operator,
-                started_at=tx.at,
-                finished_at=tx.at if finished else None,
-                status=status.value,
-                outcome=outcome.value if outcome is not None else None,
-                reasons_json=dumps(list(reasons)),
-                options_json=options_json,
-                certificate_json=None,
-                simulated=1 if simulated else None,
-            ),
-        )
-
-    @staticmethod
-    def _open_run_id(conn: Connection, device_id: int) -> int | None:
-        """The device's run that is still running or waiting for its certificate, if any."""
-        row = conn.execute(
-            sa.select(wipe_runs.c.id).where(
-                wipe_runs.c.device_id == device_id,
-                wipe_runs.c.status.in_([RunStatus.RUNNING.value, RunStatus.CERTIFYING.value]),
-            )
-        ).first()
-        return None if row is None else int(row.id)
-
-    def _require_no_open_run(self, conn: Connection, device_id: int) -> None:
-        open_run = self._open_run_id(conn, device_id)
-        if open_run is not None:
-            raise LedgerError(
-                f"device {device_id} already has an unfinished wipe run ({open_run}); resume it "
-                "(or issue its certificate), or finish it as aborted before starting a new one"
-            )
-
-    def open_wipe_run(self, family: str, serial: str) -> WipeRun | None:
-        """The device's unfinished wipe run (one that was interrupted), with its steps.
-
-        Steps still ``started`` were in progress when the process stopped; the caller decides
-        whether to mark them ``interrupted`` (via :meth:`step_finished`) and redo them.
-
-        On PostgreSQL (many stations, one ledger) this also marks the terminal as being wiped by
-        this session, first waiting up to ``busy_timeout`` while another session holds that
-        mark: a run another station is driving right now is not interrupted, and resuming it
-        would interleave two wipes in one journal. The mark ends when the run finishes or this
-        ledger closes (or its process dies, which is what makes a run resumable).
-
-        Returns:
-            The newest run of that device whose status is ``running``, or None.
-
-        Raises:
-            LedgerError: (PostgreSQL) another session kept wiping this terminal past
-                ``busy_timeout``.
-        """
-        claim = self._claims.claim(family, serial)
-        with self._read() as conn:
-            row = conn.execute(
-                _run_select()
-                .where(
-                    devices.c.family == family,
-                    devices.c.serial == serial,
-                    wipe_runs.c.status == RunStatus.RUNNING.value,
-                )
-                .order_by(wipe_runs.c.id.desc())
-                .limit(1)
-            ).one_or_none()
-            if row is None:
-                return None
-            run = _run_from_row(row, self._load_steps(conn, [row.id]).get(row.id, ()))
-        if claim is not None:
-            self._claims.bind_run(run.id, claim)
-        return run
-
-    def step_started(self, run_id: int, name: str) -> None:
-        """Record that a step begins; a restarted step keeps its place (``seq``) in the run.
-
-        Restarting clears the previous ``finished_at`` and ``detail``; the audit log still holds
-        what happened the first time.
-        """
-        if not name:
-            raise ValueError("a step needs a name")
-
-        def work(tx: WriteTx) -> None:
-            self._require_running(tx.conn, run_id)
-            seq, existed = self._step_seq(tx.conn, run_id, name)
-            values = {
-                "status": StepStatus.STARTED.value,
-                "started_at": tx.at,
-                "finished_at": None,
-                "detail": "",
-            }
-            if existed:
-                tx.conn.execute(
-                    sa.update(wipe_steps)
-                    .where(wipe_steps.c.run_id == run_id, wipe_steps.c.name == name)
-                    .values(**values)
-                )
-            else:
-                tx.conn.execute(
-                    sa.insert(wipe_steps).values(run_id=run_id, name=name, seq=seq, **values)
-                )
-            tx.audit(
-                "wipe_step.started",
-                {"run_id": run_id, "name": name, "seq": seq, "restart": existed},
-                row=(wipe_steps, self._step_id(tx.conn, run_id, name)),
-            )
-
-        self._write(work)
-
-    def step_finished(
-        self, run_id: int, name: str, status: StepStatus | str, detail: str = ""
-    ) -> None:
-        """Record how a step ended: done, failed, skipped, verified or interrupted.
-
-        A step never started (typically ``skipped``) is created at the end of the run's order.
-        A finished step may be finished again, e.g. ``done`` then ``verified``.
-
-        Args:
-            run_id: the run.
-            name: the step name used with :meth:`step_started`.
-            status: any step status except ``started``.
-            detail: a human-readable note; free text is not redacted, so keep secrets out.
-        """
-        final = StepStatus(status)
-        if final not in FINAL_STEP_STATUSES:
-            raise ValueError(f"step_finished needs a final status, not {final.value!r}")
-        if not name:
-            raise ValueError("a step needs a name")
-
-        def work(tx: WriteTx) -> None:
-            self._require_running(tx.conn, run_id)
-            seq, existed = self._step_seq(tx.conn, run_id, name)
-            values = {"status": final.value, "finished_at": tx.at, "detail": detail}
-            if existed:
-                tx.conn.execute(
-                    sa.update(wipe_steps)
-                    .where(wipe_steps.c.run_id == run_id, wipe_steps.c.name == name)
-                    .values(**values)
-                )
-            else:
-                tx.conn.execute(
-                    sa.insert(wipe_steps).values(
-                        run_id=run_id, name=name, seq=seq, started_at=None, **values
-                    )
-                )
-            tx.audit(
-                "wipe_step.finished",
-                {
-                    "run_id": run_id,
-                    "name": name,
-                    "seq": seq,
-                    "status": final.value,
-                    "detail": detail,
-                },
-                row=(wipe_steps, self._step_id(tx.conn, run_id, name)),
-            )
-
-        self._write(work)
-
-    def steps(self, run_id: int) -> list[WipeStepRecord]:
-        """The run's steps in the order they were first started."""
-        with self._read() as conn:
-            return list(self._load_steps(conn, [run_id]).get(run_id, ()))
-
-    def finish_wipe_run(
-        self,
-        run_id: int,
-        outcome: Outcome | str,
-        reasons: Sequence[str],
-        *,
-        certificate: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Close a run with its outcome; a closed run can never be reopened or changed.
-
-        With ``certificate`` (the unsigned certificate content) the run goes to ``certifying``
-        and keeps the content: it is ``finished`` only when :meth:`record_certificate` records
-        the signed file, so an outcome that earns a certificate is never final without one.
-        The terminal's wipe mark ends here either way (the terminal is not touched again).
-
-        Args:
-            run_id: the run.
-            outcome: ``erased``, ``erased_with_exceptions``, ``not_erased``, ``aborted`` or
-                ``refused``.
-            reasons: why, in words a person can act on (stored as given: keep secrets out).
-            certificate: the certificate content still to be signed, written and recorded.
-        """
-        final = Outcome(outcome)
-        reason_list = _reason_list(reasons)
-        content_json = dumps(certificate) if certificate is not None else None
-        status = RunStatus.FINISHED if certificate is None else RunStatus.CERTIFYING
-
-        def work(tx: WriteTx) -> None:
-            self._require_running(tx.conn, run_id)
-            tx.conn.execute(
-                sa.update(wipe_runs)
-                .where(wipe_runs.c.id == run_id)
-                .values(
-                    status=status.value,
-                    finished_at=tx.at,
-                    outcome=final.value,
-                    reasons_json=dumps(reason_list),
-                    certificate_json=content_json,
-                )
-            )
-            tx.audit(
-                "wipe_run.finished" if certificate is None else "wipe_run.certifying",
-                {"run_id": run_id, "outcome": final.value, "reasons": reason_list},
-                row=(wipe_runs, run_id),
-            )
-
-        self._write(work)
-        self._claims.release_run(run_id)
-
-    def record_certificate(
-        self,
-        run_id: int,
-        report_id: uuid.UUID | str,
-        path: str | os.PathLike[str],
-        sha256: str,
-    ) -> None:
-        """Record the certificate issued for a run; a ``certifying`` run becomes ``finished``.
-
-        Both happen in one transaction, so the ledger never shows a finished run whose
-        certificate is not recorded, nor a recorded certificate of a run still waiting. Recording
-        the very same certificate (run, report id and bytes) again is accepted and changes
-        nothing: two stations re-issuing one pending certificate both succeed.
-
-        Args:
-            run_id: the run the certificate attests; certifying (or finished, for a run closed
-                without stored content).
-            report_id: the certificate's UUID, unique across the ledger.
-            path: where the certificate file was written.
-            sha256: hex SHA-256 of the certificate file's exact bytes.
-        """
-        try:
-            report_uuid = str(uuid.UUID(str(report_id)))
-        except ValueError:
-            raise ValueError(f"report_id {report_id!r} is not a UUID") from None
-        digest = sha256.lower()
-        if not SHA256_RE.fullmatch(digest):
-            raise ValueError("sha256 must be 64 hex digits")
-
-        def work(tx: WriteTx) -> None:
-            status = self._run_status(tx.conn, run_id)
-            if status is RunStatus.RUNNING:
-                raise LedgerError(
-                    f"wipe run {run_id} is still running; finish it before issuing a certificate"
-                )
-            taken = tx.conn.execute(
-                sa.select(certificates.c.run_id, certificates.c.sha256).where(
-                    certificates.c.report_id == report_uuid
-                )
-            ).first()
-            if taken is not None:
-                if (taken.run_id, taken.sha256) == (run_id, digest) and (
-                    status is RunStatus.FINISHED
-                ):
-                    return  # the same file recorded by another station's re-issue: done
-                raise LedgerError(f"a certificate with report id {report_uuid} is already recorded")
-            certificate_id = _insert_id(
-                tx.conn,
-                sa.insert(certificates).values(
-                    run_id=run_id,
-                    report_id=report_uuid,
-                    path=os.fspath(path),
-                    sha256=digest,
-                    created_at=tx.at,
-                ),
-            )
-            tx.audit(
-                "certificate.recorded",
-                {
-                    "run_id": run_id,
-                    "report_id": report_uuid,
-                    "path": os.fspath(path),
-                    "sha256": digest,
-                },
-                row=(certificates, certificate_id),
-            )
-            if status is RunStatus.CERTIFYING:
-                tx.conn.execute(
-                    sa.update(wipe_runs)
-                    .where(wipe_runs.c.id == run_id)
-                    .values(status=RunStatus.FINISHED.value)
-                )
-                tx.seal(wipe_runs, run_id, "wipe_run.finished")
-
-        self._write(work)
-
-    def awaiting_certificate(
-        self,
-        *,
-        family: str | None = None,
-        serial: str | None = None,
-        batch: str | None = None,
-    ) -> list[PendingCertificate]:
-        """Runs in state ``certifying`` (oldest first), to re-issue their certificates.
-
-        Args:
-            family: only this family's terminals.
-            serial: only this serial (with ``family``).
-            batch: only runs whose options carry this station batch id.
-        """
-        query = _run_select().where(wipe_runs.c.status == RunStatus.CERTIFYING.value)
-        if family is not None:
-            query = query.where(devices.c.family == family)
-        if serial is not None:
-            query = query.where(devices.c.serial == serial)
-        pending: list[PendingCertificate] = []
-        with self._read() as conn:
-            for row in conn.execute(query.order_by(wipe_runs.c.id)):
-                options = _json_object(row.options_json)
-                if batch is not None and options.get("batch") != batch:
-                    continue
-                pending.append(
-                    PendingCertificate(
-                        run_id=row.id,
-                        family=row.family,
-                        serial=row.serial,
-                        outcome=Outcome(row.outcome),
-                        content=_json_object(row.certificate_json or "{}"),
-                        options=options,
-                        simulated=bool(row.simulated),
-                    )
-                )
-        return pending
-
-    def certificate_by_report_id(self, report_id: str) -> CertificateRecord | None:
-        """The ledger's record of one certificate (to compare a file's hash with), or None."""
-        try:
-            report_uuid = str(uuid.UUID(str(report_id)))
-        except ValueError:
-            return None
-        with self._read() as conn:
-            row = conn.execute(
-                sa.select(certificates).where(certificates.c.report_id == report_uuid)
-            ).one_or_none()
-        if row is None:
-            return None
-        return CertificateRecord(
-            id=row.id,
-            run_id=row.run_id,
-            report_id=row.report_id,
-            path=row.path,
-            sha256=row.sha256,
-            created_at=datetime.fromisoformat(row.created_at),
-        )
-
-    # -- listings --------------------------------------------------------------------------------
-
-    def runs(self, limit: int = 50) -> list[WipeRun]:
-        """The newest wipe runs first, each with its steps."""
-        with self._read() as conn:
-            rows = conn.execute(
-                _run_select().order_by(wipe_runs.c.id.desc()).limit(max(0, limit))
-            ).all()
-            steps = self._load_steps(conn, [row.id for row in rows])
-            return [_run_from_row(row, steps.get(row.id, ())) for row in rows]
 
     def inspections(self, limit: int = 50) -> list[InspectionRecord]:
         """The newest inspections first, with their stored reports."""
@@ -935,114 +317,3 @@ class Ledger:
     def _require_device(conn: Connection, device_id: int) -> None:
         if conn.execute(sa.select(devices.c.id).where(devices.c.id == device_id)).first() is None:
             raise LedgerError(f"no device {device_id} in the ledger; record the device first")
-
-    @staticmethod
-    def _run_status(conn: Connection, run_id: int) -> RunStatus:
-        status = conn.execute(
-            sa.select(wipe_runs.c.status).where(wipe_runs.c.id == run_id)
-        ).scalar_one_or_none()
-        if status is None:
-            raise LedgerError(f"no wipe run {run_id} in the ledger")
-        return RunStatus(status)
-
-    def _require_running(self, conn: Connection, run_id: int) -> None:
-        if self._run_status(conn, run_id) is not RunStatus.RUNNING:
-            raise LedgerError(f"wipe run {run_id} is already finished and cannot be changed")
-
-    @staticmethod
-    def _step_id(conn: Connection, run_id: int, name: str) -> int:
-        return int(
-            conn.execute(
-                sa.select(wipe_steps.c.id).where(
-                    wipe_steps.c.run_id == run_id, wipe_steps.c.name == name
-                )
-            ).scalar_one()
-        )
-
-    @staticmethod
-    def _step_seq(conn: Connection, run_id: int, name: str) -> tuple[int, bool]:
-        """The step's existing seq, or the next free one; and whether the step exists."""
-        seq = conn.execute(
-            sa.select(wipe_steps.c.seq).where(
-                wipe_steps.c.run_id == run_id, wipe_steps.c.name == name
-            )
-        ).scalar_one_or_none()
-        if seq is not None:
-            return int(seq), True
-        highest = conn.execute(
-            sa.select(sa.func.max(wipe_steps.c.seq)).where(wipe_steps.c.run_id == run_id)
-        ).scalar_one()
-        return (int(highest) + 1 if highest is not None else 1), False
-
-    @staticmethod
-    def _load_steps(
-        conn: Connection, run_ids: Sequence[int]
-    ) -> dict[int, tuple[WipeStepRecord, ...]]:
-        if not run_ids:
-            return {}
-        found: dict[int, list[WipeStepRecord]] = {}
-        for row in conn.execute(
-            sa.select(wipe_steps)
-            .where(wipe_steps.c.run_id.in_(run_ids))
-            .order_by(wipe_steps.c.run_id, wipe_steps.c.seq)
-        ):
-            found.setdefault(row.run_id, []).append(
-                WipeStepRecord(
-                    name=row.name,
-                    seq=row.seq,
-                    status=StepStatus(row.status),
-                    started_at=_parse_ts(row.started_at),
-                    finished_at=_parse_ts(row.finished_at),
-                    detail=row.detail,
-                )
-            )
-        return {run_id: tuple(items) for run_id, items in found.items()}
-
-
-def _insert_id(conn: Connection, statement: sa.Insert) -> int:
-    """Run an INSERT and return the new row's primary key."""
-    key = conn.execute(statement).inserted_primary_key
-    if key is None or key[0] is None:  # pragma: no cover - every ledger table has an integer key
-        raise LedgerError("the database did not report the new row's id")
-    return int(key[0])
-
-
-def _run_select() -> sa.Select[Any]:
-    """Wipe runs joined with their device's family and serial."""
-    return sa.select(wipe_runs, devices.c.family, devices.c.serial).join(
-        devices, devices.c.id == wipe_runs.c.device_id
-    )
-
-
-def _run_from_row(row: Row[Any], steps: tuple[WipeStepRecord, ...]) -> WipeRun:
-    return WipeRun(
-        id=row.id,
-        device_id=row.device_id,
-        family=row.family,
-        serial=row.serial,
-        address=row.address,
-        operator=row.operator,
-        started_at=datetime.fromisoformat(row.started_at),
-        finished_at=_parse_ts(row.finished_at),
-        status=RunStatus(row.status),
-        outcome=Outcome(row.outcome) if row.outcome is not None else None,
-        reasons=tuple(json.loads(row.reasons_json)),
-        options=json.loads(row.options_json),
-        steps=steps,
-        simulated=bool(row.simulated),
-    )
-
-
-def _reason_list(reasons: Sequence[str]) -> list[str]:
-    if isinstance(reasons, str):
-        raise TypeError("reasons must be a list of strings, not one string")
-    return [str(reason) for reason in reasons]
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    """A stored JSON object, or {} for anything else (a damaged row must not stop a listing)."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}

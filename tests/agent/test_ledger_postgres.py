@@ -925,7 +925,8 @@ def test_two_stations_on_one_ledger(pg_url: str, tmp_path: Path) -> None:
     assert "intact" in verified.stdout
     everything = json.loads(
         run_posdiag(
-            "report", "--ledger", pg_url, "--include-open", "--format", "json", env=env
+            "report", "--ledger", pg_url, "--include-open", "--include-simulated", "--format",
+            "json", env=env
         ).stdout
     )
     assert len(everything) == 16
@@ -936,7 +937,8 @@ def test_two_stations_on_one_ledger(pg_url: str, tmp_path: Path) -> None:
 
     for operator, summary in summaries.items():
         result = run_posdiag(
-            "report", "--ledger", pg_url, "--batch", summary["batch"], "--format", "json", env=env
+            "report", "--ledger", pg_url, "--batch", summary["batch"], "--format", "json",
+            "--include-simulated", env=env
         )
         assert result.returncode == 0, result.stderr
         rows = json.loads(result.stdout)
@@ -955,7 +957,8 @@ def test_two_stations_on_one_ledger(pg_url: str, tmp_path: Path) -> None:
 
     checks = json.loads(
         run_posdiag(
-            "report", "--ledger", pg_url, "--kind", "checks", "--format", "json", env=env
+            "report", "--ledger", pg_url, "--kind", "checks", "--format", "json",
+            "--include-simulated", env=env
         ).stdout
     )
     by_operator: dict[str | None, int] = {}

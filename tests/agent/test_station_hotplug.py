@@ -207,9 +207,15 @@ def test_readme_main_job_simulate_16_wipe(ledger_url: str, tmp_path: Path) -> No
     manifest = CliRunner().invoke(
         cli.main,
         [
-            "report", "--ledger", ledger_url, "--batch", summary["batch"], "--format", "json",
+            "report",
+            "--ledger",
+            ledger_url,
+            "--batch",
+            summary["batch"],
+            "--format",
+            "json",
             "--include-simulated",
-        ],  # fmt: skip
+        ],
     )
     assert manifest.exit_code == 0, manifest.output
     rows = json.loads(manifest.output)

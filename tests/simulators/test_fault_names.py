@@ -111,3 +111,16 @@ def test_adb_fixture_refuses_an_unknown_fault(adb_terminal: Callable[..., Simula
     with pytest.raises(AdbScenarioError, match="unknown fault or device option 'flod_output'"):
         adb_terminal(flod_output=True)
     assert adb_terminal(flood_output=True).state.faults.flood_output is True
+
+
+@pytest.mark.parametrize("serial", ["PC02-X", "17F59B1", "17F59B1F00", "SIM000000001"])
+def test_zvt_serials_are_hex_pairs(serial: str) -> None:
+    with pytest.raises(ValueError, match="for a ZVT terminal: use 2 to 8 hex digits"):
+        registry.validate_serial(serial, "zvt")
+    with pytest.raises(AddressError, match="hex digits"):
+        registry.create_zvt("fresh", {"serial": serial})
+
+
+def test_zvt_serial_reaches_the_terminal() -> None:
+    assert registry.validate_serial("5A000001", "zvt") == "5A000001"
+    assert registry.create_zvt("fresh", {"serial": "5a000001"}).state.serial == "5A000001"
