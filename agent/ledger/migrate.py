@@ -284,6 +284,13 @@ def _schema_state(db: Database, conn: Connection) -> str:
         )
     if version is not None and int(version) < SCHEMA_VERSION:
         return "outdated"
+    if version is None and "audit_log" in present:
+        written = conn.execute(sa.select(audit_log.c.id).limit(1)).first() is not None
+        if written:  # creation is one transaction: a ledger with entries had its version
+            raise LedgerError(
+                f"the ledger {db.where} has lost its metadata (its schema version row was "
+                "deleted): it was tampered with; keep it for investigation and start a new ledger"
+            )
     if version is None or not LEDGER_TABLES.issubset(present):
         return "incomplete"
     if conn.execute(sa.select(audit_head.c.id)).first() is not None:

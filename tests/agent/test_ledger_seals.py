@@ -131,6 +131,15 @@ def test_every_column_of_every_row_of_every_table_is_sealed(template: Path, tmp_
     assert tried > 40
 
 
+def test_a_deleted_metadata_row_is_refused_not_recreated(copy: Path) -> None:
+    with raw(copy) as conn:
+        conn.execute("DELETE FROM ledger_meta")
+    with pytest.raises(LedgerError, match="lost its metadata"):
+        Ledger(sqlite_url(copy))
+    result = CliRunner().invoke(cli.main, ["verify", "--ledger", sqlite_url(copy)])
+    assert result.exit_code != 0
+
+
 @pytest.mark.parametrize("table", SEALED[1:])
 def test_a_deleted_row_is_named(copy: Path, table: str) -> None:
     victim = keys(copy, table)[-1]
