@@ -335,8 +335,8 @@ def simulate(
     attachment: PtyAttachment | TcpAttachment
     if tcp or family == "adb":
         host, sep, port_text = (tcp or "127.0.0.1:0").rpartition(":")
-        if not sep or not port_text.isdigit():
-            raise click.UsageError(f"--tcp wants HOST:PORT, got {tcp!r}")
+        if not sep or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
+            raise click.UsageError(f"--tcp wants HOST:PORT (port 0 to 65535), got {tcp!r}")
         attachment = TcpAttachment(simulator, host.strip("[]") or "127.0.0.1", int(port_text))
         try:
             bound_host, bound_port = attachment.start()
@@ -793,6 +793,9 @@ def station(
         for number, handler in previous.items():
             signal.signal(number, handler)
     summary = summarise(results, batch=worker.batch, mode=worker.mode, operator=operator)
+    summary["ledger"] = _ledger_integrity(ledger_url)
+    if not summary["ledger"]["verified"]:
+        summary["ok"] = False  # results backed by records that fail verification are not proof
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))
     else:
@@ -807,7 +810,36 @@ def station(
                 Text(f"  {again['address']} (serial {again['serial']}): already erased in this "
                      "batch, not wiped again")
             )
+        if not summary["ledger"]["verified"]:
+            out.print(
+                Text(
+                    f"LEDGER TAMPERED: {summary['ledger']['problem']}; these results cannot be "
+                    "handed over as proof until it is investigated (posdiag verify --ledger)",
+                    style="bold red",
+                )
+            )
     sys.exit(EXIT_READY if summary["ok"] else EXIT_NOT_READY)
+
+
+def _ledger_integrity(ledger_url: str | None) -> dict[str, Any]:
+    """The station ledger's verification, for the summary.
+
+    A batch whose records were altered behind the station's back must not end with a clean "ok".
+    """
+    from .integrity import ledger_lines
+    from .ledger import Ledger, LedgerError
+
+    try:
+        with Ledger(ledger_url) as ledger:
+            result = ledger.verify()
+    except LedgerError as exc:
+        return {"verified": False, "problems": 1, "problem": str(exc)}
+    lines = ledger_lines(result)
+    return {
+        "verified": result.ok,
+        "problems": result.problem_count + (not result.chain.ok),
+        "problem": lines[1].strip() if len(lines) > 1 else "",
+    }
 
 
 def _simulation_records(

@@ -96,6 +96,11 @@ def read_back_problems(after: DeviceReport, result: WipeResult) -> list[str]:
     if after.identity is None:
         return ["the terminal could not be read back after the wipe"]
     activation = after.activation
+    for evidence in activation.evidence if activation else ():
+        if evidence.source == "unreadable":
+            result.exceptions.append(
+                f"not verified after the wipe, the terminal did not say: {evidence.fact}"
+            )
     if activation and activation.terminal_id:
         problems.append("a terminal ID is still assigned")
     merchant = after.merchant_data

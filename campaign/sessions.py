@@ -204,10 +204,22 @@ def activated(sim: sims.SimTerminal) -> bool:
     return bool(merchant_apps or (state.device_owner and not base.device_owner))
 
 
-def _undisclosed(items: list[str], exceptions: list[str]) -> list[str]:
-    """Leftovers the result does not name (a named one was disclosed as not erased)."""
+def _undisclosed(
+    items: list[str], exceptions: list[str], manager: str | None = None
+) -> list[str]:
+    """Leftovers the result does not name (a named one was disclosed as not erased).
+
+    The terminal-management app (``manager``) keeps its own data while it owns the device; it
+    is disclosed by an exception about the device owner or an unreadable device policy, which
+    is all posdiag can know of it (its package name is the simulator's, not the catalogue's).
+    """
     text = " ".join(exceptions)
-    return [item for item in items if item.split()[-1] not in text]
+    managed = "device owner" in text or "device policy" in text
+    return [
+        item
+        for item in items
+        if item.split()[-1] not in text and not (managed and item == manager)
+    ]
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -360,7 +372,8 @@ def one_session(
                 tally.outcome(label, wipe.outcome.value)
                 if wipe.outcome in (Outcome.ERASED, Outcome.ERASED_WITH_EXCEPTIONS):
                     hard, soft = leftovers(sim)
-                    left = _undisclosed(hard, wipe.exceptions)
+                    manager = getattr(sim.state, "mdm_package", None)
+                    left = _undisclosed(hard, wipe.exceptions, manager)
                     if wipe.outcome is Outcome.ERASED:
                         left += soft
                     if left:

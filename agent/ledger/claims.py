@@ -147,6 +147,30 @@ class TerminalClaims:
                     )
                 time.sleep(0.05)
 
+    def try_claim(self, family: str, serial: str) -> tuple[bool, int | None]:
+        """Mark this terminal if no other session does, without waiting.
+
+        Returns:
+            ``(True, key)`` when this session now holds (or already held) the mark, ``(True,
+            None)`` for an in-memory ledger, ``(False, None)`` while another session holds it.
+        """
+        if not self.enabled:
+            return True, None
+        key = device_lock_key(family, serial)
+        with self._db.translate(), self._lock:
+            if key in self._held:
+                return True, key
+            if self._db.is_postgres:
+                got = self._connection().execute(
+                    sa.select(sa.func.pg_try_advisory_lock(PG_TERMINAL_LOCK_CLASS, key))
+                ).scalar_one()
+            else:
+                got = self._try_lock_file(key)
+            if got:
+                self._held.add(key)
+                return True, key
+        return False, None
+
     def bind_run(self, run_id: int, key: int) -> None:
         """Remember that ``run_id``'s mark is ``key``, so finishing the run releases it."""
         with self._lock:

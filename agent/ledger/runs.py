@@ -430,7 +430,10 @@ class WipeRunRecords:
             )
 
         self._write(work)
-        self._claims.release_run(run_id)
+        if certificate is None:
+            self._claims.release_run(run_id)
+        # A certifying run keeps the terminal's mark until its certificate is recorded: another
+        # session meeting the same serial meanwhile waits instead of re-issuing it in parallel.
 
     def record_certificate(
         self,
@@ -507,6 +510,7 @@ class WipeRunRecords:
                 tx.seal(wipe_runs, run_id, "wipe_run.finished")
 
         self._write(work)
+        self._claims.release_run(run_id)
 
     def awaiting_certificate(
         self,
@@ -517,11 +521,22 @@ class WipeRunRecords:
     ) -> list[PendingCertificate]:
         """Runs in state ``certifying`` (oldest first), to re-issue their certificates.
 
+        Each run listed is marked as this session's (see :meth:`open_wipe_run`), so two sessions
+        never issue one certificate at once. With ``family`` and ``serial`` the call waits (up to
+        ``busy_timeout``) for another session that holds that terminal; otherwise runs whose
+        terminal another live session holds are left out: that session is finishing them.
+
         Args:
             family: only this family's terminals.
             serial: only this serial (with ``family``).
             batch: only runs whose options carry this station batch id.
+
+        Raises:
+            LedgerError: another session kept the terminal past ``busy_timeout``.
         """
+        waited = None
+        if family is not None and serial is not None:
+            waited = self._claims.claim(family, serial)
         query = run_select().where(wipe_runs.c.status == RunStatus.CERTIFYING.value)
         if family is not None:
             query = query.where(devices.c.family == family)
@@ -533,6 +548,14 @@ class WipeRunRecords:
                 options = json_object(row.options_json)
                 if batch is not None and options.get("batch") != batch:
                     continue
+                if waited is not None:
+                    self._claims.bind_run(row.id, waited)
+                else:
+                    mine, key = self._claims.try_claim(row.family, row.serial)
+                    if not mine:
+                        continue
+                    if key is not None:
+                        self._claims.bind_run(row.id, key)
                 pending.append(
                     PendingCertificate(
                         run_id=row.id,

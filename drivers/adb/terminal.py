@@ -64,6 +64,8 @@ log = structlog.get_logger(__name__)
 
 LOW_STORAGE_PCT = 5
 PRIVACY_MAC = "02:00:00:00:00:00"
+_ACTIVATION_FACTS = ("device policy", "accounts", "storage", "packages", "files in", "wifi")
+"""Facts whose read failure leaves the terminal's binding or merchant data unverified."""
 
 
 @dataclass
@@ -139,6 +141,18 @@ class AdbTerminal:
             self._connected = True
         return self.driver.shell(command)
 
+    def _dumpsys(self, service: str) -> str:
+        """``dumpsys SERVICE`` output, refusing an empty answer.
+
+        A real dumpsys always prints at least its service header, so silence is a failure to
+        read (a broken or lying shell), never "nothing there": an empty device policy must not
+        read as "no device owner" and let a wipe call a managed terminal released.
+        """
+        text = self._sh(f"dumpsys {service}").text
+        if not text.strip():
+            raise UnsupportedError(f"dumpsys {service} printed nothing")
+        return text
+
     def facts(self) -> AdbFacts:
         """Gather the facts once per terminal object."""
         if self._facts is None:
@@ -179,7 +193,7 @@ class AdbTerminal:
             "telephony",
             lambda: parse_telephony_registry(self._sh("dumpsys telephony.registry").text),
         )
-        facts.wifi = step("wifi", lambda: parse_dumpsys_wifi(self._sh("dumpsys wifi").text))
+        facts.wifi = step("wifi", lambda: parse_dumpsys_wifi(self._dumpsys("wifi")))
         airplane = step(
             "airplane mode",
             lambda: parse_settings_value(self._sh("settings get global airplane_mode_on").text),
@@ -189,15 +203,13 @@ class AdbTerminal:
             step("packages", lambda: parse_pm_list_packages(self._sh("pm list packages").text))
             or []
         )
-        facts.diskstats = step(
-            "storage", lambda: parse_diskstats(self._sh("dumpsys diskstats").text)
-        )
+        facts.diskstats = step("storage", lambda: parse_diskstats(self._dumpsys("diskstats")))
+        owners = [r.package for r in entry.activation if r.kind == "device_owner" and r.package]
+        expected = f" (device owner {', '.join(owners)} expected)" if owners else ""
         facts.policy = step(
-            "device policy", lambda: parse_device_owner(self._sh("dumpsys device_policy").text)
+            f"device policy{expected}", lambda: parse_device_owner(self._dumpsys("device_policy"))
         )
-        facts.accounts = (
-            step("accounts", lambda: parse_accounts(self._sh("dumpsys account").text)) or []
-        )
+        facts.accounts = step("accounts", lambda: parse_accounts(self._dumpsys("account"))) or []
         for package in (*entry.payment_apps, *entry.tms_apps):
             if package in facts.packages:
                 version = step(f"version of {package}", partial(self._app_version, package))
@@ -422,6 +434,10 @@ class AdbTerminal:
                             ),
                         )
                     )
+        for error in f.errors:
+            if error.startswith(_ACTIVATION_FACTS):
+                # said, so a wipe's read-back cannot pass over what it could not see
+                found.append(("info", Evidence("unreadable", error)))
         weights = {weight for weight, _ in found}
         if "strong" in weights:
             state = ActivationState.ACTIVATED

@@ -913,7 +913,10 @@ def test_two_stations_on_one_ledger(pg_url: str, tmp_path: Path) -> None:
             for r in summary["results"]
         )
 
-    assert outcomes(summaries["A"]) == outcomes(summaries["B"])
+    assert outcomes(summaries["A"]) == outcomes(summaries["B"]), (
+        summaries["A"]["failures"],
+        summaries["B"]["failures"],
+    )
     for summary in summaries.values():
         assert "aborted" not in summary["counts"], summary["failures"]
     serials_a = {r["serial"] for r in summaries["A"]["results"]}

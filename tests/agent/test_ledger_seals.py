@@ -314,3 +314,18 @@ def test_ledger_files_are_private_whatever_the_umask(tmp_path: Path, umask: int)
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     finally:
         os.umask(old)
+
+
+def test_a_station_on_a_tampered_ledger_does_not_end_ok(copy: Path) -> None:
+    import json
+
+    with raw(copy) as conn:
+        conn.execute("UPDATE devices SET serial = 'FORGED' WHERE id = 1")
+    result = CliRunner().invoke(
+        cli.main,
+        ["station", "--simulate", "1", "--mode", "check", "--json", "--ledger", sqlite_url(copy)],
+    )
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["ledger"]["verified"] is False
+    assert "devices row 1" in summary["ledger"]["problem"]
+    assert summary["ok"] is False and result.exit_code == 1
