@@ -1006,9 +1006,13 @@ def report(
     if not verification.ok:
         marked = sum(1 for row in rows if row["integrity"] != "verified")
         problems = verification.problem_count + (not verification.chain.ok)
+        hidden = (
+            "" if marked or include_simulated
+            else " (rows of simulated terminals are left out; --include-simulated shows them)"
+        )
         click.echo(
             f"the ledger fails verification ({problems} problem(s)); {marked} row(s) are marked "
-            "TAMPERED; run posdiag verify --ledger for details",
+            f"TAMPERED{hidden}; run posdiag verify --ledger for details",
             err=True,
         )
         sys.exit(EXIT_NOT_READY)

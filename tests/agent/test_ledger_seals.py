@@ -225,6 +225,30 @@ def test_verify_and_report_name_the_tampered_row(copy: Path) -> None:
     assert "marked TAMPERED" in exported.stderr
 
 
+def test_a_tampered_simulated_row_left_out_of_the_report_is_still_announced(
+    tmp_path: Path,
+) -> None:
+    """The issue's own sequence: a refused simulated wipe turned into an erased one. The report
+    leaves simulated rows out by default, so the warning must say where the tampered row went."""
+    url = sqlite_url(tmp_path / "d1.db")
+    runner = CliRunner()
+    wiped = runner.invoke(
+        cli.main,
+        ["wipe", "adb+sim://unsettled?model=sunmi-p2", "--yes", "--operator", "X", "--ledger", url],
+    )
+    assert wiped.exit_code == 6, wiped.output
+    with raw(tmp_path / "d1.db") as conn:
+        conn.execute("UPDATE wipe_runs SET outcome = 'erased'")
+    hidden = runner.invoke(cli.main, ["report", "--ledger", url])
+    assert hidden.exit_code == 1
+    assert hidden.stdout.strip().count("\n") == 0  # the header only
+    assert "--include-simulated" in hidden.stderr
+    shown = runner.invoke(cli.main, ["report", "--ledger", url, "--include-simulated"])
+    assert shown.exit_code == 1
+    assert "TAMPERED: the wipe run record" in shown.stdout
+    assert "1 row(s) are marked TAMPERED;" in shown.stderr
+
+
 def test_a_broken_chain_marks_every_row(copy: Path) -> None:
     with raw(copy) as conn:
         conn.execute("UPDATE audit_log SET data_json = '{}' WHERE id = 3")

@@ -7,17 +7,13 @@ default ledger, certificates and station key never touch the real user folders.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from click.testing import CliRunner
-from rich.console import Console
 
 from posdiag.agent import cli
 from posdiag.agent import station as station_module
@@ -29,22 +25,8 @@ from posdiag.agent.station import SlotResult, Station, simulated_fleet, summaris
 
 
 @pytest.fixture(autouse=True)
-def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
-    monkeypatch.delenv("POSDIAG_ZVT_PASSWORD", raising=False)
-    monkeypatch.setattr(cli, "out", Console(width=200, color_system=None, force_terminal=False))
-    monkeypatch.setattr(
-        cli, "err", Console(stderr=True, soft_wrap=True, color_system=None, force_terminal=False)
-    )
-    root = logging.getLogger()
-    level = root.level
-    yield home
-    root.setLevel(level)
-    structlog.reset_defaults()
+def _isolate(cli_home: Path) -> Path:
+    return cli_home
 
 
 @pytest.fixture

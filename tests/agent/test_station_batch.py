@@ -8,15 +8,11 @@ batch issues the certificates it still owes before working any terminal.
 from __future__ import annotations
 
 import json
-import logging
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from click.testing import CliRunner, Result
-from rich.console import Console
 
 from posdiag.agent import cli
 from posdiag.agent.certificate import verify_certificate
@@ -43,24 +39,8 @@ replug_at = 3.0
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
-    monkeypatch.setattr(cli, "out", Console(width=200, color_system=None, force_terminal=False))
-    monkeypatch.setattr(
-        cli, "err", Console(stderr=True, soft_wrap=True, color_system=None, force_terminal=False)
-    )
-    root = logging.getLogger()
-    level = root.level
-    yield home
-    for handler in list(root.handlers):
-        if handler.get_name() == "posdiag":
-            root.removeHandler(handler)
-    root.setLevel(level)
-    structlog.reset_defaults()
+def home(cli_home: Path) -> Path:
+    return cli_home
 
 
 def invoke(*args: str) -> Result:

@@ -18,11 +18,9 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from click.testing import CliRunner, Result
 from rich.console import Console
 
@@ -45,26 +43,8 @@ ZVT_SECRET = f"zvt+sim://fresh?password={PASSWORD}"  # rejected: the error path 
 
 
 @pytest.fixture(autouse=True)
-def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Private user folders, plain consoles, logging restored afterwards."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
-    monkeypatch.delenv("POSDIAG_ZVT_PASSWORD", raising=False)
-    monkeypatch.setattr(cli, "out", Console(width=200, color_system=None, force_terminal=False))
-    monkeypatch.setattr(
-        cli, "err", Console(stderr=True, soft_wrap=True, color_system=None, force_terminal=False)
-    )
-    root = logging.getLogger()
-    level = root.level
-    yield home
-    for handler in list(root.handlers):
-        if handler.get_name() == "posdiag":
-            root.removeHandler(handler)
-    root.setLevel(level)
-    structlog.reset_defaults()
+def _isolate(cli_home: Path) -> Path:
+    return cli_home
 
 
 def invoke(*args: str) -> Result:

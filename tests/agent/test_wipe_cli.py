@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 import sqlite3
@@ -24,9 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from click.testing import CliRunner, Result
-from rich.console import Console
 
 from posdiag.agent import cli
 from posdiag.agent.certificate import verify_certificate
@@ -44,26 +41,8 @@ Invoke = Callable[..., Result]
 
 
 @pytest.fixture(autouse=True)
-def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Private user folders, plain wide consoles, logging restored afterwards."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
-    monkeypatch.delenv("POSDIAG_ZVT_PASSWORD", raising=False)
-    monkeypatch.setattr(cli, "out", Console(width=200, color_system=None, force_terminal=False))
-    monkeypatch.setattr(
-        cli, "err", Console(stderr=True, soft_wrap=True, color_system=None, force_terminal=False)
-    )
-    root = logging.getLogger()
-    level = root.level
-    yield home
-    for handler in list(root.handlers):
-        if handler.get_name() == "posdiag":
-            root.removeHandler(handler)
-    root.setLevel(level)
-    structlog.reset_defaults()
+def _isolate(cli_home: Path) -> Path:
+    return cli_home
 
 
 class TtyRunner(CliRunner):
