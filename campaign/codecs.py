@@ -387,38 +387,34 @@ def feed_adb(role: AdbRole, chunks: list[bytes]) -> Outcome:
     return events, bytes(out), None
 
 
-def feed_shell(chunks: list[bytes]) -> Outcome:
-    """Feed a shell v2 decoder."""
-    decoder = ShellDecoder()
+def _drain(
+    receive: Callable[[bytes], None], next_event: Callable[[], Any], chunks: list[bytes], name: str
+) -> Outcome:
+    """Feed a decoder that only receives (no answers to send) and collect what it yields."""
     events: list[Any] = []
     bound = sum(len(c) for c in chunks) + 16
     try:
         for chunk in chunks:
-            decoder.receive_data(chunk)
-            while (packet := decoder.next_packet()) is not NEED_DATA:
-                events.append(packet)
+            receive(chunk)
+            while (event := next_event()) is not NEED_DATA:
+                events.append(event)
                 if len(events) > bound:
-                    raise Hang("shell decoder")
+                    raise Hang(name)
     except AdbProtocolError as exc:
         return events, b"", type(exc).__name__
     return events, b"", None
+
+
+def feed_shell(chunks: list[bytes]) -> Outcome:
+    """Feed a shell v2 decoder."""
+    decoder = ShellDecoder()
+    return _drain(decoder.receive_data, decoder.next_packet, chunks, "shell decoder")
 
 
 def feed_sync_requests(chunks: list[bytes]) -> Outcome:
     """Feed the device side's sync request decoder."""
     decoder = SyncRequestDecoder()
-    events: list[Any] = []
-    bound = sum(len(c) for c in chunks) + 16
-    try:
-        for chunk in chunks:
-            decoder.receive_data(chunk)
-            while (event := decoder.next_event()) is not NEED_DATA:
-                events.append(event)
-                if len(events) > bound:
-                    raise Hang("sync request decoder")
-    except AdbProtocolError as exc:
-        return events, b"", type(exc).__name__
-    return events, b"", None
+    return _drain(decoder.receive_data, decoder.next_event, chunks, "sync request decoder")
 
 
 def feed_sync_responses(expect: list[str], chunks: list[bytes]) -> Outcome:
