@@ -27,6 +27,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "station": ("bench.station", "3 Station scaling"),
     "codecs": ("bench.codecs", "4 Codecs"),
     "startup": ("bench.startup", "5 Start-up"),
+    "ledger": ("bench.ledger_verify", "6 Ledger verify"),
 }
 
 

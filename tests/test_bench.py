@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = ("1 ZVT check", "2 ADB round trip", "3 Station scaling", "4 Codecs", "5 Start-up")
+FIGURES = (
+    "1 ZVT check",
+    "2 ADB round trip",
+    "3 Station scaling",
+    "4 Codecs",
+    "5 Start-up",
+    "6 Ledger verify",
+)
 
 
 def _number(value: Any) -> bool:
