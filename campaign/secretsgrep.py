@@ -142,7 +142,7 @@ def run(settings: Settings, outputs: Outputs) -> SectionResult:
                 (
                     value,
                     re.compile(
-                        rb"(?<![0-9A-Za-z])" + re.escape(value.encode()) + rb"(?![0-9A-Za-z])"
+                        rb"(?<![0-9A-Za-z.])" + re.escape(value.encode()) + rb"(?![0-9A-Za-z])"
                     ),
                 )
                 for value in sorted(values)
