@@ -22,15 +22,22 @@ from rich.markup import escape
 from rich.text import Text
 
 from posdiag.drivers.address import parse_address
+from posdiag.drivers.backend.model import (
+    BackendAuthError,
+    BackendConfigError,
+    BackendProtocolError,
+    BackendUnavailable,
+)
 from posdiag.drivers.errors import AddressError, AuthenticationError, PosdiagError, TransportError
 
 from . import __version__
+from .cli_backend import backend_report, is_backend_target, load_backends
 from .discovery import discover
 from .logs import configure_logging
 from .options import SECONDS, TIME_SCALE, Count, OneLineUsageError, Seconds
 from .policy import Policy, PolicyError, load_policy
 from .render import render_report, render_summary, render_wipe, safe
-from .report import DeviceReport, Verdict, VerdictStatus, to_json, utc_now_text
+from .report import DeviceReport, Verdict, VerdictStatus, record_report, to_json, utc_now_text
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_CERTIFICATE_PENDING = 7  # wipe: outcome recorded, certificate not yet issued (run it again)
@@ -67,8 +74,10 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(ctx: Context, *args: Any, **kwargs: Any) -> Any:
         try:
             return func(ctx, *args, **kwargs)
-        except (AddressError, PolicyError) as exc:
+        except (AddressError, PolicyError, BackendConfigError, BackendAuthError) as exc:
             fail(str(exc), EXIT_USAGE, ctx)
+        except (BackendUnavailable, BackendProtocolError) as exc:
+            fail(str(exc), EXIT_UNREACHABLE, ctx)
         except AuthenticationError as exc:
             fail(str(exc), EXIT_USAGE, ctx)
         except TransportError as exc:
@@ -136,8 +145,13 @@ def check_one(
     *,
     policy: Policy | None = None,
     deadline_s: float | None = None,
+    backends: Any = None,
 ) -> DeviceReport:
     """Check one terminal by address (raises AddressError/AuthenticationError for the CLI).
+
+    ``backends`` (``posdiag.agent.backends.Backends``): the configured TMS/acquirer backends;
+    a device's report is merged with what they say, and ``sn:…``/``tusn:…``/a bare label is
+    checked in the backends alone.
 
     ``deadline_s`` bounds the whole check (None: the family's default, see
     :data:`posdiag.agent.inspect.DEFAULT_DEADLINE_S`): a terminal still talking then is
@@ -146,15 +160,23 @@ def check_one(
     from .connect import open_terminal  # the drivers: only commands that talk to terminals
     from .inspect import inspect_terminal
 
-    address = parse_address(text)
     policy = policy or load_policy(policy_file)
+    named = text.strip().lower().startswith(("sn:", "tusn:"))
+    if backends is not None and (named or (backends and is_backend_target(text))):
+        # a bare label is one only when a backend can answer for it; otherwise it is a typo
+        # of a device address and says so
+        return backend_report(text, backends, policy)
+    address = parse_address(text)
     terminal = open_terminal(address, password=password, on_auth_prompt=_auth_prompt)
     try:
-        return inspect_terminal(
+        report = inspect_terminal(
             terminal, policy, simulated=address.link == "sim", deadline_s=deadline_s
         )
     except TransportError as exc:
         return _unreachable(str(address), str(exc))
+    if backends:
+        backends.enrich(report, policy)
+    return report
 
 
 def _exit_code(reports: list[DeviceReport]) -> int:
@@ -182,6 +204,12 @@ def _exit_code(reports: list[DeviceReport]) -> int:
     help="Seconds one terminal's check may take in all (default per family: ZVT 120, "
     "Android 90); a terminal still busy then is unreachable.",
 )
+@click.option(
+    "--backends",
+    "backends_file",
+    type=click.Path(path_type=Path),
+    help="Backends file (TMS/acquirer platforms); default ~/.config/posdiag/backends.toml.",
+)
 @guarded
 def check(
     ctx: Context,
@@ -190,14 +218,18 @@ def check(
     password: str | None,
     policy_file: Path | None,
     deadline: float | None,
+    backends_file: Path | None,
 ) -> None:
     """Check terminals: identity, activation, firmware, network, battery, merchant data.
 
     ADDRESSES are e.g. zvt+serial:///dev/ttyUSB0?baud=9600, zvt+tcp://10.0.0.5:20007,
-    /dev/ttyACM0 or zvt+sim://activated. Without an address, every attached terminal is
-    checked; with none attached, simulated terminals are checked to show what posdiag does.
+    /dev/ttyACM0 or zvt+sim://activated; sn:SERIAL, tusn:TUSN or a label pasted from a barcode
+    scanner checks a unit no cable reaches in its backends. Without an address, every attached
+    terminal is checked; with none attached, simulated terminals are checked to show what
+    posdiag does. Configured backends (TMS, acquirer platform) are consulted for every terminal.
     """
     policy = load_policy(policy_file)  # a bad policy file is a usage error before any I/O
+    backends = load_backends(backends_file)
     demo = False
     targets = list(addresses)
     if not targets:
@@ -213,9 +245,13 @@ def check(
                 f"{', '.join(a.removeprefix('adb+sim://') for a in DEMO_ANDROID)}).[/]",
                 highlight=False,
             )
-    reports = [
-        check_one(target, password, policy=policy, deadline_s=deadline) for target in targets
-    ]
+    try:
+        reports = [
+            check_one(target, password, policy=policy, deadline_s=deadline, backends=backends)
+            for target in targets
+        ]
+    finally:
+        backends.close()
     if as_json:
         payload: Any = to_json(reports[0]) if len(reports) == 1 else [to_json(r) for r in reports]
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
@@ -268,7 +304,7 @@ def _parse_fault(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @main.command()
-@click.argument("family", type=click.Choice(["zvt", "adb"]))
+@click.argument("family", type=click.Choice(["zvt", "adb", "backend"]))
 @click.option("--scenario", default="activated", show_default=True, help="Scenario name.")
 @click.option("--model", default=None, help="adb: model profile (pax-a920, sunmi-p2, …).")
 @click.option("--pty", "use_pty", is_flag=True, help="zvt: attach to a pseudo terminal (default).")
@@ -284,6 +320,26 @@ def _parse_fault(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--serial", help="The simulated terminal's serial number (one per unit on a rack).")
 @click.option("--fault", "faults", multiple=True, metavar="NAME[=VALUE]", help="Inject a fault.")
 @click.option("--list-scenarios", is_flag=True, help="List scenarios (and adb models) and exit.")
+@click.option(
+    "--kind",
+    type=click.Choice(["paxstore", "adyen", "generic"]),
+    default="paxstore",
+    show_default=True,
+    help="backend: which backend to simulate.",
+)
+@click.option(
+    "--terminal",
+    "terminals",
+    multiple=True,
+    metavar="SERIAL=STATE",
+    help="backend: a unit it knows (STATE bound, unbound or disabled); repeat for more.",
+)
+@click.option(
+    "--tms",
+    metavar="URL",
+    help="adb: the simulated backend this terminal syncs with (a release there drops its device "
+    "owner at the next sync).",
+)
 @guarded
 def simulate(
     ctx: Context,
@@ -297,8 +353,16 @@ def simulate(
     serial: str | None,
     faults: tuple[str, ...],
     list_scenarios: bool,
+    kind: str,
+    terminals: tuple[str, ...],
+    tms: str | None,
 ) -> None:
-    """Run a simulated terminal until interrupted; the first line is its address.
+    """Run a simulated terminal (or backend) until interrupted; the first line is its address.
+
+    FAMILY backend runs a TMS / acquirer platform over HTTP (--kind paxstore, adyen or
+    generic); its first line is its API URL, its second the path of a ready backends file
+    (pass it as --backends). Backend faults: rate_limit=N, server_error=N, slow=S, garbage=N,
+    bad_signature, skew=S, release_pending=N.
 
     ZVT faults: corrupt_crc=N, drop_ack=N, split_writes, stall_mid_frame=S, ack_delay=S,
     answer_delay=S, garbage=HEX, disconnect_after=N, silent, babble.
@@ -308,6 +372,21 @@ def simulate(
     ZVT command name or hex code ("Set/Reset Terminal-ID", 061B) or an Android command prefix
     ("pm clear", "cmd wifi forget-network", rm).
     """
+    if family == "backend":
+        from .cli_backend import serve_until_stopped, start_simulated_backend
+
+        simulator, path = start_simulated_backend(kind, tcp, terminals, _parse_fault(faults))
+        click.echo(simulator.api_url)
+        click.echo(str(path))
+        err.print(
+            f"Simulated {kind} backend with {len(simulator.terminals)} terminal(s); "
+            "Ctrl-C to stop.",
+            highlight=False,
+        )
+        serve_until_stopped(simulator)
+        return
+    if terminals:
+        raise click.UsageError("--terminal is for simulate backend")
     if list_scenarios:
         _list_scenarios(family)
         return
@@ -329,6 +408,10 @@ def simulate(
         options["password"] = password
     if serial is not None:
         options["serial"] = serial
+    if tms:
+        if family != "adb":
+            raise click.UsageError("--tms is for simulated Android terminals (adb)")
+        options["tms"] = tms
     simulator, description = _build_simulator(ctx, family, scenario, model, options, tcp)
     from posdiag.simulators.attach import PtyAttachment, TcpAttachment
 
@@ -439,6 +522,17 @@ def _build_simulator(
     help="Seconds the whole wipe may take (default 900); a terminal still busy then ends "
     "aborted (resumable).",
 )
+@click.option(
+    "--release",
+    is_flag=True,
+    help="After the device steps, release the unit in its backend (TMS/acquirer), verified.",
+)
+@click.option(
+    "--backends",
+    "backends_file",
+    type=click.Path(path_type=Path),
+    help="Backends file (TMS/acquirer platforms); default ~/.config/posdiag/backends.toml.",
+)
 @guarded
 def wipe(
     ctx: Context,
@@ -458,12 +552,16 @@ def wipe(
     password: str | None,
     policy_file: Path | None,
     deadline: float | None,
+    release: bool,
+    backends_file: Path | None,
 ) -> None:
     """Erase a merchant's data from a terminal, verify it, and sign a certificate.
 
     Refuses tampered units (quarantine), unsettled money (unless --settle), a battery too low to
     finish, and a terminal whose serial differs from --serial. An interrupted wipe is resumed by
-    running the same command again. Exit codes: 0 erased, 1 erased with exceptions, 4 not
+    running the same command again. With --release the unit is also released in its backend
+    (PAXSTORE, Adyen, an acquirer platform), confirmed by a fresh lookup; the certificate shows
+    the backend's state before and after. Exit codes: 0 erased, 1 erased with exceptions, 4 not
     erased, 5 aborted, 6 refused, 7 outcome recorded but certificate not yet issued (run again),
     2 usage error, 3 unreachable.
     """
@@ -474,6 +572,11 @@ def wipe(
 
     parsed = parse_address(address)
     policy = load_policy(policy_file)
+    backends = load_backends(backends_file)
+    if release and not backends:
+        from .cli_backend import require_backends
+
+        require_backends(backends)
     if not assume_yes and not sys.stdin.isatty():
         fail("a wipe needs confirmation: run it in a terminal, or pass --yes", EXIT_USAGE, ctx)
     simulated = parsed.link == "sim"
@@ -491,6 +594,7 @@ def wipe(
         serial=serial,
         out_dir=out_dir,
         deadline_s=deadline,
+        release=release,
     )
 
     def confirm(summary: str, expected: str) -> bool:
@@ -508,8 +612,12 @@ def wipe(
             key=StationKey.load_or_create(),
             confirm=confirm,
             simulated=simulated,
+            backends=backends,
         )
-        result = session.run()
+        try:
+            result = session.run()
+        finally:
+            backends.close()
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -599,6 +707,77 @@ def station_key(ctx: Context) -> None:
 
 
 @main.command()
+@click.argument("label")
+@click.option("--reason", required=True, help="Why (stolen, not returned by the merchant…).")
+@click.option("--operator", required=True, help="Who reports it (recorded in the ledger).")
+@click.option("--yes", "assume_yes", is_flag=True, help="Do not ask (scripts).")
+@click.option(
+    "--backends",
+    "backends_file",
+    type=click.Path(path_type=Path),
+    help="Backends file (TMS/acquirer platforms); default ~/.config/posdiag/backends.toml.",
+)
+@click.option("--ledger", "ledger_url", help="Ledger database URL (SQLite in the data folder).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+@guarded
+def lost(
+    ctx: Context,
+    label: str,
+    reason: str,
+    operator: str,
+    assume_yes: bool,
+    backends_file: Path | None,
+    ledger_url: str | None,
+    as_json: bool,
+) -> None:
+    """Report a unit lost (挂失): disable or lock it in every backend that knows it.
+
+    LABEL is a serial number, sn:SERIAL, tusn:TUSN or a label pasted from a scanner. Each change
+    is confirmed by a fresh lookup and recorded in the ledger. Exit 0 when every backend that
+    knows the unit confirmed it, 1 otherwise.
+    """
+    from .cli_backend import backends_simulated, report_lost, terminal_key
+    from .ledger import Ledger
+
+    backends = load_backends(backends_file)
+    policy = load_policy()
+    key = terminal_key(label)
+    if not assume_yes:
+        if not sys.stdin.isatty():
+            fail("reporting a unit lost needs confirmation: run it in a terminal, or pass --yes",
+                 EXIT_USAGE, ctx)
+        typed = click.prompt(
+            f"Disable {key.label()} in its backends? Type the label again", err=True
+        )
+        if terminal_key(typed) != key:
+            fail("not confirmed: the label typed differs", EXIT_USAGE, ctx)
+    try:
+        outcomes, after = report_lost(backends, label, reason, policy)
+    finally:
+        backends.close()
+    after.simulated = backends_simulated(backends)
+    if after.simulated:
+        ledger_url, _ = _simulation_records(ctx, ledger_url, None, "Simulated backend")
+    with Ledger(ledger_url) as ledger:
+        record_report(ledger, after, operator)
+        for outcome in outcomes:
+            ledger.audit("backend.lost", reason=reason, **outcome)
+    confirmed = bool(outcomes) and all(o["confirmed"] for o in outcomes)
+    if as_json:
+        click.echo(json.dumps({"label": key.label(), "reason": reason, "outcomes": outcomes,
+                               "confirmed": confirmed}, indent=2, ensure_ascii=False))
+    elif not outcomes:
+        out.print(Text(f"{key.label()}: no configured backend knows this unit; nothing changed"))
+    else:
+        for o in outcomes:
+            state = "confirmed" if o["confirmed"] else "NOT confirmed"
+            detail = f" ({o['detail']})" if o["detail"] else ""
+            out.print(Text(f"{key.label()} in {o['backend']}: {o['status']}, "
+                           f"{o['binding_before']} → {o['binding_after'] or '?'}, {state}{detail}"))
+    sys.exit(EXIT_READY if confirmed else EXIT_NOT_READY)
+
+
+@main.command()
 @click.argument("addresses", nargs=-1)
 @click.option("--mode", type=click.Choice(["check", "wipe"]), default="check", show_default=True)
 @click.option(
@@ -650,6 +829,23 @@ def station_key(ctx: Context) -> None:
 @click.option("--ledger", "ledger_url", help="Ledger database URL (SQLite in the data folder).")
 @click.option("--policy", "policy_file", type=click.Path(path_type=Path), help="Policy TOML.")
 @click.option("--json", "as_json", is_flag=True, help="The summary as one JSON object.")
+@click.option(
+    "--scan",
+    is_flag=True,
+    help="Read serials/TUSNs from a barcode scanner (or stdin), one per line, and check each "
+    "in its backends (units no cable reaches).",
+)
+@click.option(
+    "--release",
+    is_flag=True,
+    help="Wipe mode: release each erased unit in its backend (TMS/acquirer), verified.",
+)
+@click.option(
+    "--backends",
+    "backends_file",
+    type=click.Path(path_type=Path),
+    help="Backends file (TMS/acquirer platforms); default ~/.config/posdiag/backends.toml.",
+)
 @guarded
 def station(
     ctx: Context,
@@ -670,6 +866,9 @@ def station(
     ledger_url: str | None,
     policy_file: Path | None,
     as_json: bool,
+    scan: bool,
+    release: bool,
+    backends_file: Path | None,
 ) -> None:
     """Check (or wipe) many terminals at once: the depot station.
 
@@ -682,6 +881,17 @@ def station(
     """
     from .fleet import FleetError, fleet_of, load_fleet
     from .station import SlotResult, Station, simulated_fleet, summarise
+
+    if scan:
+        if addresses or simulate or fleet_file or once or mode == "wipe":
+            raise click.UsageError("--scan checks scanned units in their backends: give it alone")
+        from .cli_backend import scan_station
+
+        ok = scan_station(
+            ctx, load_backends(backends_file), load_policy(policy_file), ledger_url, operator,
+            as_json, out, _simulation_records,
+        )
+        sys.exit(EXIT_READY if ok else EXIT_NOT_READY)
 
     if mode == "wipe" and not (operator and assume_yes):
         raise click.UsageError("--mode wipe needs --operator NAME and --yes (unattended station)")
@@ -714,6 +924,13 @@ def station(
             "run them separately"
         )
     policy = load_policy(policy_file)
+    backends = load_backends(backends_file)
+    if release and mode != "wipe":
+        raise click.UsageError("--release goes with --mode wipe")
+    if release and not backends:
+        from .cli_backend import require_backends
+
+        require_backends(backends)
     if fleet is not None or links == {True}:
         ledger_url, out_dir = _simulation_records(ctx, ledger_url, out_dir)
     live_view = sys.stdout.isatty()
@@ -771,6 +988,8 @@ def station(
         deadline_s=deadline,
         on_event=on_event,
         batch=continue_batch,
+        backends=backends,
+        release=release,
     )
     stop = worker.stop_event
     previous: dict[int, Any] = {}
@@ -792,6 +1011,7 @@ def station(
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+        backends.close()
     summary = summarise(results, batch=worker.batch, mode=worker.mode, operator=operator)
     summary["ledger"] = _ledger_integrity(ledger_url)
     if not summary["ledger"]["verified"]:

@@ -24,6 +24,8 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
+from posdiag.drivers.text import mask_identifier
+
 if TYPE_CHECKING:  # structlog is imported where it is used: `posdiag --version` never needs it
     import structlog
     from structlog.typing import EventDict, Processor, WrappedLogger
@@ -54,36 +56,11 @@ IDENTIFIER_KEYS = frozenset({"terminal_id", "tid", "merchant_id", "mid", "vu_num
 
 _LEVEL_NAMES = ("debug", "info", "warning", "error", "critical")
 _HANDLER_NAME = "posdiag"
-_MASK = "****"
 
 
 def _normalise_key(key: object) -> str | None:
     """Lower-case a key and treat ``-`` like ``_`` so ``Private-Key`` is caught too."""
     return key.lower().replace("-", "_") if isinstance(key, str) else None
-
-
-def mask_identifier(value: str | None, keep: int = 4) -> str | None:
-    """Hide all but the last ``keep`` characters of a terminal or merchant identifier.
-
-    The prefix is always four asterisks whatever the length, so the mask does not leak how long
-    the identifier is; the tail stays so a person can still tell two terminals apart.
-
-    Args:
-        value: the identifier; None passes through so "not known" stays visible.
-        keep: how many trailing characters stay readable.
-
-    Returns:
-        ``"****2000"`` for ``"52002000"``; ``"****"`` when the value is too short to show any of
-        it safely; ``""`` for an empty value; None for None.
-    """
-    if value is None:
-        return None
-    text = str(value)
-    if not text:
-        return ""
-    if keep <= 0 or len(text) <= keep:
-        return _MASK
-    return _MASK + text[-keep:]
 
 
 def _mask_value(value: Any) -> Any:

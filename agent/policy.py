@@ -104,6 +104,8 @@ def load_policy(path: Path | None = None) -> Policy:
     return Policy(merged)
 
 
+MERGE_SOURCE = "device and backends"
+"""Evidence source of the merge rule's conclusion (see ``posdiag.agent.backends``)."""
 STATE_WORDS = {
     "activated": "activated",
     "partial": "partly activated (merchant traces remain but the binding is incomplete)",
@@ -121,7 +123,7 @@ def decide(report: DeviceReport, policy: Policy) -> Verdict:
     if report.tamper and report.tamper.tampered:
         details = "; ".join(report.tamper.details) or "tamper reported"
         found["quarantine"].append(f"tampered: {details}; keep for investigation, never wipe")
-    serial = report.identity.serial if report.identity else None
+    serial = (report.identity.serial or report.identity.tusn) if report.identity else None
     if not serial and policy.get("verdict", "quarantine_unknown_identity"):
         found["quarantine"].append("identity unknown: the terminal reported no serial number")
 
@@ -130,7 +132,9 @@ def decide(report: DeviceReport, policy: Policy) -> Verdict:
         tid = mask_identifier(activation.terminal_id)
         bound = f" (terminal ID {tid})" if tid else ""
         state = STATE_WORDS.get(activation.state.value, activation.state.value)
-        found["wipe_required"].append(f"{state}{bound}: still bound to a merchant")
+        sides = [e.fact for e in activation.evidence if e.source == MERGE_SOURCE]
+        why = f" ({sides[0]})" if sides else ""
+        found["wipe_required"].append(f"{state}{bound}: still bound to a merchant{why}")
     merchant = report.merchant_data
     if merchant and merchant.pending_transactions and merchant.pending_transactions.count:
         pending = merchant.pending_transactions

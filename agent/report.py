@@ -86,6 +86,8 @@ class DeviceReport:
     unsupported: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     verdict: Verdict = Verdict(VerdictStatus.UNREACHABLE)
+    backends: list[dict[str, Any]] = field(default_factory=list)
+    """What each configured backend said (``posdiag.agent.backends.view_json``), masked."""
 
     @property
     def reachable(self) -> bool:
@@ -133,6 +135,7 @@ def to_json(report: DeviceReport) -> dict[str, Any]:
         "unsupported": list(report.unsupported),
         "verdict": {"status": report.verdict.status.value, "reasons": list(report.verdict.reasons)},
         "errors": list(report.errors),
+        "backends": [dict(entry) for entry in report.backends],
     }
 
 

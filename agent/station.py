@@ -143,6 +143,8 @@ class Station:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S,
         opener: Opener = open_terminal,
         batch: str | None = None,
+        backends: Any = None,
+        release: bool = False,
     ) -> None:
         if mode not in ("check", "wipe"):
             raise ValueError(f"mode must be check or wipe, not {mode!r}")
@@ -175,6 +177,12 @@ class Station:
         self.continued_batch = batch
         self._done_in_batch: dict[tuple[str, str], dict[str, Any]] = {}
         self._wake = threading.Event()
+        self.backends = backends
+        """Configured TMS/acquirer backends (``posdiag.agent.backends.Backends``): every
+        terminal's report is merged with what they say; their limiter (per backend, shared by
+        the workers) keeps the station within each backend's rate limit. Nothing is cached:
+        each terminal is looked up when it is checked."""
+        self.release = release
 
     # --- public -----------------------------------------------------------------------------
 
@@ -531,6 +539,8 @@ class Station:
                 )
             finally:
                 terminal.close()
+            if self.backends:
+                self.backends.enrich(report, self.policy)
             self._identified(slot, report)
             if report.identity is not None:
                 with Ledger(self.ledger_url, busy_timeout=self.busy_timeout) as ledger:
@@ -549,6 +559,7 @@ class Station:
             out_dir=self.out_dir,
             batch=self.batch,
             deadline_s=self.deadline_s,
+            release=self.release,
         )
         self._stage(slot, "inspecting")
         with Ledger(self.ledger_url, busy_timeout=self.busy_timeout) as ledger:
@@ -560,6 +571,7 @@ class Station:
                 key=self._key,
                 simulated=simulated,
                 on_progress=lambda progress: self._wipe_progress(slot, progress),
+                backends=self.backends,
             )
             result = session.run()
         if slot.done_earlier is not None:

@@ -112,6 +112,10 @@ class WipeSession:
             :class:`WipeInterrupted` to stop before anything (more) is changed.
         stop: when set, the wipe stops before its next step (SIGTERM, a station's deadline);
             a step that is running always finishes and is journaled.
+        backends: the configured TMS/acquirer backends (``posdiag.agent.backends.Backends``):
+            every inspection is merged with what they say, and with ``options.release`` the
+            plan ends with a journaled, verified ``release:NAME`` step per backend holding the
+            unit (after the device steps, never when a guard refused).
     """
 
     def __init__(
@@ -126,6 +130,7 @@ class WipeSession:
         simulated: bool = False,
         on_progress: OnProgress | None = None,
         stop: threading.Event | None = None,
+        backends: Any = None,
     ) -> None:
         self.terminal = terminal
         self.policy = policy
@@ -136,6 +141,7 @@ class WipeSession:
         self.simulated = simulated
         self.on_progress = on_progress
         self.stop = stop
+        self.backends = backends
         self.started_at = utc_now_text()
         self._steps_done = 0
         self._steps_total = 0
@@ -217,6 +223,10 @@ class WipeSession:
         if self._reissue_pending(before, result):
             return  # the terminal's last wipe is decided: not wiped again
         plan = self.terminal.wipe_plan()
+        if self.backends and (
+            self.options.release or self.policy.get("backends", "release_after_wipe")
+        ):
+            plan = plan + self.backends.release_steps(before)
         refusal = guard_reasons(
             before, self.options, self.policy, can_settle=any(s.name == "settle" for s in plan)
         )
@@ -274,6 +284,8 @@ class WipeSession:
         self.terminal.set_deadline(self._deadline_at)
         if time.monotonic() >= self._deadline_at:
             raise DeadlineExceeded()
+        if self.backends:
+            self.backends.enrich(report, self.policy)
         return report
 
     # --- confirmation and settling ---------------------------------------------------------------
@@ -394,6 +406,8 @@ class WipeSession:
                 else:
                     problems.append(f"{step.erases}: still present after the step reported success")
         problems.extend(read_back_problems(after, result))
+        if self.backends:
+            result.exceptions.extend(self.backends.still_bound(after))
         if result.outcome is Outcome.NOT_ERASED or problems:
             result.outcome = Outcome.NOT_ERASED
             result.reasons.extend(problems)

@@ -203,8 +203,18 @@ def certificate_content(
         tool_version=__version__,
         started_at=started_at,
         finished_at=utc_now_text(),
+        backends=_backend_states(result),
     )
     return content
+
+
+def _backend_states(result: WipeResult) -> dict[str, Any] | None:
+    """Each backend's view of the unit before and after the wipe (None: none configured)."""
+    before = result.before.backends if result.before else []
+    after = result.after.backends if result.after else []
+    if not before and not after:
+        return None
+    return {"before": list(before), "after": list(after)}
 
 
 def _method(family: str) -> str:

@@ -79,6 +79,7 @@ class WipeOptions:
     confirmed_settled: bool = False  # the operator settled a terminal posdiag cannot read
     batch: str | None = None  # the station run this wipe belongs to (for the manifest)
     deadline_s: float | None = None  # the whole wipe's time limit; None: the family's default
+    release: bool = False  # release the unit in its backend(s) after the device steps
 
     def __post_init__(self) -> None:
         """Refuse a deadline that is not a sane number of seconds (inf, nan, 0, negative, days)."""

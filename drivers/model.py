@@ -32,6 +32,8 @@ class Identity:
     hardware: str | None = None
     imei: str | None = None
     device_name: str | None = None
+    tusn: str | None = None
+    """UnionPay terminal unique serial number (终端唯一序列号), when known (a scanned label)."""
 
 
 @dataclass(frozen=True)

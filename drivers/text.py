@@ -39,6 +39,7 @@ __all__ = [
     "clean_text",
     "cleaned",
     "csv_cell",
+    "mask_identifier",
 ]
 
 _T = TypeVar("_T")
@@ -200,3 +201,30 @@ def cleaned(func: Callable[_P, _T]) -> Callable[_P, _T]:
         return clean_record(func(*args, **kwargs))
 
     return wrapper
+
+
+_MASK = "****"
+
+
+def mask_identifier(value: str | None, keep: int = 4) -> str | None:
+    """Hide all but the last ``keep`` characters of a terminal or merchant identifier.
+
+    The prefix is always four asterisks whatever the length, so the mask does not leak how long
+    the identifier is; the tail stays so a person can still tell two terminals apart.
+
+    Args:
+        value: the identifier; None passes through so "not known" stays visible.
+        keep: how many trailing characters stay readable.
+
+    Returns:
+        ``"****2000"`` for ``"52002000"``; ``"****"`` when the value is too short to show any of
+        it safely; ``""`` for an empty value; None for None.
+    """
+    if value is None:
+        return None
+    text = str(value)
+    if not text:
+        return ""
+    if keep <= 0 or len(text) <= keep:
+        return _MASK
+    return _MASK + text[-keep:]

@@ -51,6 +51,7 @@ COMMON_OPTIONS = frozenset(
         "bus",
         "unit",
         "posdiag_fixture",
+        "tms",
     }
 )
 """Options a simulated terminal's address may carry besides fault names."""
@@ -256,4 +257,16 @@ def create_adb(
         value = _number(options, option)
         if value is not None:
             overrides.setdefault("device", {})[key] = value
-    return AdbSimulator(load_android(scenario, model, overrides))
+    tms_url = options.get("tms", "")
+    if tms_url:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]_-]{1,200}(/[\x21-\x7e]{0,200})?", tms_url):
+            raise AddressError(
+                f"tms must be an http(s) URL of a simulated backend, not {tms_url[:60]!r}"
+            )
+        overrides.setdefault("device", {})["tms_url"] = tms_url
+    simulator = AdbSimulator(load_android(scenario, model, overrides))
+    if tms_url:
+        from .adb import tms
+
+        tms.sync(simulator.state)  # enrolment: the unit registers with its TMS
+    return simulator

@@ -239,6 +239,7 @@ def build_certificate(
     media_source: str = DEFAULT_MEDIA_SOURCE,
     confidentiality: str | None = None,
     post_confidentiality: str | None = None,
+    backends: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the certificate content (schema ``posdiag.certificate/2``), not yet signed.
 
@@ -273,6 +274,8 @@ def build_certificate(
         confidentiality: pre-sanitization confidentiality categorization; "not categorized" when
             None, since posdiag cannot know the owner's categorization.
         post_confidentiality: post-sanitization categorization; "not categorized" when None.
+        backends: each TMS/acquirer backend's view before and after (``{"before": […],
+            "after": […]}``), the proof of a release step; omitted when none is configured.
 
     Returns:
         The certificate content, plain JSON data.
@@ -421,6 +424,9 @@ def build_certificate(
         "firmware": {"components": components},
         "steps": step_list,
     }
+    if backends:
+        # the TMS / acquirer binding before and after (a release step's proof); masked already
+        content["backends"] = redact(dict(backends))
     content = _scrub(_clean_tree(content), raw_ids)
     # Round-trip through the canonical form: proves it serialises and turns tuples into lists,
     # so the content a caller holds is exactly what will be signed and stored.

@@ -234,6 +234,32 @@ def _pre_wipe_html(pre: Any) -> str:
     return '<table class="kv">' + "".join(rows) + "</table>"
 
 
+def _backends_html(backends: Any) -> str:
+    """Each backend's binding before and after the wipe: the proof of a release step."""
+    if not isinstance(backends, Mapping):
+        return ""
+    rows = []
+    for when, label in (("before", "Before the wipe"), ("after", "After the wipe")):
+        views = backends.get(when)
+        if not isinstance(views, list):
+            continue
+        rows.append(_group(label))
+        for view in views:
+            if not isinstance(view, Mapping):
+                continue
+            if view.get("consulted"):
+                state = f"{view.get('binding')} (status {view.get('status') or '-'})"
+                if view.get("merchant"):
+                    state += f", merchant {view.get('merchant')}"
+            else:
+                state = f"not consulted: {view.get('error') or 'no answer'}"
+            rows.append(_row(f"{view.get('name')} ({view.get('kind')})", state))
+    if not rows:
+        return ""
+    table = '<table class="kv">' + "".join(rows) + "</table>"
+    return f"<section>\n<h2>Terminal management / acquirer backends</h2>\n{table}\n</section>\n"
+
+
 def render_html(document: Mapping[str, Any]) -> str:
     """The printable certificate: one self-contained page a person understands at a glance.
 
@@ -395,7 +421,7 @@ def render_html(document: Mapping[str, Any]) -> str:
 <h2>Device before the wipe</h2>
 {_pre_wipe_html(cert.get("pre_wipe"))}
 </section>
-
+{_backends_html(cert.get("backends"))}
 <section>
 <h2>Signatures</h2>
 <div class="signs">

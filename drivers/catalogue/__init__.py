@@ -204,6 +204,9 @@ class AdbModelEntry(ModelEntry):
     serial_props: tuple[str, ...] = ("ro.serialno",)
     payment_apps: tuple[str, ...] = ()
     tms_apps: tuple[str, ...] = ()
+    tms_backend: str = ""
+    """The backend kind that releases this model's TMS/MDM enrolment (``paxstore``), or a
+    sentence saying where it is released when no public API exists."""
     vendor_services: tuple[str, ...] = ()
     merchant_paths: tuple[str, ...] = ()
     pending_files: tuple[str, ...] = ()
@@ -309,6 +312,7 @@ _ADB_KEYS = frozenset(
         "serial_props",
         "payment_apps",
         "tms_apps",
+        "tms_backend",
         "vendor_services",
         "merchant_paths",
         "pending_files",
@@ -379,6 +383,8 @@ def _adb_entry(data: dict[str, object], where: str) -> AdbModelEntry:
         raise CatalogueError(f"{where} wipe: unknown factory_reset {wipe.factory_reset!r}")
     if not isinstance(values.get("verified", False), bool):
         raise CatalogueError(f"{where} verified: expected true or false")
+    if not isinstance(values.get("tms_backend", ""), str):
+        raise CatalogueError(f"{where} tms_backend: expected a string")
     values.setdefault("match_names", list(match.model))
     entry = _entry(AdbModelEntry, values, where)
     return dataclasses.replace(entry, match=match, activation=recipes, wipe=wipe)

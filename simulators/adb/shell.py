@@ -20,6 +20,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import tms
 from .hostile import HOSTILE, hostile_stdout
 from .state import AndroidState
 
@@ -326,6 +327,7 @@ class AndroidShell:
         return _ok(text)
 
     def _dump_device_policy(self, args: list[str]) -> ShellResult:
+        tms.sync(self.state)  # a TMS release shows the next time anyone looks
         lines = ["Current Device Policy Manager state:"]
         if self.state.device_owner:
             package, _, receiver = self.state.device_owner.partition("/")
@@ -340,6 +342,7 @@ class AndroidShell:
         return _ok("\n".join(lines) + "\n")
 
     def _dump_account(self, args: list[str]) -> ShellResult:
+        tms.sync(self.state)
         lines = ["User UserInfo{0:Owner:c13}:", f"  Accounts: {len(self.state.accounts)}"]
         lines += [f"    Account {{name={n}, type={t}}}" for n, t in self.state.accounts]
         return _ok("\n".join(lines) + "\n")

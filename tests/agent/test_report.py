@@ -43,6 +43,7 @@ TOP_LEVEL = {
     "unsupported",
     "verdict",
     "errors",
+    "backends",  # what each configured TMS/acquirer backend said (empty: none configured)
 }
 
 
@@ -106,6 +107,7 @@ def test_shape_and_values() -> None:
         "hardware": "cVEND plug",
         "imei": None,
         "device_name": "cVEND plug",
+        "tusn": None,
     }
     assert data["activation"]["state"] == "activated"
     assert data["activation"]["evidence"] == [
@@ -179,6 +181,7 @@ def test_unreachable_report_has_nulls_not_missing_keys() -> None:
         "hardware": None,
         "imei": None,
         "device_name": None,
+        "tusn": None,
     }
     assert data["verdict"] == {"status": "unreachable", "reasons": []}
     assert report.reachable is False

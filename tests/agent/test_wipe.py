@@ -356,6 +356,7 @@ def test_sunmi_activated_is_erased_with_exceptions_for_device_owner_and_account(
     assert all("terminal management system" in e for e in result.exceptions)
     assert [s.name for s in result.steps] == [
         f"clear:{SUNMI_PAYMENT}",
+        "clear:com.sunmi.mdm",
         "forget_wifi",
         *(f"delete:{p}" for p in SUNMI_PATHS),
     ]

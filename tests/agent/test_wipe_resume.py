@@ -234,6 +234,7 @@ def test_resume_is_refused_without_settle_and_the_run_stays_open(
 
 SUNMI_PLAN = [
     f"clear:{SUNMI_PAYMENT}",
+    "clear:com.sunmi.mdm",  # the MDM client's data: the merchant's enrolment
     "forget_wifi",
     "delete:/sdcard/Sunmi/",
     "delete:/sdcard/Download/",

@@ -39,7 +39,7 @@ PAYMENT_APPS = {  # catalogue payment/TMS apps the profile installs, with their 
         "com.pax.ipp.manager": "2.1.0",
         "com.pax.market.android.app": "8.6.1",
     },
-    "sunmi-p2": {"com.sunmi.payment.service": "1.7.3"},
+    "sunmi-p2": {"com.sunmi.payment.service": "1.7.3", "com.sunmi.mdm": "2.8.0"},
     "android-generic": {},
 }
 WIPE_STEPS = {
@@ -53,6 +53,7 @@ WIPE_STEPS = {
     ],
     "sunmi-p2": [
         "clear:com.sunmi.payment.service",
+        "clear:com.sunmi.mdm",
         "forget_wifi",
         "delete:/sdcard/Sunmi/",
         "delete:/sdcard/Download/",
@@ -378,8 +379,10 @@ def test_unsettled_unit_lists_batch_and_params(open_adb: Open, model: str) -> No
 
 
 def test_payment_app_data_is_listed_with_its_size(open_adb: Open) -> None:
-    (app,) = open_adb("activated", "sunmi-p2").merchant_data().apps
-    assert app.startswith("com.sunmi.payment.service (") and app.endswith(" bytes)")
+    apps = open_adb("activated", "sunmi-p2").merchant_data().apps
+    # the payment app and the MDM client (whose data is the merchant's enrolment) both count
+    assert [a.split(" (")[0] for a in apps] == ["com.sunmi.payment.service", "com.sunmi.mdm"]
+    assert all(a.endswith(" bytes)") for a in apps)
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -458,6 +461,7 @@ def test_wipe_clears_apps_and_wifi_and_refresh_shows_them_gone(open_adb: Open) -
     assert before.apps and before.network_profiles
     assert _run(terminal, "clear:", "forget_wifi") == [
         "clear:com.sunmi.payment.service",
+        "clear:com.sunmi.mdm",
         "forget_wifi",
     ]
     terminal.refresh()

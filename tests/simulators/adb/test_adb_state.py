@@ -14,7 +14,7 @@ from posdiag.simulators.adb.state import (
     state_from_dict,
 )
 
-PROFILES = ["android-generic", "pax-a920", "sunmi-p2"]
+PROFILES = ["android-generic", "pax-a920", "pax-a920pro", "sunmi-p2"]
 SCENARIOS = [
     "activated",
     "auth-required",

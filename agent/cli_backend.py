@@ -1,0 +1,309 @@
+"""The command line's backend parts: backend-only checks, ``lost``, ``simulate backend``.
+
+Kept out of ``cli.py`` (which owns the device commands) so each module does one job; the CLI
+registers ``lost`` from here and calls the helpers from ``check``, ``wipe``, ``simulate`` and
+``station``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from posdiag.drivers.backend.model import BackendConfigError, Binding, TerminalKey
+from posdiag.drivers.model import Identity
+
+from .report import DeviceReport, Verdict, VerdictStatus, utc_now_text
+
+if TYPE_CHECKING:
+    from .backends import Backends
+    from .policy import Policy
+
+__all__ = [
+    "backend_report",
+    "is_backend_target",
+    "load_backends",
+    "start_simulated_backend",
+    "terminal_key",
+]
+
+_ADDRESS = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+NO_BACKEND = (
+    "no backend is configured: add one to {path} or pass --backends FILE "
+    "(posdiag simulate backend writes a ready one)"
+)
+
+
+def is_backend_target(text: str) -> bool:
+    """``sn:…``, ``tusn:…`` or a bare label pasted from a scanner (not a device address/path)."""
+    stripped = text.strip()
+    if stripped.lower().startswith(("sn:", "tusn:")):
+        return True
+    return not _ADDRESS.match(stripped) and not stripped.startswith(("/", ".", "COM", "com"))
+
+
+def terminal_key(text: str) -> TerminalKey:
+    """The serial and/or TUSN a target names (raises a one-line error for a bad label)."""
+    from posdiag.drivers.backend.tusn import split_label
+
+    return split_label(text)
+
+
+def load_backends(path: Path | None) -> Backends:
+    """The configured backends (``--backends FILE`` or the user's file)."""
+    from .backends import Backends
+
+    return Backends.load(path)
+
+
+def require_backends(backends: Backends) -> None:
+    """A backend-only target needs a backend: say where to configure one."""
+    if not backends:
+        from posdiag.drivers.backend.config import default_backends_path
+
+        raise BackendConfigError(NO_BACKEND.format(path=default_backends_path()))
+
+
+def backend_report(text: str, backends: Backends, policy: Policy) -> DeviceReport:
+    """A check of a unit no cable reaches: every backend's view, merged, and a verdict."""
+    from .backends import merge_activation
+    from .policy import decide
+
+    require_backends(backends)
+    key = terminal_key(text)
+    started = time.monotonic()
+    report = DeviceReport(
+        address=f"sn:{key.serial}" if key.serial else f"tusn:{key.tusn}",
+        family="backend",
+        checked_at=utc_now_text(),
+    )
+    views = backends.consult(key)
+    from .backends import view_json
+
+    report.backends = [view_json(v) for v in views]
+    known = [v.record for v in views if v.record is not None]
+    model = next((r.model for r in known if r.model), None)
+    report.identity = Identity(model=model, serial=key.serial, tusn=key.tusn)
+    report.unsupported.append(
+        "device: not connected; only the backends were consulted (battery, merchant data and "
+        "tamper need the cable)"
+    )
+    report.duration_s = time.monotonic() - started
+    if not known:
+        reasons = tuple(f"{v.name}: {v.error}" for v in views) or ("no backend answered",)
+        report.errors.extend(reasons)
+        report.verdict = Verdict(VerdictStatus.UNREACHABLE, reasons)
+        return report
+    report.activation = merge_activation(None, views)
+    if all(r.binding is Binding.UNKNOWN for r in known):
+        report.verdict = Verdict(
+            VerdictStatus.SERVICE_REQUIRED,
+            (
+                f"no configured backend knows {key.label()}: check the label, or the backend it "
+                "belongs to",
+            ),
+        )
+        return report
+    report.verdict = decide(report, policy)
+    disabled = [r.backend for r in known if r.binding is Binding.DISABLED]
+    if disabled and report.verdict.status is VerdictStatus.READY:
+        report.verdict = Verdict(
+            VerdictStatus.QUARANTINE,
+            (f"disabled in {', '.join(disabled)} (locked or reported lost): find out why before "
+             "it goes back",),
+        )
+    elif report.verdict.status is VerdictStatus.READY:
+        free = ", ".join(r.backend for r in known if r.binding is Binding.UNBOUND)
+        report.verdict = Verdict(
+            VerdictStatus.READY,
+            (f"unbound in {free}; the device itself was not checked (no cable)",),
+        )
+    return report
+
+
+# --- simulate backend ------------------------------------------------------------------------
+
+SIM_KINDS = ("paxstore", "adyen", "generic")
+
+
+def start_simulated_backend(
+    kind: str, listen: str | None, terminals: tuple[str, ...], faults: dict[str, str]
+) -> tuple[Any, Path]:
+    """Start a simulated backend and write a ready backends file (0600) pointing at it."""
+    from posdiag.simulators.backend.catalog import create_backend_simulator
+
+    host, port = "127.0.0.1", 0
+    if listen:
+        host, sep, port_text = listen.rpartition(":")
+        if not sep or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
+            raise BackendConfigError(f"--tcp wants HOST:PORT (port 0 to 65535), got {listen!r}")
+        host, port = host.strip("[]") or "127.0.0.1", int(port_text)
+    simulator = create_backend_simulator(kind, terminals, faults, host, port)
+    simulator.start()
+    folder = Path(tempfile.mkdtemp(prefix="posdiag-backend-"))
+    folder.chmod(0o700)
+    path = folder / "backends.toml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(mark_simulated(simulator.backends_toml(kind)))
+    return simulator, path
+
+
+def serve_until_stopped(simulator: Any) -> None:
+    """Block until Ctrl-C or SIGTERM, then stop the simulator."""
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        simulator.stop()
+
+
+# --- lost ------------------------------------------------------------------------------------
+
+
+def report_lost(
+    backends: Backends, label: str, reason: str, policy: Policy
+) -> tuple[list[dict[str, Any]], DeviceReport]:
+    """Disable/lock the unit in every backend that knows it; the outcomes and a fresh report.
+
+    Each outcome says what was sent and whether a fresh lookup confirmed it; the report after
+    (backend-only) is what the ledger records, its verdict naming the loss.
+    """
+    require_backends(backends)
+    key = terminal_key(label)
+    outcomes = []
+    for config, change in backends.report_lost(key, reason):
+        outcomes.append(
+            {
+                "backend": config.name,
+                "kind": config.kind,
+                "action": change.action,
+                "status": change.status.value,
+                "confirmed": change.confirmed,
+                "binding_before": change.before.binding.value,
+                "binding_after": change.after.binding.value if change.after else None,
+                "detail": change.detail,
+                "requests": list(change.requests),
+            }
+        )
+    after = backend_report(label, backends, policy)
+    confirmed = [o["backend"] for o in outcomes if o["confirmed"]]
+    if confirmed:
+        after.verdict = Verdict(
+            VerdictStatus.QUARANTINE,
+            (f"reported lost ({reason}): disabled in {', '.join(confirmed)}",),
+        )
+    return outcomes, after
+
+
+def backends_simulated(backends: Backends) -> bool:
+    """True when a configured backend is a simulator (its records stay out of a depot's ledger)."""
+    return any(bool(c.setting("simulated")) for c in backends.configs)
+
+
+def mark_simulated(toml_text: str) -> str:
+    """A simulator's backends file, each section marked ``simulated = true``."""
+    lines = []
+    for line in toml_text.splitlines():
+        lines.append(line)
+        if re.fullmatch(r"\s*\[backend\.[^.\]]+\]\s*", line):
+            lines.append("simulated = true")
+    return "\n".join(lines) + "\n"
+
+
+def read_scanned(stream: Any, limit: int = 10_000) -> list[str]:
+    """Labels from a keyboard-wedge scanner or a file, one per line (blank lines and # skipped).
+
+    Bounded: a scanner stuck on repeat cannot fill memory (at most ``limit`` labels, 256
+    characters each); duplicates are kept once, in first-seen order.
+    """
+    seen: dict[str, None] = {}
+    for raw in stream:
+        line = str(raw)[:256].strip()
+        if not line or line.startswith("#"):
+            continue
+        seen.setdefault(line, None)
+        if len(seen) >= limit:
+            break
+    return list(seen)
+
+
+def scan_station(
+    ctx: Any,
+    backends: Backends,
+    policy: Policy,
+    ledger_url: str | None,
+    operator: str | None,
+    as_json: bool,
+    console: Any,
+    simulation_records: Any,
+    stream: Any = None,
+) -> bool:
+    """The station's scanner mode: each scanned label checked in its backends and recorded.
+
+    Rows go to the same ledger (and so the same ``report --kind checks`` manifest) as
+    cable-checked terminals, family ``backend``. A label that cannot be read is reported and
+    skipped; the run goes on. Returns True when every scanned unit is free to go back.
+    """
+    import json
+    import sys
+
+    from rich.text import Text
+
+    from posdiag.drivers.errors import PosdiagError
+
+    from .ledger import Ledger
+    from .report import record_report, to_json
+
+    require_backends(backends)
+    simulated = backends_simulated(backends)
+    if simulated:
+        ledger_url, _ = simulation_records(ctx, ledger_url, None, "Simulated backend")
+    stream = sys.stdin if stream is None else stream
+    if getattr(stream, "isatty", lambda: False)():
+        console.print(Text("Scan labels (one per line; Ctrl-D to finish):"))
+    counts: dict[str, int] = {}
+    ok = True
+    with Ledger(ledger_url) as ledger:
+        for label in read_scanned(stream):
+            try:
+                report = backend_report(label, backends, policy)
+            except PosdiagError as exc:
+                ok = False
+                counts["unreadable"] = counts.get("unreadable", 0) + 1
+                line = {"event": "scan", "label": label[:64], "error": str(exc)}
+                console.print(
+                    Text(
+                        json.dumps(line, ensure_ascii=False) if as_json else f"{label[:64]}: {exc}"
+                    )
+                )
+                continue
+            report.simulated = simulated
+            record_report(ledger, report, operator)
+            status = report.verdict.status.value
+            counts[status] = counts.get(status, 0) + 1
+            ok = ok and status == "ready"
+            if as_json:
+                console.print(
+                    Text(json.dumps({"event": "scan", **to_json(report)}, ensure_ascii=False)),
+                    soft_wrap=True,
+                )
+            else:
+                reasons = "; ".join(report.verdict.reasons)
+                console.print(
+                    Text(f"{report.address}: {status}" + (f": {reasons}" if reasons else ""))
+                )
+    backends.close()
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing scanned"
+    console.print(Text(f"scanned: {summary}"))
+    return ok

@@ -1,0 +1,1 @@
+"""Backends: terminal management systems and acquirer platforms, where bindings live."""

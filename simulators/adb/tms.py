@@ -1,0 +1,56 @@
+"""A simulated Android POS's terminal-management agent: it syncs with its (simulated) TMS.
+
+A real PAXSTORE, Sunmi or Newland client polls its backend and obeys it: when the unit is
+released there (moved to the depot's reseller, unbound, reassigned to inventory) the client gives
+up the device owner and signs its account out at the next sync. The simulated terminal does the
+same against a simulated backend's device-sync endpoint (``/_sim/device/sync``): at start (which
+registers the unit, bound to its merchant, as an enrolled terminal is) and before it answers
+``dumpsys device_policy`` or ``dumpsys account`` (one loopback request each), so a release shows
+on the device the next time anyone looks, as with a push-notified real client, and no test
+depends on timing.
+
+A TMS that is down is a terminal offline from its TMS: nothing changes on the device.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import httpx
+import structlog
+
+if TYPE_CHECKING:
+    from .state import AndroidState
+
+log = structlog.get_logger(__name__)
+
+SYNC_PATH = "/_sim/device/sync"
+SYNC_TIMEOUT_S = 2.0
+
+
+def sync(state: AndroidState) -> bool:
+    """Poll the TMS once and apply what it says; True when it answered."""
+    if not state.tms_url:
+        return False
+    state.tms_synced_at = time.monotonic()
+    serial = state.vendor_serial or state.serial
+    try:
+        response = httpx.get(
+            state.tms_url.rstrip("/") + SYNC_PATH,
+            params={"serial": serial, "model": state.model},
+            timeout=SYNC_TIMEOUT_S,
+            trust_env=False,
+        )
+        answer = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        answer = None
+    if not isinstance(answer, dict):
+        log.debug("sim.tms.offline", serial=serial)
+        return False
+    if answer.get("release_device_owner") is True and state.device_owner:
+        owner = state.device_owner.partition("/")[0]
+        log.info("sim.tms.released", serial=serial, owner=owner)
+        state.device_owner = ""
+        state.accounts = [a for a in state.accounts if not a[1].startswith(owner)]
+    return True

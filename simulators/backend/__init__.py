@@ -1,0 +1,1 @@
+"""Simulated backends (PAXSTORE-style TMS, Adyen Management API, a generic agent platform)."""
