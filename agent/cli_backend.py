@@ -7,19 +7,35 @@ registers ``lost`` from here and calls the helpers from ``check``, ``wipe``, ``s
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
+from rich.text import Text
+
 from posdiag.drivers.backend.model import BackendConfigError, Binding, TerminalKey
 from posdiag.drivers.model import Identity
 
-from .report import DeviceReport, Verdict, VerdictStatus, utc_now_text
+from .cli_common import (
+    EXIT_NOT_READY,
+    EXIT_READY,
+    EXIT_USAGE,
+    Context,
+    _simulation_records,
+    fail,
+    guarded,
+    out,
+)
+from .policy import load_policy
+from .report import DeviceReport, Verdict, VerdictStatus, record_report, utc_now_text
 
 if TYPE_CHECKING:
     from .backends import Backends
@@ -115,8 +131,10 @@ def backend_report(text: str, backends: Backends, policy: Policy) -> DeviceRepor
     if disabled and report.verdict.status is VerdictStatus.READY:
         report.verdict = Verdict(
             VerdictStatus.QUARANTINE,
-            (f"disabled in {', '.join(disabled)} (locked or reported lost): find out why before "
-             "it goes back",),
+            (
+                f"disabled in {', '.join(disabled)} (locked or reported lost): find out why before "
+                "it goes back",
+            ),
         )
     elif report.verdict.status is VerdictStatus.READY:
         free = ", ".join(r.backend for r in known if r.binding is Binding.UNBOUND)
@@ -196,7 +214,10 @@ def report_lost(
                 "requests": list(change.requests),
             }
         )
+    from .manifest import LOST_PREFIX  # SQLAlchemy: not at the CLI's start-up
+
     after = backend_report(label, backends, policy)
+    after.address = f"{LOST_PREFIX}{after.address}"  # report --kind lost lists these
     confirmed = [o["backend"] for o in outcomes if o["confirmed"]]
     if confirmed:
         after.verdict = Verdict(
@@ -307,3 +328,94 @@ def scan_station(
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing scanned"
     console.print(Text(f"scanned: {summary}"))
     return ok
+
+
+# --- the lost command ------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("label")
+@click.option("--reason", required=True, help="Why (stolen, not returned by the merchant…).")
+@click.option("--operator", required=True, help="Who reports it (recorded in the ledger).")
+@click.option("--yes", "assume_yes", is_flag=True, help="Do not ask (scripts).")
+@click.option(
+    "--backends",
+    "backends_file",
+    type=click.Path(path_type=Path),
+    help="Backends file (TMS/acquirer platforms); default ~/.config/posdiag/backends.toml.",
+)
+@click.option("--ledger", "ledger_url", help="Ledger database URL (SQLite in the data folder).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+@guarded
+def lost(
+    ctx: Context,
+    label: str,
+    reason: str,
+    operator: str,
+    assume_yes: bool,
+    backends_file: Path | None,
+    ledger_url: str | None,
+    as_json: bool,
+) -> None:
+    """Report a unit lost (挂失): disable or lock it in every backend that knows it.
+
+    LABEL is a serial number, sn:SERIAL, tusn:TUSN or a label pasted from a scanner. Each change
+    is confirmed by a fresh lookup and recorded in the ledger. Exit 0 when every backend that
+    knows the unit confirmed it, 1 otherwise.
+    """
+    from .cli_backend import backends_simulated, report_lost, terminal_key
+    from .ledger import Ledger
+
+    backends = load_backends(backends_file)
+    policy = load_policy()
+    key = terminal_key(label)
+    if not assume_yes:
+        if not sys.stdin.isatty():
+            fail(
+                "reporting a unit lost needs confirmation: run it in a terminal, or pass --yes",
+                EXIT_USAGE,
+                ctx,
+            )
+        typed = click.prompt(
+            f"Disable {key.label()} in its backends? Type the label again", err=True
+        )
+        if terminal_key(typed) != key:
+            fail("not confirmed: the label typed differs", EXIT_USAGE, ctx)
+    try:
+        outcomes, after = report_lost(backends, label, reason, policy)
+    finally:
+        backends.close()
+    after.simulated = backends_simulated(backends)
+    if after.simulated:
+        ledger_url, _ = _simulation_records(ctx, ledger_url, None, "Simulated backend")
+    with Ledger(ledger_url) as ledger:
+        record_report(ledger, after, operator)
+        for outcome in outcomes:
+            ledger.audit("backend.lost", reason=reason, **outcome)
+    confirmed = bool(outcomes) and all(o["confirmed"] for o in outcomes)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "label": key.label(),
+                    "reason": reason,
+                    "outcomes": outcomes,
+                    "confirmed": confirmed,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    elif not outcomes:
+        out.print(Text(f"{key.label()}: no configured backend knows this unit; nothing changed"))
+    else:
+        for o in outcomes:
+            state = "confirmed" if o["confirmed"] else "NOT confirmed"
+            detail = f" ({o['detail']})" if o["detail"] else ""
+            out.print(
+                Text(
+                    f"{key.label()} in {o['backend']}: {o['status']}, "
+                    f"{o['binding_before']} → {o['binding_after'] or '?'}, {state}{detail}"
+                )
+            )
+    sys.exit(EXIT_READY if confirmed else EXIT_NOT_READY)

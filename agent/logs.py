@@ -56,6 +56,8 @@ IDENTIFIER_KEYS = frozenset({"terminal_id", "tid", "merchant_id", "mid", "vu_num
 
 _LEVEL_NAMES = ("debug", "info", "warning", "error", "critical")
 _HANDLER_NAME = "posdiag"
+QUIET_LIBRARIES = ("httpx", "httpcore")
+"""Loggers held at WARNING or above whatever the level: their records carry request URLs."""
 
 
 def _normalise_key(key: object) -> str | None:
@@ -304,6 +306,11 @@ def configure_logging(
             old.close()
     root.addHandler(handler)
     root.setLevel(numeric_level)
+    # httpx and httpcore log every request's full URL at INFO/DEBUG; backends sign requests with
+    # credentials in the query string (PAXSTORE's sysKey), so their records never reach a log.
+    # The backend connectors log what was asked themselves, without the query.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(numeric_level, logging.WARNING))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

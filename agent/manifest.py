@@ -74,6 +74,8 @@ CHECK_COLUMNS: Final = (
     "address",
     "integrity",
 )
+LOST_PREFIX: Final = "lost:"
+"""Address prefix of the record ``posdiag lost`` writes (its confirming lookup)."""
 IN_PROGRESS: Final = "in_progress"
 """The outcome shown for a run still open (only with ``include_open``)."""
 CERTIFICATE_PENDING: Final = "certificate_pending"
@@ -273,8 +275,13 @@ def check_rows(
     since: datetime | None = None,
     include_simulated: bool = False,
     verification: LedgerVerification | None = None,
+    lost_only: bool = False,
 ) -> list[Row]:
-    """One row per inspection, oldest first (see :data:`CHECK_COLUMNS` and :func:`wipe_rows`)."""
+    """One row per inspection, oldest first (see :data:`CHECK_COLUMNS` and :func:`wipe_rows`).
+
+    ``lost_only``: only the units reported lost (``posdiag lost`` records its confirming
+    lookup with the address ``lost:…``), for the list of units a depot has blocked.
+    """
     from .integrity import row_marks
 
     marks = row_marks(verification) if verification is not None else {}
@@ -298,6 +305,8 @@ def check_rows(
         query = query.where(inspections.c.at >= _stamp(since))
     if not include_simulated:
         query = query.where(sa.func.coalesce(inspections.c.simulated, 0) == 0)
+    if lost_only:
+        query = query.where(inspections.c.address.like(f"{LOST_PREFIX}%"))
     with ledger.engine.connect() as conn:
         found = conn.execute(query).all()
     inspection_marks = marks.get("inspections", {})

@@ -162,6 +162,27 @@ def _tamper(report: DeviceReport) -> str:
     return "TAMPERED: " + "; ".join(t.details) if t.tampered else "none reported"
 
 
+def _backends(report: DeviceReport) -> str:
+    """One line per configured backend: what it says of the unit (identifiers masked)."""
+    lines = []
+    for entry in report.backends:
+        name = f"{entry.get('name')} ({entry.get('kind')})"
+        if not entry.get("consulted"):
+            lines.append(f"{name}: not consulted: {entry.get('error')}")
+            continue
+        parts = [str(entry.get("binding")), f"status {entry.get('status') or '-'}"]
+        if entry.get("pending"):
+            parts.append("change pending")
+        if entry.get("merchant"):
+            parts.append(f"merchant {entry.get('merchant')}")
+        if entry.get("last_seen"):
+            parts.append(f"last seen {entry.get('last_seen')}")
+        if entry.get("battery_pct") is not None:
+            parts.append(f"battery {entry.get('battery_pct')}%")
+        lines.append(f"{name}: {', '.join(parts)}")
+    return "\n".join(lines)
+
+
 def render_report(report: DeviceReport) -> RenderableType:
     """The verdict line, its reasons, and the facts table."""
     from rich.table import Table  # only what is printed needs it, not `--version`
@@ -182,6 +203,8 @@ def render_report(report: DeviceReport) -> RenderableType:
     table.add_row("Address", Text(safe(report.address)))
     table.add_row("Identity", Text(safe(_identity(report))))
     table.add_row("Activation", Text(safe(_activation(report))))
+    if report.backends:
+        table.add_row("Backends", Text(safe(_backends(report))))
     table.add_row("Firmware", Text(safe(_firmware(report))))
     table.add_row("Network", Text(safe(_network(report))))
     table.add_row("Battery", Text(safe(_battery(report))))

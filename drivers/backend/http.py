@@ -189,8 +189,9 @@ class HttpClient:
             query: the raw, already-encoded query string: signed backends sign these exact bytes.
             body: the raw body.
             headers: extra headers.
-            sign: called before every attempt as ``sign()`` → ``(query, headers)``, for
-                backends whose signature covers a timestamp that must be fresh on a retry.
+            sign: called before every attempt as ``sign()`` → ``(query, headers)`` or
+                ``(query, headers, body)``, for backends whose signature covers a timestamp or
+                nonce that must be fresh on a retry (in the query, a header, or the body).
 
         Raises:
             BackendUnavailable: down, slow or rate-limiting past the deadline.
@@ -201,7 +202,10 @@ class HttpClient:
         attempt = 0
         while True:
             if sign is not None:
-                query, signed_headers = sign()
+                signed = sign()
+                query, signed_headers = signed[0], signed[1]
+                if len(signed) > 2:
+                    body = signed[2]
                 headers = {**(headers or {}), **signed_headers}
             url = self.base_url + path + (f"?{query}" if query else "")
             wait: float | None

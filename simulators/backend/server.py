@@ -180,6 +180,10 @@ class BackendSimulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def backends_toml(self, name: str) -> str:
+        """A ready ``[backend.NAME]`` section pointing at this simulator, with its credentials."""
+        raise NotImplementedError(f"{type(self).__name__} writes no backends file")
+
     # -- state -------------------------------------------------------------------------------
 
     def add(self, terminal: SimTerminal) -> SimTerminal:

@@ -10,7 +10,17 @@ import pytest
 import structlog
 from rich.console import Console
 
-from posdiag.agent import cli
+from posdiag.agent import cli, cli_backend, cli_common, cli_simulate, cli_station
+
+
+def plain_consoles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain wide consoles in every CLI module (each binds ``out``/``err`` when imported)."""
+    out = Console(width=200, color_system=None, force_terminal=False)
+    err = Console(stderr=True, soft_wrap=True, color_system=None, force_terminal=False)
+    for module in (cli, cli_common, cli_station, cli_simulate, cli_backend):
+        for name, console in (("out", out), ("err", err)):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, console)
 
 
 @pytest.fixture
@@ -19,10 +29,7 @@ def cli_home(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     from the caller's environment, and the root logger given back as it was: the CLI configures
     logging per invocation and would otherwise leak handlers into the next test."""
     monkeypatch.delenv("POSDIAG_ZVT_PASSWORD", raising=False)
-    monkeypatch.setattr(cli, "out", Console(width=200, color_system=None, force_terminal=False))
-    monkeypatch.setattr(
-        cli, "err", Console(stderr=True, soft_wrap=True, color_system=None, force_terminal=False)
-    )
+    plain_consoles(monkeypatch)
     root = logging.getLogger()
     level = root.level
     yield isolated_home
@@ -31,3 +38,9 @@ def cli_home(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
             root.removeHandler(handler)
     root.setLevel(level)
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def plain_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain wide consoles in every CLI module, for test modules with their own isolation."""
+    plain_consoles(monkeypatch)

@@ -221,3 +221,90 @@ def test_the_policy_can_release_after_every_wipe(
     )
     assert json.loads(result.stdout)["outcome"] == "erased", result.output
     assert sim.terminals[PAX_SERIAL].released_device_owner
+
+
+def test_no_credential_or_full_merchant_id_reaches_an_output_the_ledger_or_a_certificate(
+    paxstore: tuple[BackendSimulator, Path], tmp_path: Path
+) -> None:
+    sim, path = paxstore
+    secrets = [
+        line.split("=", 1)[1].strip().strip('"')
+        for line in path.read_text().splitlines()
+        if line.split("=", 1)[0].strip() in ("key", "secret")
+    ]
+    assert len(secrets) == 2 and all(len(s) > 10 for s in secrets)
+    merchant = sim.terminals[PAX_SERIAL].merchant
+    assert merchant and len(merchant) > 6
+    ledger, out = tmp_path / "ledger.sqlite3", tmp_path / "certs"
+    address = f"adb+sim://activated?model=pax-a920pro&tms={sim.api_url}"
+    records = ["--ledger", f"sqlite:///{ledger}", "--out", str(out), "--backends", str(path)]
+    debug = ("--log-format", "json", "--log-level", "debug")
+    outputs = [
+        invoke(*debug, "check", address, "--backends", str(path), "--json"),
+        invoke(*debug, "wipe", address, "--release", "--yes", "--operator", "D", *records),
+        invoke(*debug, "check", f"sn:{PAX_SERIAL}", "--backends", str(path)),
+        invoke(*debug, "lost", PAX_SERIAL, "--reason", "x", "--operator", "D", "--yes",
+               "--backends", str(path), "--ledger", f"sqlite:///{ledger}"),
+    ]
+    texts = [r.stdout + r.stderr for r in outputs]
+    texts += [p.read_bytes().decode("utf-8", "replace") for p in tmp_path.rglob("*")
+              if p.is_file() and p != path]
+    signatures = [h for h in sim.api_log if h[3]]  # the signature headers the connector sent
+    assert signatures
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text
+        assert merchant not in text
+        for *_, signature in signatures:
+            assert signature not in text
+
+
+def test_simulate_backend_prints_its_url_and_a_private_ready_backends_file() -> None:
+    import signal
+    import stat
+    import subprocess
+    import sys
+
+    posdiag = Path(sys.executable).with_name("posdiag")
+    proc = subprocess.Popen(
+        [str(posdiag), "simulate", "backend", "--kind", "adyen", "--terminal", "000150183300099"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        path = Path(proc.stdout.readline().strip())
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v3")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        checked = invoke("check", "sn:000150183300099", "--backends", str(path), "--json")
+        assert json.loads(checked.stdout)["backends"][0]["binding"] == "bound"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_simulate_backend_refuses_a_bad_terminal_in_one_line() -> None:
+    result = invoke("simulate", "backend", "--terminal", "A B=bound")
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    result = invoke("simulate", "backend", "--terminal", "ABC=sold")
+    assert result.exit_code == 2 and "bound, unbound, disabled" in result.output
+
+
+def test_the_manifest_lists_lost_units(
+    generic: tuple[BackendSimulator, Path], tmp_path: Path
+) -> None:
+    _, path = generic
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    invoke("check", "sn:LKL00000002", "--backends", str(path))
+    lost = invoke("lost", "LKL00000001", "--reason", "stolen", "--operator", "D", "--yes",
+                  "--backends", str(path), "--ledger", url)
+    assert lost.exit_code == 0, lost.output
+    listed = invoke("report", "--ledger", url, "--kind", "lost", "--include-simulated",
+                    "--format", "json")
+    rows = json.loads(listed.stdout)
+    assert [(r["serial"], r["verdict"]) for r in rows] == [("LKL00000001", "quarantine")]
+    assert rows[0]["address"] == "lost:sn:LKL00000001"

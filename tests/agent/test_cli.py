@@ -43,12 +43,8 @@ Invoke = Callable[..., Result]
 
 
 @pytest.fixture(autouse=True)
-def _isolate(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolate(monkeypatch: pytest.MonkeyPatch, plain_cli: None) -> Iterator[None]:
     """Plain, wide consoles; no password from the environment; logging restored afterwards."""
-    monkeypatch.setattr(cli, "out", Console(width=200, color_system=None, force_terminal=False))
-    monkeypatch.setattr(
-        cli, "err", Console(stderr=True, soft_wrap=True, color_system=None, force_terminal=False)
-    )
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
     root = logging.getLogger()
     saved_level = root.level

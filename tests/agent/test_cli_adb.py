@@ -28,7 +28,6 @@ from typing import Any
 import pytest
 import structlog
 from click.testing import CliRunner, Result
-from rich.console import Console
 
 from posdiag.agent import cli
 from posdiag.drivers.transport import usbbulk
@@ -41,12 +40,10 @@ Invoke = Callable[..., Result]
 
 
 @pytest.fixture(autouse=True)
-def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plain_cli: None
+) -> Iterator[None]:
     """Plain wide consoles, a private key directory, logging restored afterwards."""
-    monkeypatch.setattr(cli, "out", Console(width=200, color_system=None, force_terminal=False))
-    monkeypatch.setattr(
-        cli, "err", Console(stderr=True, soft_wrap=True, color_system=None, force_terminal=False)
-    )
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     root = logging.getLogger()

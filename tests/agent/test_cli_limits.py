@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from posdiag.agent import cli
+from posdiag.agent import cli, options
 
 BAD_SECONDS = ["inf", "-inf", "nan", "-1", "0", "1e9", "86401", "soon"]
 TIMING_OPTIONS = [
@@ -56,10 +56,10 @@ def test_timing_options_refuse_odd_values_in_one_line(command: list[str], value:
 
 
 def test_seconds_type_accepts_sane_values() -> None:
-    seconds = cli.SECONDS
+    seconds = options.SECONDS
     assert seconds.convert("2.5", None, None) == 2.5
     assert seconds.convert(86_400, None, None) == 86_400.0
-    assert cli.TIME_SCALE.convert("0", None, None) == 0.0
+    assert options.TIME_SCALE.convert("0", None, None) == 0.0
 
 
 def test_simulate_count_is_bounded() -> None:

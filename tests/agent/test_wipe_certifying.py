@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from posdiag.agent import cli
+from posdiag.agent import cli, cli_common
 from posdiag.agent.certificate import StationKey, verify_certificate
 from posdiag.agent.integrity import certificate_in_ledger
 from posdiag.agent.ledger import Ledger, RunStatus, audit_log, sqlite_url
@@ -129,7 +129,7 @@ def run_of(ledger: Ledger, run_id: int | None) -> Any:
 
 
 def test_the_pending_exit_code_is_the_clis_and_distinct() -> None:
-    assert CERTIFICATE_PENDING_EXIT == cli.EXIT_CERTIFICATE_PENDING == 7
+    assert CERTIFICATE_PENDING_EXIT == cli_common.EXIT_CERTIFICATE_PENDING == 7
     taken = {*EXIT_CODES.values(), cli.EXIT_USAGE, cli.EXIT_UNREACHABLE}
     assert CERTIFICATE_PENDING_EXIT not in taken
     result = WipeResult("zvt+sim://activated", Outcome.ERASED, certificate_pending=True)

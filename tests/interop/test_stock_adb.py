@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from posdiag.agent.cli import _parse_fault
+from posdiag.agent.cli_simulate import _parse_fault
 from posdiag.simulators.adb.engine import AdbSimulator
 from posdiag.simulators.attach import TcpAttachment
 from posdiag.simulators.registry import create_adb

@@ -288,22 +288,26 @@ class GenericBackend:
 
     def _call(self, op: Operation, fields: dict[str, str]) -> codec.Envelope:
         profile, signing = self.profile, self.profile.signing
-        params = {**profile.transport.constants, **op.constants, **fields}
-        if signing.agent_field and self._agent_no:
-            params[signing.agent_field] = self._agent_no
-        if signing.timestamp_field:
-            params[signing.timestamp_field] = codec.timestamp(signing)
-        if signing.nonce_field:
-            params[signing.nonce_field] = codec.nonce()
-        params[signing.spec.field] = sign(signing.spec, self._keys, params)
-        body, content_type = codec.encode_request(profile, params)
-        # The signature is in the body, which HttpClient sends unchanged on a retry: the
-        # timestamp is that of the first attempt (platforms accept minutes of skew).
+        content_type = codec.encode_request(profile, {})[1]
+
+        def signed_body() -> tuple[str, dict[str, str], bytes]:
+            # Built again for every attempt: a retry carries a fresh timestamp and nonce, so a
+            # platform that refuses replays or stale requests accepts it.
+            params = {**profile.transport.constants, **op.constants, **fields}
+            if signing.agent_field and self._agent_no:
+                params[signing.agent_field] = self._agent_no
+            if signing.timestamp_field:
+                params[signing.timestamp_field] = codec.timestamp(signing)
+            if signing.nonce_field:
+                params[signing.nonce_field] = codec.nonce()
+            params[signing.spec.field] = sign(signing.spec, self._keys, params)
+            return "", {}, codec.encode_request(profile, params)[0]
+
         answer = self._http.request(
             "POST",
             op.path,
-            body=body,
             headers={"content-type": content_type, "accept": "application/json"},
+            sign=signed_body,
         )
         what = f"{self.name}: POST {op.path}"
         if answer.status in (401, 403):

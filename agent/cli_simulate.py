@@ -1,0 +1,229 @@
+"""``posdiag simulate``: simulated terminals (ZVT, Android) and backends, run until interrupted."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from posdiag.drivers.errors import PosdiagError
+
+from .cli_common import (
+    EXIT_USAGE,
+    Context,
+    err,
+    fail,
+    guarded,
+)
+from .options import TIME_SCALE
+
+DEMO_ANDROID = (
+    "adb+sim://activated?model=pax-a920",
+    "adb+sim://unsettled?model=sunmi-p2",
+    "adb+sim://fresh?model=android-generic",
+)
+
+
+# --- simulate ----------------------------------------------------------------------------------
+
+
+def _parse_fault(values: tuple[str, ...]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for value in values:
+        name, _, setting = value.partition("=")
+        options[name.strip().replace("-", "_")] = setting.strip() if setting else "1"
+    return options
+
+
+@click.command()
+@click.argument("family", type=click.Choice(["zvt", "adb", "backend"]))
+@click.option("--scenario", default="activated", show_default=True, help="Scenario name.")
+@click.option("--model", default=None, help="adb: model profile (pax-a920, sunmi-p2, …).")
+@click.option("--pty", "use_pty", is_flag=True, help="zvt: attach to a pseudo terminal (default).")
+@click.option("--tcp", "tcp", metavar="HOST:PORT", help="Listen on TCP (port 0 picks a free one).")
+@click.option(
+    "--time-scale",
+    type=TIME_SCALE,
+    default=1.0,
+    show_default=True,
+    help="Delays: 1 = realistic line speed and latency, 0 = as fast as possible.",
+)
+@click.option("--password", help="zvt: the simulated terminal's ZVT password.")
+@click.option("--serial", help="The simulated terminal's serial number (one per unit on a rack).")
+@click.option("--fault", "faults", multiple=True, metavar="NAME[=VALUE]", help="Inject a fault.")
+@click.option("--list-scenarios", is_flag=True, help="List scenarios (and adb models) and exit.")
+@click.option(
+    "--kind",
+    type=click.Choice(["paxstore", "adyen", "generic"]),
+    default="paxstore",
+    show_default=True,
+    help="backend: which backend to simulate.",
+)
+@click.option(
+    "--terminal",
+    "terminals",
+    multiple=True,
+    metavar="SERIAL=STATE",
+    help="backend: a unit it knows (STATE bound, unbound or disabled); repeat for more.",
+)
+@click.option(
+    "--tms",
+    metavar="URL",
+    help="adb: the simulated backend this terminal syncs with (a release there drops its device "
+    "owner at the next sync).",
+)
+@guarded
+def simulate(
+    ctx: Context,
+    family: str,
+    scenario: str,
+    model: str | None,
+    use_pty: bool,
+    tcp: str | None,
+    time_scale: float,
+    password: str | None,
+    serial: str | None,
+    faults: tuple[str, ...],
+    list_scenarios: bool,
+    kind: str,
+    terminals: tuple[str, ...],
+    tms: str | None,
+) -> None:
+    """Run a simulated terminal (or backend) until interrupted; the first line is its address.
+
+    FAMILY backend runs a TMS / acquirer platform over HTTP (--kind paxstore, adyen or
+    generic); its first line is its API URL, its second the path of a ready backends file
+    (pass it as --backends). Backend faults: rate_limit=N, server_error=N, slow=S, garbage=N,
+    bad_signature, skew=S, release_pending=N.
+
+    ZVT faults: corrupt_crc=N, drop_ack=N, split_writes, stall_mid_frame=S, ack_delay=S,
+    answer_delay=S, garbage=HEX, disconnect_after=N, silent, babble.
+    ADB faults: bad_checksum=N, drop_packets=N, split_packets, stall=S, vanish_after=N;
+    options auth=1 (require RSA auth), accept_keys=0 (the operator never taps Allow).
+    Wipe faults (both): fail_command=CMD, power_loss_at=CMD, lie_about=CMD, where CMD is a
+    ZVT command name or hex code ("Set/Reset Terminal-ID", 061B) or an Android command prefix
+    ("pm clear", "cmd wifi forget-network", rm).
+    """
+    if family == "backend":
+        from .cli_backend import serve_until_stopped, start_simulated_backend
+
+        simulator, path = start_simulated_backend(kind, tcp, terminals, _parse_fault(faults))
+        click.echo(simulator.api_url)
+        click.echo(str(path))
+        err.print(
+            f"Simulated {kind} backend with {len(simulator.terminals)} terminal(s); "
+            "Ctrl-C to stop.",
+            highlight=False,
+        )
+        serve_until_stopped(simulator)
+        return
+    if terminals:
+        raise click.UsageError("--terminal is for simulate backend")
+    if list_scenarios:
+        _list_scenarios(family)
+        return
+    if use_pty and tcp:
+        raise click.UsageError("choose one of --pty and --tcp")
+    if family == "adb" and use_pty:
+        raise click.UsageError("simulated Android terminals listen on TCP (--tcp HOST:PORT)")
+    if family == "zvt" and model:
+        raise click.UsageError("--model is for adb; ZVT scenarios choose their model")
+    if serial is not None:
+        from posdiag.simulators.registry import validate_serial
+
+        try:
+            validate_serial(serial)  # it ends up in ledgers, certificates and file names
+        except ValueError as exc:
+            fail(f"--serial: {exc}", EXIT_USAGE, ctx)
+    options = {"time_scale": str(time_scale), **_parse_fault(faults)}
+    if password:
+        options["password"] = password
+    if serial is not None:
+        options["serial"] = serial
+    if tms:
+        if family != "adb":
+            raise click.UsageError("--tms is for simulated Android terminals (adb)")
+        options["tms"] = tms
+    simulator, description = _build_simulator(ctx, family, scenario, model, options, tcp)
+    from posdiag.simulators.attach import PtyAttachment, TcpAttachment
+
+    attachment: PtyAttachment | TcpAttachment
+    if tcp or family == "adb":
+        host, sep, port_text = (tcp or "127.0.0.1:0").rpartition(":")
+        if not sep or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
+            raise click.UsageError(f"--tcp wants HOST:PORT (port 0 to 65535), got {tcp!r}")
+        attachment = TcpAttachment(simulator, host.strip("[]") or "127.0.0.1", int(port_text))
+        try:
+            bound_host, bound_port = attachment.start()
+        except OSError as exc:
+            fail(f"cannot listen on {tcp}: {exc.strerror or exc}", EXIT_USAGE, ctx)
+        address = f"{family}+tcp://{bound_host}:{bound_port}"
+    else:
+        attachment = PtyAttachment(simulator)
+        address = f"zvt+serial://{attachment.start()}"
+    # Handle SIGTERM before announcing the address: a supervisor may signal as soon as it reads it.
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        click.echo(address)
+        err.print(f"{escape(description)} Ctrl-C to stop.", highlight=False)
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        attachment.stop()
+
+
+def _list_scenarios(family: str) -> None:
+    if family == "zvt":
+        from posdiag.simulators.zvt.state import available_scenarios
+
+        for name in available_scenarios():
+            click.echo(name)
+        return
+    from posdiag.simulators.adb.state import available_profiles
+    from posdiag.simulators.adb.state import available_scenarios as adb_scenarios
+
+    for name in adb_scenarios():
+        click.echo(name)
+    click.echo(f"models: {', '.join(available_profiles())}")
+
+
+def _build_simulator(
+    ctx: Context,
+    family: str,
+    scenario: str,
+    model: str | None,
+    options: dict[str, str],
+    tcp: str | None,
+) -> tuple[Any, str]:
+    """The simulator and a line describing it (usage errors exit 2)."""
+    from posdiag.drivers.zvt.connection import Link
+    from posdiag.simulators.adb.state import AdbScenarioError
+    from posdiag.simulators.registry import create_adb, create_zvt
+    from posdiag.simulators.zvt.state import ScenarioError
+
+    try:
+        if family == "adb":
+            simulator: Any = create_adb(scenario, model or "android-generic", options)
+            s = simulator.state
+            return simulator, (
+                f"Simulated {s.manufacturer} {s.model} (serial {s.vendor_serial or s.serial}, "
+                f"Android {s.release}), scenario {scenario}: {s.description}."
+            )
+        simulator = create_zvt(scenario, options, Link.TCP if tcp else Link.SERIAL)
+    except (ScenarioError, AdbScenarioError) as exc:
+        fail(str(exc), EXIT_USAGE, ctx)
+    except (TypeError, ValueError, PosdiagError) as exc:
+        fail(f"bad fault option: {exc}", EXIT_USAGE, ctx)
+    state = simulator.state
+    return simulator, (
+        f"Simulated {state.vendor} {state.model} (serial {state.serial}), "
+        f"scenario {scenario}: {state.description}."
+    )
+
+
