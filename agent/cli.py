@@ -31,6 +31,7 @@ from .cli_common import (
     EXIT_USAGE,
     Context,
     _simulation_records,
+    backends_option,
     err,
     fail,
     guarded,
@@ -163,12 +164,7 @@ def _exit_code(reports: list[DeviceReport]) -> int:
     help="Seconds one terminal's check may take in all (default per family: ZVT 120, "
     "Android 90); a terminal still busy then is unreachable.",
 )
-@click.option(
-    "--backends",
-    "backends_file",
-    type=click.Path(path_type=Path),
-    help="Backends file (TMS/acquirer platforms); default ~/.config/posdiag/backends.toml.",
-)
+@backends_option
 @guarded
 def check(
     ctx: Context,
@@ -286,12 +282,7 @@ def list_devices(ctx: Context, as_json: bool) -> None:
     is_flag=True,
     help="After the device steps, release the unit in its backend (TMS/acquirer), verified.",
 )
-@click.option(
-    "--backends",
-    "backends_file",
-    type=click.Path(path_type=Path),
-    help="Backends file (TMS/acquirer platforms); default ~/.config/posdiag/backends.toml.",
-)
+@backends_option
 @guarded
 def wipe(
     ctx: Context,

@@ -30,6 +30,7 @@ from .cli_common import (
     EXIT_USAGE,
     Context,
     _simulation_records,
+    backends_option,
     fail,
     guarded,
     out,
@@ -338,12 +339,7 @@ def scan_station(
 @click.option("--reason", required=True, help="Why (stolen, not returned by the merchant…).")
 @click.option("--operator", required=True, help="Who reports it (recorded in the ledger).")
 @click.option("--yes", "assume_yes", is_flag=True, help="Do not ask (scripts).")
-@click.option(
-    "--backends",
-    "backends_file",
-    type=click.Path(path_type=Path),
-    help="Backends file (TMS/acquirer platforms); default ~/.config/posdiag/backends.toml.",
-)
+@backends_option
 @click.option("--ledger", "ledger_url", help="Ledger database URL (SQLite in the data folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
 @guarded

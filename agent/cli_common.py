@@ -30,6 +30,14 @@ from .policy import PolicyError
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_CERTIFICATE_PENDING = 7  # wipe: outcome recorded, certificate not yet issued (run it again)
 
+backends_option = click.option(
+    "--backends",
+    "backends_file",
+    type=click.Path(path_type=Path),
+    help="Backends file (TMS/acquirer platforms); default ~/.config/posdiag/backends.toml.",
+)
+"""The option every command that consults backends takes (check, wipe, station, lost)."""
+
 out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, soft_wrap=True)
 

@@ -21,6 +21,7 @@ from .cli_common import (
     EXIT_USAGE,
     Context,
     _simulation_records,
+    backends_option,
     err,
     fail,
     guarded,
@@ -104,12 +105,7 @@ DEMO_ANDROID = (
     is_flag=True,
     help="Wipe mode: release each erased unit in its backend (TMS/acquirer), verified.",
 )
-@click.option(
-    "--backends",
-    "backends_file",
-    type=click.Path(path_type=Path),
-    help="Backends file (TMS/acquirer platforms); default ~/.config/posdiag/backends.toml.",
-)
+@backends_option
 @guarded
 def station(
     ctx: Context,
