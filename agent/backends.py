@@ -46,6 +46,8 @@ log = get_logger(__name__)
 __all__ = ["BackendView", "Backends", "merge_activation", "view_json"]
 
 FREE = (Binding.UNBOUND, Binding.DISABLED)
+BULK_MIN = 10
+"""Units from which a backend's bulk query (one paged list) beats asking for each."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,41 @@ class Backends:
                 views.append(BackendView(config.name, config.kind, error=clean_text(exc, 300)))
                 continue
             views.append(BackendView(config.name, config.kind, record=record))
+        return views
+
+    def consult_many(self, keys: list[TerminalKey]) -> dict[TerminalKey, list[BackendView]]:
+        """Many units at once: one bulk query per backend that has one (``lookup_many``).
+
+        Backends without a bulk query are asked unit by unit; a backend that fails says why
+        for every unit, as ``consult`` does.
+        """
+        views: dict[TerminalKey, list[BackendView]] = {key: [] for key in keys}
+        for config in self.configs:
+            backend = self.backend(config)
+            bulk = getattr(backend, "lookup_many", None)
+            try:
+                if callable(bulk) and len(keys) >= BULK_MIN:
+                    records = bulk(keys)
+                    for key in keys:
+                        views[key].append(
+                            BackendView(config.name, config.kind, record=records[key])
+                        )
+                    continue
+            except BackendConfigError:
+                raise
+            except BackendError as exc:
+                log.warning("backend.bulk_failed", backend=config.name, error=str(exc))
+            for key in keys:
+                try:
+                    record = backend.lookup(key)
+                except BackendConfigError:
+                    raise
+                except BackendError as exc:
+                    views[key].append(
+                        BackendView(config.name, config.kind, error=clean_text(exc, 300))
+                    )
+                    continue
+                views[key].append(BackendView(config.name, config.kind, record=record))
         return views
 
     def enrich(self, report: DeviceReport, policy: Any) -> None:

@@ -39,7 +39,7 @@ from .policy import load_policy
 from .report import DeviceReport, Verdict, VerdictStatus, record_report, utc_now_text
 
 if TYPE_CHECKING:
-    from .backends import Backends
+    from .backends import Backends, BackendView
     from .policy import Policy
 
 __all__ = [
@@ -87,8 +87,13 @@ def require_backends(backends: Backends) -> None:
         raise BackendConfigError(NO_BACKEND.format(path=default_backends_path()))
 
 
-def backend_report(text: str, backends: Backends, policy: Policy) -> DeviceReport:
-    """A check of a unit no cable reaches: every backend's view, merged, and a verdict."""
+def backend_report(
+    text: str, backends: Backends, policy: Policy, views: list[BackendView] | None = None
+) -> DeviceReport:
+    """A check of a unit no cable reaches: every backend's view, merged, and a verdict.
+
+    ``views``: what the backends said, when a bulk query already asked them (station scan).
+    """
     from .backends import merge_activation
     from .policy import decide
 
@@ -100,7 +105,8 @@ def backend_report(text: str, backends: Backends, policy: Policy) -> DeviceRepor
         family="backend",
         checked_at=utc_now_text(),
     )
-    views = backends.consult(key)
+    if views is None:
+        views = backends.consult(key)
     from .backends import view_json
 
     report.backends = [view_json(v) for v in views]
@@ -243,6 +249,32 @@ def mark_simulated(toml_text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _each_line(stream: Any) -> Any:
+    """Labels as a scanner types them, one at a time (each is checked before the next)."""
+    seen: set[str] = set()
+    for raw in stream:
+        line = str(raw)[:256].strip()
+        if line and not line.startswith("#") and line not in seen and len(seen) < 10_000:
+            seen.add(line)
+            yield line
+
+
+def _bulk_views(backends: Backends, labels: list[str]) -> dict[str, list[BackendView]]:
+    """The backends' views of every label of a file, from one bulk query where one exists."""
+    from posdiag.drivers.errors import PosdiagError
+
+    keys: dict[str, TerminalKey] = {}
+    for label in labels:
+        try:
+            keys[label] = terminal_key(label)
+        except PosdiagError:
+            continue  # reported when its turn comes
+    if not keys:
+        return {}
+    views = backends.consult_many(list(dict.fromkeys(keys.values())))
+    return {label: views[key] for label, key in keys.items()}
+
+
 def read_scanned(stream: Any, limit: int = 10_000) -> list[str]:
     """Labels from a keyboard-wedge scanner or a file, one per line (blank lines and # skipped).
 
@@ -296,10 +328,13 @@ def scan_station(
         console.print(Text("Scan labels (one per line; Ctrl-D to finish):"))
     counts: dict[str, int] = {}
     ok = True
+    interactive = getattr(stream, "isatty", lambda: False)()
+    labels: Any = read_scanned(stream) if not interactive else _each_line(stream)
+    prefetched = _bulk_views(backends, labels) if not interactive else {}
     with Ledger(ledger_url) as ledger:
-        for label in read_scanned(stream):
+        for label in labels:
             try:
-                report = backend_report(label, backends, policy)
+                report = backend_report(label, backends, policy, prefetched.get(label))
             except PosdiagError as exc:
                 ok = False
                 counts["unreadable"] = counts.get("unreadable", 0) + 1

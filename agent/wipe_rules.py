@@ -119,7 +119,7 @@ def read_back_problems(after: DeviceReport, result: WipeResult) -> list[str]:
         if soft:
             result.exceptions.extend(
                 f"{e.fact.split(':')[0]}: not removable over the cable (release it in the "
-                "terminal management system)"
+                "terminal management system: posdiag wipe --release with its backend configured)"
                 for e in soft
             )
         if activation.terminal_id or any(

@@ -32,7 +32,8 @@ SECTIONS: dict[str, str] = {
     "tamper": "campaign.tamper",
     "certificates": "campaign.certs",
     "hostile": "campaign.hostile",
-    "secrets": "campaign.secretsgrep",
+    "backends": "campaign.backends",
+    "secrets": "campaign.secretsgrep",  # last: it greps what every other section wrote
 }
 
 

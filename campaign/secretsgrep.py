@@ -37,7 +37,7 @@ from .common import (
 )
 
 KEY = "secrets"
-TITLE = "7 Secrets grep"
+TITLE = "8 Secrets grep"
 COLUMNS = ("password", "TID or MID", "key material")
 
 PASSWORD = "583147"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from campaign import certs, codecs, hostile, kills, secretsgrep, sessions, tamper
+from campaign import backends, certs, codecs, hostile, kills, secretsgrep, sessions, tamper
 from campaign.__main__ import SECTIONS, main, table_markdown
 from campaign.common import Outputs, SectionResult, Settings
 
@@ -41,8 +41,36 @@ def test_every_section_is_registered() -> None:
         "tamper",
         "certificates",
         "hostile",
+        "backends",
         "secrets",
     }
+
+
+def test_backends(tiny: tuple[Settings, Outputs]) -> None:
+    result = backends.run(*tiny)
+    _ran(result)
+    assert result.defects == 0, [(r.label, r.examples) for r in result.rows]
+
+
+def test_the_backend_judge_counts_a_pending_or_missing_change_as_a_false_done() -> None:
+    from posdiag.drivers.backend.model import (
+        BackendRecord,
+        Binding,
+        ChangeResult,
+        ChangeStatus,
+        TerminalKey,
+    )
+
+    record = BackendRecord("t", "paxstore", TerminalKey(serial="X"), Binding.BOUND)
+    done = ChangeResult("release", ChangeStatus.DONE, record)
+    assert not backends._confirmed_ok("paxstore", "release", done, "bound", "pending")
+    assert not backends._confirmed_ok("paxstore", "release", done, "bound", "bound")
+    assert backends._confirmed_ok("paxstore", "release", done, "bound", "unbound")
+    assert not backends._confirmed_ok("generic", "lost", done, "bound", "unbound")
+    assert backends._confirmed_ok("adyen", "lost", done, "bound", "unbound")
+    already = ChangeResult("lost", ChangeStatus.ALREADY, record)
+    assert not backends._confirmed_ok("generic", "lost", already, "bound", "bound")
+    assert backends._confirmed_ok("paxstore", "lost", already, "unbound", "unbound")
 
 
 def test_codecs(tiny: tuple[Settings, Outputs]) -> None:

@@ -308,3 +308,20 @@ def test_the_manifest_lists_lost_units(
     rows = json.loads(listed.stdout)
     assert [(r["serial"], r["verdict"]) for r in rows] == [("LKL00000001", "quarantine")]
     assert rows[0]["address"] == "lost:sn:LKL00000001"
+
+
+def test_a_scanned_pile_is_looked_up_in_one_bulk_query(tmp_path: Path) -> None:
+    serials = [f"11700000{i:02d}" for i in range(12)]
+    states = ["bound" if i % 3 else "unbound" for i in range(12)]
+    sim = create_backend_simulator("paxstore", [f"{s}={st}" for s, st in zip(serials, states)])
+    with sim:
+        path = backends_file(sim, tmp_path, "paxstore")
+        scanned = "\n".join([*serials, "UNKNOWN0001"]) + "\n"
+        result = invoke(
+            "station", "--scan", "--backends", str(path), "--ledger",
+            f"sqlite:///{tmp_path / 'l.sqlite3'}", stdin=scanned,
+        )
+        assert "scanned: ready 4, service_required 1, wipe_required 8" in result.stdout
+        paths = [entry[1] for entry in sim.api_log]
+    assert paths.count("/p-market-api/v1/3rdsys/terminal") == 0  # no call per unit
+    assert any(p.endswith("/v1/3rdsys/terminals") for p in paths)
