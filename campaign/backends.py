@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from typing import Any
 
 from posdiag.drivers.backend.config import parse_backends
@@ -59,6 +60,8 @@ FAULTS: dict[str, tuple[tuple[str, float], ...]] = {
 }
 DEADLINE_S = 12.0
 CREDENTIAL_SETTINGS = ("key", "secret", "api_key", "password", "private_key")
+_TALLY: dict[str, Counter[str]] = {}
+"""Per row: what the sessions ended with (a binding, a change status, a typed error)."""
 
 
 def _expected(kind: str, state: str) -> set[Binding]:
@@ -136,6 +139,7 @@ def _one(settings: Settings, rng: random.Random, result: SectionResult, outputs:
                 if record.binding not in expected:
                     row.defect("wrong binding", f"{where}: {record.binding} for {after}")
                 text = repr(record)
+                seen = record.binding.value
             else:
                 change = (
                     backend.release(key)
@@ -148,11 +152,14 @@ def _one(settings: Settings, rng: random.Random, result: SectionResult, outputs:
                         "false done", f"{where}: {change.status} but the backend holds {after}"
                     )
                 text = repr(change)
+                seen = change.status.value
         except BackendError as exc:
             text = str(exc)
+            seen = type(exc).__name__.removeprefix("Backend").lower()
         except Exception as exc:  # the defect this column counts
             row.defect("traceback", f"{where}: {type(exc).__name__}: {exc}")
             text = str(exc)
+            seen = "traceback"
         finally:
             backend.close()
         took = time.monotonic() - started
@@ -162,10 +169,14 @@ def _one(settings: Settings, rng: random.Random, result: SectionResult, outputs:
             if secret in text:
                 row.defect("secret", f"{where}: a credential in {text[:80]!r}")
         outputs.text(f"backend {where}", text)
+        tally = _TALLY.setdefault(row.label, Counter())
+        tally[seen] += 1
+        row.info = ", ".join(f"{name} {count}" for name, count in sorted(tally.items()))
 
 
 def run(settings: Settings, outputs: Outputs) -> SectionResult:
     """``size`` faulted sessions over the three backend kinds."""
+    _TALLY.clear()
     result = SectionResult(KEY, TITLE, COLUMNS)
     rng = settings.rng(KEY)
     for _ in range(settings.size(24, 300)):
