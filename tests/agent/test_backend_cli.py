@@ -313,7 +313,8 @@ def test_the_manifest_lists_lost_units(
 def test_a_scanned_pile_is_looked_up_in_one_bulk_query(tmp_path: Path) -> None:
     serials = [f"11700000{i:02d}" for i in range(12)]
     states = ["bound" if i % 3 else "unbound" for i in range(12)]
-    sim = create_backend_simulator("paxstore", [f"{s}={st}" for s, st in zip(serials, states)])
+    seeds = [f"{s}={st}" for s, st in zip(serials, states, strict=True)]
+    sim = create_backend_simulator("paxstore", seeds)
     with sim:
         path = backends_file(sim, tmp_path, "paxstore")
         scanned = "\n".join([*serials, "UNKNOWN0001"]) + "\n"
