@@ -53,7 +53,7 @@ generous; when the agent gains its own per-session deadline this should become t
 
 ZVT_SCENARIOS = ("activated", "unsettled", "fresh", "tampered", "low-battery", "no-network")
 ADB_SCENARIOS = ("activated", "unsettled", "fresh", "low-battery", "no-network", "no-sim")
-ADB_MODELS = ("pax-a920", "sunmi-p2", "android-generic")
+ADB_MODELS = ("pax-a920", "pax-a920-android7", "sunmi-p2", "android-generic")
 ZVT_COMMANDS = (
     "Set/Reset Terminal-ID",
     "End-of-Day",

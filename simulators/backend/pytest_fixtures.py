@@ -9,10 +9,10 @@
 Example::
 
     def test_release(backend_simulator, adb_terminal):
-        tms = backend_simulator("paxstore", "1850047731=bound")
-        # adb+sim://activated?model=pax-a920pro&tms={tms.url} syncs with it
+        tms = backend_simulator("paxstore", "0820533061=bound")
+        # adb+sim://activated?model=pax-a920&tms={tms.url} syncs with it
         ...
-        assert tms.simulator.terminals["1850047731"].state == "unbound"
+        assert tms.simulator.terminals["0820533061"].state == "unbound"
 
 Every simulator a factory starts is stopped when the test ends, including when it fails.
 """

@@ -19,7 +19,7 @@ from posdiag.agent.cli_backend import mark_simulated
 from posdiag.simulators.backend.catalog import create_backend_simulator
 from posdiag.simulators.backend.server import BackendSimulator
 
-PAX_SERIAL = "1850047731"  # the pax-a920pro profile's vendor serial
+PAX_SERIAL = "0820533061"  # the pax-a920 profile's vendor serial (ro.fac.sn)
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +56,7 @@ def test_wipe_release_ends_erased_with_the_tms_state_before_and_after(
     paxstore: tuple[BackendSimulator, Path], tmp_path: Path
 ) -> None:
     sim, path = paxstore
-    address = f"adb+sim://activated?model=pax-a920pro&tms={sim.api_url}"
+    address = f"adb+sim://activated?model=pax-a920&tms={sim.api_url}"
     out = tmp_path / "certs"
     result = invoke(
         "wipe", address, "--release", "--yes", "--operator", "Dana", "--backends", str(path),
@@ -81,7 +81,7 @@ def test_without_release_a_tms_bound_unit_is_an_exception_on_the_certificate(
     paxstore: tuple[BackendSimulator, Path], tmp_path: Path
 ) -> None:
     sim, path = paxstore
-    address = f"adb+sim://activated?model=pax-a920pro&tms={sim.api_url}"
+    address = f"adb+sim://activated?model=pax-a920&tms={sim.api_url}"
     result = invoke(
         "wipe", address, "--yes", "--operator", "Dana", "--backends", str(path), "--json",
     )
@@ -93,7 +93,7 @@ def test_without_release_a_tms_bound_unit_is_an_exception_on_the_certificate(
 
 def test_check_merges_the_device_with_its_backend(paxstore: tuple[BackendSimulator, Path]) -> None:
     _, path = paxstore
-    address = f"adb+sim://fresh?model=pax-a920pro&serial={PAX_SERIAL}"
+    address = f"adb+sim://fresh?model=pax-a920&serial={PAX_SERIAL}"
     result = invoke("check", address, "--backends", str(path), "--json")
     report = json.loads(result.stdout)
     assert report["backends"][0]["binding"] == "bound"
@@ -105,7 +105,7 @@ def test_a_backend_that_is_down_leaves_the_device_answer(tmp_path: Path) -> None
     sim = create_backend_simulator("paxstore", (f"{PAX_SERIAL}=bound",))
     path = backends_file(sim, tmp_path, "paxstore")  # never started: nothing listens
     sim.stop()
-    result = invoke("check", "adb+sim://fresh?model=pax-a920pro", "--backends", str(path), "--json")
+    result = invoke("check", "adb+sim://fresh?model=pax-a920", "--backends", str(path), "--json")
     report = json.loads(result.stdout)
     assert report["verdict"]["status"] != "unreachable"
     assert report["backends"][0]["consulted"] is False
@@ -190,7 +190,7 @@ def test_a_wipe_station_releases_every_unit_in_its_tms(tmp_path: Path) -> None:
     with sim:
         path = backends_file(sim, tmp_path, "paxstore")
         addresses = [
-            f"adb+sim://activated?model=pax-a920pro&serial={s}&tms={sim.api_url}" for s in serials
+            f"adb+sim://activated?model=pax-a920&serial={s}&tms={sim.api_url}" for s in serials
         ]
         result = invoke(
             "station", *addresses, "--mode", "wipe", "--release", "--yes", "--operator", "Dana",
@@ -214,7 +214,7 @@ def test_the_policy_can_release_after_every_wipe(
     sim, path = paxstore
     policy = tmp_path / "policy.toml"
     policy.write_text("[backends]\nrelease_after_wipe = true\n", encoding="utf-8")
-    address = f"adb+sim://activated?model=pax-a920pro&tms={sim.api_url}"
+    address = f"adb+sim://activated?model=pax-a920&tms={sim.api_url}"
     result = invoke(
         "wipe", address, "--yes", "--operator", "Dana", "--backends", str(path),
         "--policy", str(policy), "--json",
@@ -236,7 +236,7 @@ def test_no_credential_or_full_merchant_id_reaches_an_output_the_ledger_or_a_cer
     merchant = sim.terminals[PAX_SERIAL].merchant
     assert merchant and len(merchant) > 6
     ledger, out = tmp_path / "ledger.sqlite3", tmp_path / "certs"
-    address = f"adb+sim://activated?model=pax-a920pro&tms={sim.api_url}"
+    address = f"adb+sim://activated?model=pax-a920&tms={sim.api_url}"
     records = ["--ledger", f"sqlite:///{ledger}", "--out", str(out), "--backends", str(path)]
     debug = ("--log-format", "json", "--log-level", "debug")
     outputs = [

@@ -130,7 +130,7 @@ def test_activated_pax_json(invoke: Invoke) -> None:
     assert network["registration"] == "IN_SERVICE"
     assert network["operator"] == "Telekom.de"
     assert network["interfaces"][0]["name"] == "wlan0"
-    assert data["firmware"]["components"]["Android"] == "7.1.2"
+    assert data["firmware"]["components"]["Android"] == "8.1.0"
     assert data["tamper"] is None
     assert any(u.startswith("tamper:") for u in data["unsupported"])
     assert data["verdict"]["status"] == "wipe_required"

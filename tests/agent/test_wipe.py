@@ -371,7 +371,7 @@ def test_sunmi_activated_is_erased_with_exceptions_for_device_owner_and_account(
 def test_pax_a920_on_android_7_lists_the_unverifiable_pm_clear(
     adb_terminal: AdbFactory, adb_key: AdbKey, station: Station
 ) -> None:
-    sim = adb_terminal("activated", model="pax-a920")
+    sim = adb_terminal("activated", model="pax-a920-android7")
     result = run_wipe(adb_connect(sim, adb_key), station)
     assert result.outcome is Outcome.ERASED_WITH_EXCEPTIONS
     clears = [s for s in result.steps if s.name.startswith("clear:")]

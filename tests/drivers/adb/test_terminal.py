@@ -151,7 +151,7 @@ def test_firmware_lists_android_build_patch_and_payment_apps(open_adb: Open, mod
 
 
 def test_firmware_shows_pax_paydroid_build(open_adb: Open) -> None:
-    components = open_adb("fresh", "pax-a920").firmware().components
+    components = open_adb("fresh", "pax-a920-android7").firmware().components
     assert components["Android"] == "7.1.2"
     assert components["SDK"] == "25"
     assert components["Build"] == "PayDroid_7.1.2_Aquila_V13.1.13_20220614"
@@ -266,7 +266,7 @@ def test_sunmi_activation_counts_payment_app_data(open_adb: Open) -> None:
 
 def test_pax_on_android_7_says_app_data_is_not_readable(open_adb: Open) -> None:
     """Android 7 has no per-package sizes in diskstats: reported, never counted as evidence."""
-    terminal = open_adb("fresh", "pax-a920")
+    terminal = open_adb("fresh", "pax-a920-android7")
     activation = terminal.activation()
     assert activation.state is ActivationState.NOT_ACTIVATED
     facts = [e.fact for e in activation.evidence if e.source == "app data"]
@@ -436,7 +436,7 @@ def test_wipe_plan_skips_catalogue_apps_the_unit_does_not_have(open_adb: Open) -
 
 def test_clear_step_is_not_done_where_app_data_cannot_be_seen(open_adb: Open) -> None:
     """Android 7 (PAX A920) shows no per-app sizes: done() must not claim an unseen erasure."""
-    terminal = open_adb("activated", "pax-a920")
+    terminal = open_adb("activated", "pax-a920-android7")
     clear = [step for step in terminal.wipe_plan() if step.name.startswith("clear:")]
     assert clear
     for step in clear:

@@ -199,7 +199,7 @@ def test_diskstats_package_sizes_on_sdk_26_and_later() -> None:
 
 
 def test_diskstats_without_package_sizes_on_android_7() -> None:
-    sh, state = shell_for("activated", "pax-a920")
+    sh, state = shell_for("activated", "pax-a920-android7")
     assert state.sdk < 26
 
     stats = parse_diskstats(out(sh, "dumpsys diskstats"))

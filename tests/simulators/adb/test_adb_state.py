@@ -14,7 +14,7 @@ from posdiag.simulators.adb.state import (
     state_from_dict,
 )
 
-PROFILES = ["android-generic", "pax-a920", "pax-a920pro", "sunmi-p2"]
+PROFILES = ["android-generic", "pax-a920", "pax-a920-android7", "sunmi-p2"]
 SCENARIOS = [
     "activated",
     "auth-required",
@@ -62,7 +62,8 @@ def test_every_profile_and_scenario_loads(profile: str, scenario: str) -> None:
 
 def test_profiles_are_what_they_claim() -> None:
     pax = load_android("fresh", "pax-a920")
-    assert (pax.manufacturer, pax.model, pax.sdk) == ("PAX", "A920", 25)
+    assert (pax.manufacturer, pax.model, pax.sdk) == ("PAX", "A920", 27)
+    assert load_android("fresh", "pax-a920-android7").sdk == 25
     assert pax.vendor_serial_property == "ro.fac.sn"
     assert pax.properties()["ro.fac.mach"] == "A920"
     sunmi = load_android("fresh", "sunmi-p2")

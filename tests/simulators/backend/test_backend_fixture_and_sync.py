@@ -37,7 +37,7 @@ def test_a_terminal_enrols_at_start_and_drops_its_device_owner_after_a_release(
     backend_simulator: Factory,
 ) -> None:
     tms = backend_simulator("paxstore", "1170000001=bound")
-    simulator = create_adb("activated", "pax-a920pro", {"tms": tms.url, "time_scale": "0"})
+    simulator = create_adb("activated", "pax-a920", {"tms": tms.url, "time_scale": "0"})
     state = simulator.state
     serial = state.vendor_serial
     assert serial in tms.simulator.terminals  # registered, bound, as an enrolled unit is
@@ -51,11 +51,11 @@ def test_a_terminal_enrols_at_start_and_drops_its_device_owner_after_a_release(
 
 
 def test_a_tms_that_is_down_changes_nothing_on_the_terminal() -> None:
-    simulator = create_adb("activated", "pax-a920pro", {"tms": "http://127.0.0.1:9"})
+    simulator = create_adb("activated", "pax-a920", {"tms": "http://127.0.0.1:9"})
     assert simulator.state.device_owner
     assert "Device Owner" in simulator.shell.run("dumpsys device_policy").stdout
 
 
 def test_a_tms_option_that_is_not_a_url_is_refused() -> None:
     with pytest.raises(AddressError):
-        create_adb("activated", "pax-a920pro", {"tms": "file:///etc/passwd"})
+        create_adb("activated", "pax-a920", {"tms": "file:///etc/passwd"})
