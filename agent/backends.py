@@ -25,6 +25,7 @@ from typing import Any
 from posdiag.drivers.backend.config import BackendConfig, load_backends
 from posdiag.drivers.backend.model import (
     Backend,
+    BackendAuthError,
     BackendConfigError,
     BackendError,
     BackendRecord,
@@ -58,6 +59,8 @@ class BackendView:
     kind: str
     record: BackendRecord | None = None
     error: str | None = None
+    auth_failed: bool = False
+    """The backend refused the credentials (a configuration problem, not a network one)."""
 
     @property
     def consulted(self) -> bool:
@@ -152,6 +155,16 @@ def merge_activation(device: Activation | None, views: list[BackendView]) -> Act
     )
 
 
+def _failed(config: BackendConfig, exc: BackendError) -> BackendView:
+    """The view of a backend that could not answer, saying why."""
+    return BackendView(
+        config.name,
+        config.kind,
+        error=clean_text(exc, 300),
+        auth_failed=isinstance(exc, BackendAuthError),
+    )
+
+
 class Backends:
     """The configured backends, their connectors opened on first use (thread-safe)."""
 
@@ -203,8 +216,9 @@ class Backends:
             except BackendConfigError:
                 raise
             except BackendError as exc:
-                log.warning("backend.lookup_failed", backend=config.name, error=str(exc))
-                views.append(BackendView(config.name, config.kind, error=clean_text(exc, 300)))
+                # the report says it (evidence, reasons): the log line is for --log-level info
+                log.info("backend.lookup_failed", backend=config.name, error=str(exc))
+                views.append(_failed(config, exc))
                 continue
             views.append(BackendView(config.name, config.kind, record=record))
         return views
@@ -230,16 +244,14 @@ class Backends:
             except BackendConfigError:
                 raise
             except BackendError as exc:
-                log.warning("backend.bulk_failed", backend=config.name, error=str(exc))
+                log.info("backend.bulk_failed", backend=config.name, error=str(exc))
             for key in keys:
                 try:
                     record = backend.lookup(key)
                 except BackendConfigError:
                     raise
                 except BackendError as exc:
-                    views[key].append(
-                        BackendView(config.name, config.kind, error=clean_text(exc, 300))
-                    )
+                    views[key].append(_failed(config, exc))
                     continue
                 views[key].append(BackendView(config.name, config.kind, record=record))
         return views

@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.text import Text
 
-from posdiag.drivers.backend.model import BackendConfigError, Binding, TerminalKey
+from posdiag.drivers.backend.model import (
+    BackendAuthError,
+    BackendConfigError,
+    Binding,
+    TerminalKey,
+)
 from posdiag.drivers.model import Identity
 
 from .cli_common import (
@@ -119,7 +124,11 @@ def backend_report(
     )
     report.duration_s = time.monotonic() - started
     if not known:
-        reasons = tuple(f"{v.name}: {v.error}" for v in views) or ("no backend answered",)
+        refused = [v for v in views if v.auth_failed]
+        if refused and len(refused) == len(views):
+            # wrong key, secret or clock: a usage problem (exit 2), like a wrong ZVT password
+            raise BackendAuthError(refused[0].error or f"{refused[0].name} refused the credentials")
+        reasons = tuple(str(v.error) for v in views) or ("no backend answered",)
         report.errors.extend(reasons)
         report.verdict = Verdict(VerdictStatus.UNREACHABLE, reasons)
         return report

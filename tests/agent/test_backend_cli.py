@@ -326,3 +326,30 @@ def test_a_scanned_pile_is_looked_up_in_one_bulk_query(tmp_path: Path) -> None:
         paths = [entry[1] for entry in sim.api_log]
     assert paths.count("/p-market-api/v1/3rdsys/terminal") == 0  # no call per unit
     assert any(p.endswith("/v1/3rdsys/terminals") for p in paths)
+
+
+def test_wrong_credentials_are_one_line_and_a_usage_error(
+    generic: tuple[BackendSimulator, Path], tmp_path: Path
+) -> None:
+    _, path = generic
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        "\n".join(
+            'secret = "WRONGSECRETVALUE"' if line.startswith("secret") else line
+            for line in path.read_text().splitlines()
+        ),
+        encoding="utf-8",
+    )
+    os.chmod(bad, 0o600)
+    result = invoke("check", "sn:LKL00000001", "--backends", str(bad))
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1 and "WRONGSECRETVALUE" not in result.output
+
+
+def test_a_backend_that_is_down_makes_a_serial_check_unreachable(tmp_path: Path) -> None:
+    sim = create_backend_simulator("generic", ("LKL00000001=bound",))
+    path = backends_file(sim, tmp_path, "generic")
+    sim.stop()  # never served: nothing listens
+    result = invoke("check", "sn:LKL00000001", "--backends", str(path), "--json")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["verdict"]["status"] == "unreachable"
