@@ -15,6 +15,8 @@ Fleet file::
     count = 2                    # this many such terminals (default 1)
     name = "counter-a"           # names the entry (default terminal-N); count adds -K
     options = { time_scale = "1" }   # simulator options: timing, faults
+                                 # adb: tms = "URL" syncs with a simulated TMS
+                                 # (posdiag simulate backend), so --release shows on it
     plugged = true               # plugged in at the start (default true)
     plug_at = 3.0                # or: plugged in this many seconds after the start
     unplug_at = 5.0              # pulled out at this time…

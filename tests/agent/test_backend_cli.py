@@ -353,3 +353,23 @@ def test_a_backend_that_is_down_makes_a_serial_check_unreachable(tmp_path: Path)
     result = invoke("check", "sn:LKL00000001", "--backends", str(path), "--json")
     assert result.exit_code == 3
     assert json.loads(result.stdout)["verdict"]["status"] == "unreachable"
+
+
+def test_a_simulated_fleet_syncs_with_its_tms_and_is_released(tmp_path: Path) -> None:
+    sim = create_backend_simulator("paxstore", ("1170000001=bound",))
+    with sim:
+        path = backends_file(sim, tmp_path, "paxstore")
+        fleet = tmp_path / "fleet.toml"
+        fleet.write_text(
+            "[[terminal]]\nfamily = \"adb\"\nscenario = \"activated\"\nmodel = \"pax-a920\"\n"
+            f"count = 2\noptions = {{ time_scale = \"0\", tms = \"{sim.api_url}\" }}\n",
+            encoding="utf-8",
+        )
+        result = invoke(
+            "station", "--fleet", str(fleet), "--mode", "wipe", "--release", "--yes",
+            "--operator", "Dana", "--backends", str(path), "--json",
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout.splitlines()[-1])["counts"] == {"erased": 2}
+        enrolled = [t for s, t in sim.terminals.items() if s != "1170000001"]
+        assert len(enrolled) == 2 and all(t.released_device_owner for t in enrolled)
