@@ -209,19 +209,19 @@ class Backends:
 
     def consult(self, key: TerminalKey, identity: Identity | None = None) -> list[BackendView]:
         """Look the unit up in every matching backend; a failing one says why, never raises."""
-        views = []
-        for config in self.matching(identity):
-            try:
-                record = self.backend(config).lookup(key)
-            except BackendConfigError:
-                raise
-            except BackendError as exc:
-                # the report says it (evidence, reasons): the log line is for --log-level info
-                log.info("backend.lookup_failed", backend=config.name, error=str(exc))
-                views.append(_failed(config, exc))
-                continue
-            views.append(BackendView(config.name, config.kind, record=record))
-        return views
+        return [self._view(config, key) for config in self.matching(identity)]
+
+    def _view(self, config: BackendConfig, key: TerminalKey) -> BackendView:
+        """One backend's view of one unit; a failure is the view's ``error``, not an exception."""
+        try:
+            record = self.backend(config).lookup(key)
+        except BackendConfigError:
+            raise
+        except BackendError as exc:
+            # the report says it (evidence, reasons): the log line is for --log-level info
+            log.info("backend.lookup_failed", backend=config.name, error=str(exc))
+            return _failed(config, exc)
+        return BackendView(config.name, config.kind, record=record)
 
     def consult_many(self, keys: list[TerminalKey]) -> dict[TerminalKey, list[BackendView]]:
         """Many units at once: one bulk query per backend that has one (``lookup_many``).
@@ -246,14 +246,7 @@ class Backends:
             except BackendError as exc:
                 log.info("backend.bulk_failed", backend=config.name, error=str(exc))
             for key in keys:
-                try:
-                    record = backend.lookup(key)
-                except BackendConfigError:
-                    raise
-                except BackendError as exc:
-                    views[key].append(_failed(config, exc))
-                    continue
-                views[key].append(BackendView(config.name, config.kind, record=record))
+                views[key].append(self._view(config, key))
         return views
 
     def enrich(self, report: DeviceReport, policy: Any) -> None:

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +100,7 @@ def backend_report(
 
     ``views``: what the backends said, when a bulk query already asked them (station scan).
     """
-    from .backends import merge_activation
+    from .backends import merge_activation, view_json
     from .policy import decide
 
     require_backends(backends)
@@ -112,8 +113,6 @@ def backend_report(
     )
     if views is None:
         views = backends.consult(key)
-    from .backends import view_json
-
     report.backends = [view_json(v) for v in views]
     known = [v.record for v in views if v.record is not None]
     model = next((r.model for r in known if r.model), None)
@@ -162,8 +161,6 @@ def backend_report(
 
 
 # --- simulate backend ------------------------------------------------------------------------
-
-SIM_KINDS = ("paxstore", "adyen", "generic")
 
 
 def start_simulated_backend(
@@ -258,14 +255,22 @@ def mark_simulated(toml_text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _each_line(stream: Any) -> Any:
-    """Labels as a scanner types them, one at a time (each is checked before the next)."""
+def scanned_labels(stream: Any, limit: int = 10_000) -> Iterator[str]:
+    """Labels from a keyboard-wedge scanner or a file, one per line (blank lines and # skipped).
+
+    A generator, so a scanner's label is checked before the next is typed. Bounded: a scanner
+    stuck on repeat cannot fill memory (at most ``limit`` labels, 256 characters each);
+    duplicates are kept once, in first-seen order.
+    """
     seen: set[str] = set()
     for raw in stream:
         line = str(raw)[:256].strip()
-        if line and not line.startswith("#") and line not in seen and len(seen) < 10_000:
-            seen.add(line)
-            yield line
+        if not line or line.startswith("#") or line in seen:
+            continue
+        seen.add(line)
+        yield line
+        if len(seen) >= limit:
+            return
 
 
 def _bulk_views(backends: Backends, labels: list[str]) -> dict[str, list[BackendView]]:
@@ -284,23 +289,6 @@ def _bulk_views(backends: Backends, labels: list[str]) -> dict[str, list[Backend
     return {label: views[key] for label, key in keys.items()}
 
 
-def read_scanned(stream: Any, limit: int = 10_000) -> list[str]:
-    """Labels from a keyboard-wedge scanner or a file, one per line (blank lines and # skipped).
-
-    Bounded: a scanner stuck on repeat cannot fill memory (at most ``limit`` labels, 256
-    characters each); duplicates are kept once, in first-seen order.
-    """
-    seen: dict[str, None] = {}
-    for raw in stream:
-        line = str(raw)[:256].strip()
-        if not line or line.startswith("#"):
-            continue
-        seen.setdefault(line, None)
-        if len(seen) >= limit:
-            break
-    return list(seen)
-
-
 def scan_station(
     ctx: Any,
     backends: Backends,
@@ -308,8 +296,6 @@ def scan_station(
     ledger_url: str | None,
     operator: str | None,
     as_json: bool,
-    console: Any,
-    simulation_records: Any,
     stream: Any = None,
 ) -> bool:
     """The station's scanner mode: each scanned label checked in its backends and recorded.
@@ -318,11 +304,6 @@ def scan_station(
     cable-checked terminals, family ``backend``. A label that cannot be read is reported and
     skipped; the run goes on. Returns True when every scanned unit is free to go back.
     """
-    import json
-    import sys
-
-    from rich.text import Text
-
     from posdiag.drivers.errors import PosdiagError
 
     from .ledger import Ledger
@@ -331,15 +312,16 @@ def scan_station(
     require_backends(backends)
     simulated = backends_simulated(backends)
     if simulated:
-        ledger_url, _ = simulation_records(ctx, ledger_url, None, "Simulated backend")
+        ledger_url, _ = _simulation_records(ctx, ledger_url, None, "Simulated backend")
     stream = sys.stdin if stream is None else stream
-    if getattr(stream, "isatty", lambda: False)():
-        console.print(Text("Scan labels (one per line; Ctrl-D to finish):"))
+    interactive = getattr(stream, "isatty", lambda: False)()
+    if interactive:
+        out.print(Text("Scan labels (one per line; Ctrl-D to finish):"))
     counts: dict[str, int] = {}
     ok = True
-    interactive = getattr(stream, "isatty", lambda: False)()
-    labels: Any = read_scanned(stream) if not interactive else _each_line(stream)
-    prefetched = _bulk_views(backends, labels) if not interactive else {}
+    # piped (a file of labels): all at once, so a backend's bulk query serves them
+    labels: Iterable[str] = scanned_labels(stream) if interactive else list(scanned_labels(stream))
+    prefetched = {} if interactive else _bulk_views(backends, list(labels))
     with Ledger(ledger_url) as ledger:
         for label in labels:
             try:
@@ -348,7 +330,7 @@ def scan_station(
                 ok = False
                 counts["unreadable"] = counts.get("unreadable", 0) + 1
                 line = {"event": "scan", "label": label[:64], "error": str(exc)}
-                console.print(
+                out.print(
                     Text(
                         json.dumps(line, ensure_ascii=False) if as_json else f"{label[:64]}: {exc}"
                     )
@@ -360,18 +342,16 @@ def scan_station(
             counts[status] = counts.get(status, 0) + 1
             ok = ok and status == "ready"
             if as_json:
-                console.print(
+                out.print(
                     Text(json.dumps({"event": "scan", **to_json(report)}, ensure_ascii=False)),
                     soft_wrap=True,
                 )
             else:
                 reasons = "; ".join(report.verdict.reasons)
-                console.print(
-                    Text(f"{report.address}: {status}" + (f": {reasons}" if reasons else ""))
-                )
+                out.print(Text(f"{report.address}: {status}" + (f": {reasons}" if reasons else "")))
     backends.close()
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing scanned"
-    console.print(Text(f"scanned: {summary}"))
+    out.print(Text(f"scanned: {summary}"))
     return ok
 
 

@@ -149,7 +149,7 @@ def station(
 
         ok = scan_station(
             ctx, load_backends(backends_file), load_policy(policy_file), ledger_url, operator,
-            as_json, out, _simulation_records,
+            as_json,
         )
         sys.exit(EXIT_READY if ok else EXIT_NOT_READY)
 

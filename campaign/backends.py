@@ -20,9 +20,9 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from typing import Any
+from dataclasses import replace
 
-from posdiag.drivers.backend.config import parse_backends
+from posdiag.drivers.backend.config import BackendConfig, parse_backends
 from posdiag.drivers.backend.model import (
     BackendError,
     Binding,
@@ -92,24 +92,12 @@ def _confirmed_ok(kind: str, operation: str, change: ChangeResult, before: str, 
     return after in lost
 
 
-def _section_config(sim: BackendSimulator, kind: str) -> tuple[Any, list[str]]:
-    """The connector's configuration (short deadline) and its credential values."""
+def _section_config(sim: BackendSimulator, kind: str) -> tuple[BackendConfig, list[str]]:
+    """The connector's configuration (short deadline, no rate limit) and its credential values."""
     (config,) = parse_backends(sim.backends_toml(kind))
-    settings = dict(config.settings)
+    settings = config.settings
     secrets = [str(settings[k]) for k in CREDENTIAL_SETTINGS if len(str(settings.get(k, ""))) > 6]
-    text = sim.backends_toml(kind)
-    text = "\n".join(
-        line
-        for line in text.splitlines()
-        if line.split("=", 1)[0].strip() not in ("deadline", "timeout", "rate")
-    )
-    text = text.replace(
-        f"[backend.{kind}]",
-        f"[backend.{kind}]\ndeadline = {DEADLINE_S}\ntimeout = 4.0\nrate = 1000.0",
-        1,
-    )
-    (config,) = parse_backends(text)
-    return config, secrets
+    return replace(config, deadline=DEADLINE_S, timeout=4.0, rate=1000.0), secrets
 
 
 def _one(settings: Settings, rng: random.Random, result: SectionResult, outputs: Outputs) -> None:

@@ -200,6 +200,8 @@ class HttpClient:
         what = f"{self.name}: {method} {path}"
         deadline = time.monotonic() + self.deadline_s
         attempt = 0
+        answer: HttpAnswer | None
+        wait: float | None
         while True:
             if sign is not None:
                 signed = sign()
@@ -208,14 +210,11 @@ class HttpClient:
                     body = signed[2]
                 headers = {**(headers or {}), **signed_headers}
             url = self.base_url + path + (f"?{query}" if query else "")
-            wait: float | None
             self.limiter.acquire(deadline)
             try:
                 answer = self._send(method, url, body, headers, deadline, what)
             except BackendUnavailable as exc:
-                failure: str = str(exc)
-                wait = None
-                answer = None
+                answer, failure, wait = None, str(exc), None
             finally:
                 self.limiter.release()
             if answer is not None:

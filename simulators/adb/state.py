@@ -179,7 +179,6 @@ class AndroidState:
     payment_package: str = "com.example.payment"  # the main payment app
     latency: float = 0.0  # seconds before each command's answer
     tms_url: str = ""  # a simulated backend this unit syncs with (release drops the device owner)
-    tms_synced_at: float = -1e9  # time.monotonic() of the last sync (throttle)
     scale: float = 1.0
     description: str = ""
 

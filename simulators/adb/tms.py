@@ -14,7 +14,6 @@ A TMS that is down is a terminal offline from its TMS: nothing changes on the de
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import httpx
@@ -33,7 +32,6 @@ def sync(state: AndroidState) -> bool:
     """Poll the TMS once and apply what it says; True when it answered."""
     if not state.tms_url:
         return False
-    state.tms_synced_at = time.monotonic()
     serial = state.vendor_serial or state.serial
     try:
         response = httpx.get(

@@ -221,9 +221,7 @@ class BackendSimulator:
             if terminal.pending_lookups > 0:
                 terminal.pending_lookups -= 1
             if terminal.pending_lookups <= 0:
-                terminal.state = "unbound"
-                terminal.merchant = None
-                terminal.store = None
+                self._released(terminal)
 
     def begin_release(self, terminal: SimTerminal) -> None:
         """Release a unit: at once, or after ``release_pending`` lookups (the terminal syncing)."""
@@ -233,9 +231,14 @@ class BackendSimulator:
             terminal.state = "pending"
             terminal.pending_lookups = pending
         else:
-            terminal.state = "unbound"
-            terminal.merchant = None
-            terminal.store = None
+            self._released(terminal)
+
+    @staticmethod
+    def _released(terminal: SimTerminal) -> None:
+        """A completed release: no merchant, no store (kinds with a depot override the caller)."""
+        terminal.state = "unbound"
+        terminal.merchant = None
+        terminal.store = None
 
     def count(self, name: str) -> int:
         """Increment and return a counter (faults applied, calls by operation)."""
