@@ -35,6 +35,7 @@ from posdiag.drivers.backend.model import (
     ChangeStatus,
     TerminalKey,
 )
+from posdiag.drivers.i18n import _
 from posdiag.drivers.model import Activation, ActivationState, Evidence, Identity, WipeStep
 from posdiag.drivers.text import clean_text
 
@@ -284,7 +285,11 @@ class Backends:
             change = self.backend(config).release(key)
             log.info("backend.release", backend=config.name, status=change.status.value)
             if change.status is ChangeStatus.REFUSED:
-                raise BackendRefused(f"{config.name} refused the release: {change.detail}")
+                raise BackendRefused(
+                    _("{name} refused the release: {detail}").format(
+                        name=config.name, detail=change.detail
+                    )
+                )
 
         def done() -> bool:
             record = self.backend(config).lookup(key)
@@ -292,7 +297,9 @@ class Backends:
 
         return WipeStep(
             name=f"release:{config.name}",
-            erases=f"the unit's binding in {config.name} ({config.kind}): released to the depot",
+            erases=_("the unit's binding in {name} ({kind}): released to the depot").format(
+                name=config.name, kind=config.kind
+            ),
             run=run,
             done=done,
             optional=True,
@@ -301,8 +308,9 @@ class Backends:
     def still_bound(self, report: DeviceReport) -> list[str]:
         """Exceptions for a wiped unit a backend still binds (the certificate must say so)."""
         return [
-            f"still bound in {entry['name']} ({entry.get('status') or 'bound'}): release it there "
-            "(posdiag wipe --release)"
+            _("still bound in {name} ({status}): release it there (posdiag wipe --release)").format(
+                name=entry["name"], status=entry.get("status") or "bound"
+            )
             for entry in report.backends
             if entry.get("consulted") and entry.get("binding") == Binding.BOUND.value
         ]

@@ -21,10 +21,12 @@ from rich.text import Text
 
 from posdiag.drivers.address import parse_address
 from posdiag.drivers.errors import TransportError
+from posdiag.drivers.i18n import _, ngettext
 
 from . import __version__
 from .cli_backend import backend_report, is_backend_target, load_backends, lost
 from .cli_common import (
+    DEMO_ANDROID,
     EXIT_NOT_READY,
     EXIT_READY,
     EXIT_UNREACHABLE,
@@ -37,6 +39,8 @@ from .cli_common import (
     guarded,
     out,
 )
+from .cli_doctor import doctor
+from .cli_records import report, station_key, verify
 from .cli_simulate import simulate
 from .cli_station import station
 from .discovery import discover
@@ -46,11 +50,6 @@ from .policy import Policy, load_policy
 from .render import render_report, render_summary, render_wipe, safe
 from .report import DeviceReport, Verdict, VerdictStatus, to_json, utc_now_text
 
-DEMO_ANDROID = (
-    "adb+sim://activated?model=pax-a920",
-    "adb+sim://unsettled?model=sunmi-p2",
-    "adb+sim://fresh?model=android-generic",
-)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="posdiag")
@@ -63,9 +62,40 @@ DEMO_ANDROID = (
 )
 @click.option("--log-level", default="warning", show_default=True, help="debug, info, warning…")
 @click.option("--debug", is_flag=True, help="Debug logs and tracebacks on errors.")
+@click.option(
+    "--lang",
+    "lang",
+    metavar="LANG",
+    help="Language of everything printed: en or zh-CN (default: the settings file, else "
+    "LC_ALL/LANG).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="Station settings file (TOML); default ~/.config/posdiag/station.toml.",
+)
 @click.pass_context
-def main(click_ctx: click.Context, log_format: str, log_level: str, debug: bool) -> None:
+def main(
+    click_ctx: click.Context,
+    log_format: str,
+    log_level: str,
+    debug: bool,
+    lang: str | None,
+    config_file: Path | None,
+) -> None:
     """posdiag: diagnose and wipe payment terminals over their own cable."""
+    from posdiag.drivers.i18n import normalise_language, set_language
+
+    spoken = (lang or "").strip().replace("-", "_").lower()
+    if lang is not None and (
+        normalise_language(lang) is None
+        or not (spoken in ("en", "zh") or spoken.startswith(("en_", "zh_")))
+    ):
+        raise click.BadParameter(
+            _("{value}: the languages are en and zh-CN").format(value=repr(lang)),
+            param_hint="--lang",
+        )
     try:
         configure_logging(log_format, "debug" if debug else log_level)  # type: ignore[arg-type]
     except ValueError as exc:
@@ -74,26 +104,40 @@ def main(click_ctx: click.Context, log_format: str, log_level: str, debug: bool)
     ctx.debug = debug
     ctx.json_logs = log_format == "json"
     click_ctx.obj = ctx
+    from .settings import apply_settings
+
+    try:
+        ctx.settings = apply_settings(click_ctx, config_file)
+    except ValueError as exc:  # a broken settings file: one line, before anything runs
+        fail(str(exc), EXIT_USAGE, ctx)
+    set_language(lang or ctx.settings.language)
 
 
 # --- check -------------------------------------------------------------------------------------
 
 
-def _unreachable(address: str, message: str) -> DeviceReport:
+def _unreachable(address: str, error: Exception) -> DeviceReport:
+    from .inspect import unreachable_reason
+
     report = DeviceReport(
         address=address,
         family=address.split("+", 1)[0] if "+" in address else "zvt",
         checked_at=utc_now_text(),
     )
-    report.errors.append(message)
-    report.verdict = Verdict(VerdictStatus.UNREACHABLE, (message,))
+    report.errors.append(str(error))
+    report.verdict = Verdict(VerdictStatus.UNREACHABLE, (unreachable_reason(address, error),))
     return report
 
 
 def _auth_prompt() -> None:
     err.print(
-        "[bold yellow]The terminal does not know this computer yet: allow USB debugging on its "
-        "screen (tick 'Always allow').[/]",
+        Text(
+            _(
+                "The terminal does not know this computer yet: allow USB debugging on its "
+                "screen (tick 'Always allow')."
+            ),
+            style="bold yellow",
+        ),
         highlight=False,
     )
 
@@ -133,7 +177,7 @@ def check_one(
             terminal, policy, simulated=address.link == "sim", deadline_s=deadline_s
         )
     except TransportError as exc:
-        return _unreachable(str(address), str(exc))
+        return _unreachable(str(address), exc)
     if backends:
         backends.enrich(report, policy)
     return report
@@ -195,16 +239,31 @@ def check(
             demo = True
             targets = [f"zvt+sim://{name}" for name in available_scenarios()] + list(DEMO_ANDROID)
             err.print(
-                "[yellow]No terminal attached: checking simulated terminals instead (ZVT: "
-                f"{', '.join(available_scenarios())}; Android: "
-                f"{', '.join(a.removeprefix('adb+sim://') for a in DEMO_ANDROID)}).[/]",
+                Text(
+                    _(
+                        "No terminal attached: checking simulated terminals instead (ZVT: "
+                        "{zvt}; Android: {android})."
+                    ).format(
+                        zvt=", ".join(available_scenarios()),
+                        android=", ".join(a.removeprefix("adb+sim://") for a in DEMO_ANDROID),
+                    ),
+                    style="yellow",
+                ),
                 highlight=False,
             )
+    from .progress import ProgressLine, wants_progress
+
+    line = ProgressLine(err, wants_progress(err, as_json=as_json))
+    reports = []
     try:
-        reports = [
-            check_one(target, password, policy=policy, deadline_s=deadline, backends=backends)
-            for target in targets
-        ]
+        for index, target in enumerate(targets, 1):
+            subject = target if len(targets) == 1 else f"[{index}/{len(targets)}] {target}"
+            with line.session(subject):
+                reports.append(
+                    check_one(
+                        target, password, policy=policy, deadline_s=deadline, backends=backends
+                    )
+                )
     finally:
         backends.close()
     if as_json:
@@ -214,7 +273,7 @@ def check(
         for index, report in enumerate(reports):
             if index:
                 out.print()
-            out.print(render_report(report))
+            out.print(render_report(report, debug=ctx.debug))
         if len(reports) > 1:
             out.print()
             out.print(render_summary(reports))
@@ -236,11 +295,14 @@ def list_devices(ctx: Context, as_json: bool) -> None:
         click.echo(json.dumps([f.__dict__ for f in found], indent=2))
         return
     if not found:
-        err.print("No terminal found (serial ports the catalogue knows, ADB devices on USB).")
+        err.print(
+            _("No terminal found (serial ports the catalogue knows, ADB devices on USB)."),
+            highlight=False,
+        )
         return
     from rich.table import Table
 
-    table = Table("address", "kind", "model guess", "serial", "usb id")
+    table = Table(_("Address"), _("Kind"), _("Model (guess)"), _("Serial"), _("USB ID"))
     for f in found:  # USB descriptors are the device's own words: cleaned like everything it says
         cells = (f.address, f.kind, f.model_guess, f.serial, f.usb_id)
         table.add_row(*(Text(safe(cell or "")) for cell in cells))
@@ -328,14 +390,19 @@ def wipe(
 
         require_backends(backends)
     if not assume_yes and not sys.stdin.isatty():
-        fail("a wipe needs confirmation: run it in a terminal, or pass --yes", EXIT_USAGE, ctx)
+        fail(
+            _("a wipe needs confirmation: run it in a terminal, or pass --yes"), EXIT_USAGE, ctx
+        )
     simulated = parsed.link == "sim"
     if simulated:  # never into the depot's ledger, manifest or certificate folder
-        ledger_url, out_dir = _simulation_records(ctx, ledger_url, out_dir, "Simulated terminal")
+        ledger_url, out_dir = _simulation_records(
+            ctx, ledger_url, out_dir, _("Simulated terminal")
+        )
     options = WipeOptions(
         operator=operator,
         operator_title=operator_title,
         organisation=organisation,
+        logo=getattr(ctx.settings, "logo", None),
         location=location,
         destination=destination,
         settle=settle,
@@ -347,13 +414,27 @@ def wipe(
         release=release,
     )
 
+    from .progress import ProgressLine, wants_progress
+
+    line = ProgressLine(err, wants_progress(err, as_json=as_json))
+
     def confirm(summary: str, expected: str) -> bool:
-        err.print(Text(summary))
-        typed = click.prompt("Type the terminal's serial number to erase it", err=True)
-        return bool(typed.strip()) and typed.strip() == expected
+        with line.paused():
+            return confirm_serial(summary, expected)
+
+    stages = {
+        "inspecting": _("checking the terminal before erasing"),
+        "wiping": _("erasing"),
+        "verifying": _("checking that the erasure took"),
+        "certifying": _("writing the certificate"),
+    }
+
+    def on_progress(progress: Any) -> None:
+        if progress.stage in stages and progress.step is None:
+            line.stage(stages[progress.stage])
 
     terminal = open_terminal(parsed, password=password, on_auth_prompt=_auth_prompt)
-    with Ledger(ledger_url) as ledger:
+    with Ledger(ledger_url) as ledger, line.session(address):
         session = WipeSession(
             terminal,
             policy,
@@ -363,6 +444,7 @@ def wipe(
             confirm=confirm,
             simulated=simulated,
             backends=backends,
+            on_progress=on_progress,
         )
         try:
             result = session.run()
@@ -377,183 +459,50 @@ def wipe(
     sys.exit(result.exit_code)
 
 
-# --- verify ------------------------------------------------------------------------------------
+CONFIRM_TRIES = 3
 
 
-@main.command()
-@click.argument("certificate", required=False, type=click.Path(path_type=Path))
-@click.option("--public-key", type=click.Path(path_type=Path), help="Trust only this signer.")
-@click.option(
-    "--ledger",
-    "ledger_url",
-    is_flag=False,
-    flag_value="",
-    default=None,
-    help="Verify the ledger (optional URL); with a certificate, also check that the ledger "
-    "recorded exactly this file.",
-)
-@guarded
-def verify(
-    ctx: Context, certificate: Path | None, public_key: Path | None, ledger_url: str | None
-) -> None:
-    """Check a certificate (signature and exact bytes), or every record of the ledger.
+def confirm_serial(summary: str, expected: str, tries: int = CONFIRM_TRIES) -> bool:
+    """Ask for the terminal's serial before erasing; a typo is asked again, not an abort.
 
-    Exit codes: 0 valid, 1 invalid (modified, wrong signer, tampered ledger), 2 usage error.
+    Three tries, then the wipe is not confirmed (nothing was touched). An empty answer or the
+    end of input (Ctrl-D) stops at once: the operator did not mean to go on.
     """
-    from .integrity import certificate_in_ledger, ledger_lines
-    from .ledger import Ledger
-
-    if certificate is None:
-        if ledger_url is None:
-            raise click.UsageError("give a certificate file, or --ledger")
-        with Ledger(ledger_url or None) as ledger:
-            result = ledger.verify()
-        lines = ledger_lines(result)
-        out.print(Text(lines[0], style="green" if result.ok else "bold red"))
-        for line in lines[1:]:
-            out.print(Text(line))
-        if not result.ok:
-            sys.exit(EXIT_NOT_READY)
-        return
-    from .certificate import OLD_FORMAT_NOTE, verify_certificate
-
-    try:
-        data = certificate.read_bytes()
-        trusted = public_key.read_text(encoding="utf-8") if public_key else None
-    except OSError as exc:
-        fail(f"cannot read {exc.filename or certificate}: {exc.strerror or exc}", EXIT_USAGE, ctx)
-    except UnicodeDecodeError:
-        fail(f"{public_key} is not a public key file (not UTF-8 text)", EXIT_USAGE, ctx)
-    checked = verify_certificate(data, trusted)
-    if not checked.ok:
-        out.print(Text(f"INVALID: {checked.reason}", style="bold red"))
-        sys.exit(EXIT_NOT_READY)
-    content = checked.content or {}
-    out.print(Text(f"VALID signature by station {checked.fingerprint}", style="bold green"))
-    if checked.old_format:  # posdiag.certificate/1: values signed, the file's form not
-        out.print(Text(f"note: {OLD_FORMAT_NOTE}", style="yellow"))
-    if ledger_url is not None:
-        with Ledger(ledger_url or None) as ledger:
-            recorded = certificate_in_ledger(ledger, content.get("report_id"), data)
-        if not recorded.ok:
-            out.print(Text(f"NOT IN THE LEDGER: {recorded.reason}", style="bold red"))
-            sys.exit(EXIT_NOT_READY)
-        out.print(Text(f"ledger: {recorded.reason}", style="green"))
-    click.echo(json.dumps(content, indent=2, ensure_ascii=False))
-
-
-@main.command(name="station-key")
-@guarded
-def station_key(ctx: Context) -> None:
-    """Print the station's public signing key (PEM) and fingerprint, to verify certificates."""
-    from .certificate import StationKey
-
-    key = StationKey.load_or_create()
-    err.print(f"fingerprint {key.fingerprint}", highlight=False)
-    click.echo(key.public_key_pem().rstrip())
-
-
-# --- report (batch manifest) -------------------------------------------------------------------
-
-
-@main.command()
-@click.option("--ledger", "ledger_url", help="Ledger database URL (SQLite in the data folder).")
-@click.option("--batch", help="Only wipes of this station batch (see the station summary).")
-@click.option("--since", help="Only rows at or after this UTC date or date-time (ISO 8601).")
-@click.option(
-    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
-)
-@click.option(
-    "--kind",
-    type=click.Choice(["wipes", "checks", "lost"]),
-    default="wipes",
-    show_default=True,
-    help="wipes, checks (cable and backend checks), or lost (units blocked with posdiag lost).",
-)
-@click.option(
-    "--include-open",
-    is_flag=True,
-    help="Also unfinished wipes (outcome in_progress or certificate_pending).",
-)
-@click.option(
-    "--include-simulated", is_flag=True, help="Also simulated terminals (left out by default)."
-)
-@guarded
-def report(
-    ctx: Context,
-    ledger_url: str | None,
-    batch: str | None,
-    since: str | None,
-    fmt: str,
-    kind: str,
-    include_open: bool,
-    include_simulated: bool,
-) -> None:
-    """Export the manifest: one row per terminal wiped (or checked), CSV or JSON on stdout.
-
-    The ledger is verified first: every row says in its ``integrity`` column whether the records
-    it is built from are intact. Exit codes: 0 all verified, 1 some record fails verification
-    (the rows are still written, marked TAMPERED), 2 usage error.
-    """
-    from .ledger import Ledger
-    from .manifest import (
-        CHECK_COLUMNS,
-        WIPE_COLUMNS,
-        ManifestError,
-        check_rows,
-        parse_since,
-        to_csv,
-        wipe_rows,
-    )
-    from .manifest import to_json as rows_json
-
-    try:
-        moment = parse_since(since) if since is not None else None
-    except ManifestError as exc:
-        fail(str(exc), EXIT_USAGE, ctx)
-    if kind in ("checks", "lost") and batch is not None:
-        fail("--batch applies to wipes only (inspections carry no batch id)", EXIT_USAGE, ctx)
-    columns: tuple[str, ...] = CHECK_COLUMNS
-    with Ledger(ledger_url) as ledger:
-        verification = ledger.verify()
-        if kind in ("checks", "lost"):
-            rows = check_rows(
-                ledger,
-                since=moment,
-                include_simulated=include_simulated,
-                verification=verification,
-                lost_only=kind == "lost",
+    err.print(Text(safe(summary)))
+    for attempt in range(1, tries + 1):
+        try:
+            typed = click.prompt(
+                _("Type the terminal's serial number to erase it"),
+                err=True,
+                default="",
+                show_default=False,
+            ).strip()
+        except click.Abort:
+            return False
+        if not typed:
+            return False
+        if typed == expected:
+            return True
+        left = tries - attempt
+        if left:
+            err.print(
+                Text(
+                    ngettext(
+                        "That is not this terminal's serial number ({left} try left).",
+                        "That is not this terminal's serial number ({left} tries left).",
+                        left,
+                    ).format(left=left),
+                    style="yellow",
+                ),
+                highlight=False,
             )
-        else:
-            rows = wipe_rows(
-                ledger,
-                batch=batch,
-                since=moment,
-                include_open=include_open,
-                include_simulated=include_simulated,
-                verification=verification,
-            )
-            columns = WIPE_COLUMNS
-    if fmt == "json":
-        click.echo(rows_json(rows))
-    else:
-        # bytes, so the CRLF line ends of RFC 4180 reach stdout untranslated
-        click.echo(to_csv(rows, columns).encode("utf-8"), nl=False)
-    if not verification.ok:
-        marked = sum(1 for row in rows if row["integrity"] != "verified")
-        problems = verification.problem_count + (not verification.chain.ok)
-        hidden = (
-            "" if marked or include_simulated
-            else " (rows of simulated terminals are left out; --include-simulated shows them)"
-        )
-        click.echo(
-            f"the ledger fails verification ({problems} problem(s)); {marked} row(s) are marked "
-            f"TAMPERED{hidden}; run posdiag verify --ledger for details",
-            err=True,
-        )
-        sys.exit(EXIT_NOT_READY)
+    return False
 
 
+main.add_command(doctor)
+main.add_command(report)
+main.add_command(station_key)
+main.add_command(verify)
 main.add_command(lost)
 main.add_command(simulate)
 main.add_command(station)

@@ -28,6 +28,7 @@ from posdiag.drivers.backend.model import (
     Binding,
     TerminalKey,
 )
+from posdiag.drivers.i18n import _
 from posdiag.drivers.model import Identity
 
 from .cli_common import (
@@ -126,7 +127,9 @@ def backend_report(
         refused = [v for v in views if v.auth_failed]
         if refused and len(refused) == len(views):
             # wrong key, secret or clock: a usage problem (exit 2), like a wrong ZVT password
-            raise BackendAuthError(refused[0].error or f"{refused[0].name} refused the credentials")
+            raise BackendAuthError(
+                refused[0].error or _("{name} refused the credentials").format(name=refused[0].name)
+            )
         reasons = tuple(str(v.error) for v in views) or ("no backend answered",)
         report.errors.extend(reasons)
         report.verdict = Verdict(VerdictStatus.UNREACHABLE, reasons)
@@ -136,8 +139,10 @@ def backend_report(
         report.verdict = Verdict(
             VerdictStatus.SERVICE_REQUIRED,
             (
-                f"no configured backend knows {key.label()}: check the label, or the backend it "
-                "belongs to",
+                _(
+                    "no configured backend knows {label}: check the label, or the backend it "
+                    "belongs to"
+                ).format(label=key.label()),
             ),
         )
         return report
@@ -147,15 +152,20 @@ def backend_report(
         report.verdict = Verdict(
             VerdictStatus.QUARANTINE,
             (
-                f"disabled in {', '.join(disabled)} (locked or reported lost): find out why before "
-                "it goes back",
+                _(
+                    "disabled in {join} (locked or reported lost): find out why before it goes back"
+                ).format(join=", ".join(disabled)),
             ),
         )
     elif report.verdict.status is VerdictStatus.READY:
         free = ", ".join(r.backend for r in known if r.binding is Binding.UNBOUND)
         report.verdict = Verdict(
             VerdictStatus.READY,
-            (f"unbound in {free}; the device itself was not checked (no cable)",),
+            (
+                _("unbound in {free}; the device itself was not checked (no cable)").format(
+                    free=free
+                ),
+            ),
         )
     return report
 
@@ -173,7 +183,9 @@ def start_simulated_backend(
     if listen:
         host, sep, port_text = listen.rpartition(":")
         if not sep or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
-            raise BackendConfigError(f"--tcp wants HOST:PORT (port 0 to 65535), got {listen!r}")
+            raise BackendConfigError(
+                _("--tcp wants HOST:PORT (port 0 to 65535), got {listen!r}").format(listen=listen)
+            )
         host, port = host.strip("[]") or "127.0.0.1", int(port_text)
     simulator = create_backend_simulator(kind, terminals, faults, host, port)
     simulator.start()
@@ -235,7 +247,11 @@ def report_lost(
     if confirmed:
         after.verdict = Verdict(
             VerdictStatus.QUARANTINE,
-            (f"reported lost ({reason}): disabled in {', '.join(confirmed)}",),
+            (
+                _("reported lost ({reason}): disabled in {join}").format(
+                    reason=reason, join=", ".join(confirmed)
+                ),
+            ),
         )
     return outcomes, after
 
@@ -312,11 +328,11 @@ def scan_station(
     require_backends(backends)
     simulated = backends_simulated(backends)
     if simulated:
-        ledger_url, _ = _simulation_records(ctx, ledger_url, None, "Simulated backend")
+        ledger_url = _simulation_records(ctx, ledger_url, None, _("Simulated backend"))[0]
     stream = sys.stdin if stream is None else stream
     interactive = getattr(stream, "isatty", lambda: False)()
     if interactive:
-        out.print(Text("Scan labels (one per line; Ctrl-D to finish):"))
+        out.print(Text(_("Scan labels (one per line; Ctrl-D to finish):")))
     counts: dict[str, int] = {}
     ok = True
     # piped (a file of labels): all at once, so a backend's bulk query serves them
@@ -392,22 +408,23 @@ def lost(
     if not assume_yes:
         if not sys.stdin.isatty():
             fail(
-                "reporting a unit lost needs confirmation: run it in a terminal, or pass --yes",
+                _("reporting a unit lost needs confirmation: run it in a terminal, or pass --yes"),
                 EXIT_USAGE,
                 ctx,
             )
         typed = click.prompt(
-            f"Disable {key.label()} in its backends? Type the label again", err=True
+            _("Disable {label} in its backends? Type the label again").format(label=key.label()),
+            err=True,
         )
         if terminal_key(typed) != key:
-            fail("not confirmed: the label typed differs", EXIT_USAGE, ctx)
+            fail(_("not confirmed: the label typed differs"), EXIT_USAGE, ctx)
     try:
         outcomes, after = report_lost(backends, label, reason, policy)
     finally:
         backends.close()
     after.simulated = backends_simulated(backends)
     if after.simulated:
-        ledger_url, _ = _simulation_records(ctx, ledger_url, None, "Simulated backend")
+        ledger_url = _simulation_records(ctx, ledger_url, None, _("Simulated backend"))[0]
     with Ledger(ledger_url) as ledger:
         record_report(ledger, after, operator)
         for outcome in outcomes:
@@ -427,7 +444,13 @@ def lost(
             )
         )
     elif not outcomes:
-        out.print(Text(f"{key.label()}: no configured backend knows this unit; nothing changed"))
+        out.print(
+            Text(
+                _("{label}: no configured backend knows this unit; nothing changed").format(
+                    label=key.label()
+                )
+            )
+        )
     else:
         for o in outcomes:
             state = "confirmed" if o["confirmed"] else "NOT confirmed"

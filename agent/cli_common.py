@@ -24,6 +24,7 @@ from posdiag.drivers.backend.model import (
     BackendUnavailable,
 )
 from posdiag.drivers.errors import AddressError, AuthenticationError, PosdiagError, TransportError
+from posdiag.drivers.i18n import _
 
 from .policy import PolicyError
 
@@ -48,14 +49,22 @@ class Context:
     debug: bool = False
     json_logs: bool = False
     """stderr carries JSON lines: notices go through the log, not as plain text lines."""
+    settings: Any = None
+    """The station settings in force (``posdiag.agent.settings.Settings``)."""
 
 
 def fail(message: str, code: int, ctx: Context | None = None) -> NoReturn:
     """One line on stderr, then exit; the traceback too under --debug."""
     if ctx is not None and ctx.debug and sys.exc_info()[0] is not None:
         traceback.print_exc()
-    err.print(f"[bold red]posdiag: error:[/] {escape(message)}", highlight=False)
+    err.print(f"[bold red]{escape(_('posdiag: error:'))}[/] {escape(message)}", highlight=False)
     sys.exit(code)
+
+
+def _detail(ctx: Context | None, exc: BaseException) -> None:
+    """The protocol's own words for an error the operator is told plainly: under --debug only."""
+    if ctx is not None and ctx.debug:
+        err.print(Text(str(exc), style="dim"), highlight=False)
 
 
 def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -69,33 +78,58 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc), EXIT_USAGE, ctx)
         except (BackendUnavailable, BackendProtocolError) as exc:
             fail(str(exc), EXIT_UNREACHABLE, ctx)
-        except AuthenticationError as exc:
+        except AuthenticationError as exc:  # the drivers word these for the operator
             fail(str(exc), EXIT_USAGE, ctx)
         except TransportError as exc:
-            fail(str(exc), EXIT_UNREACHABLE, ctx)
+            _detail(ctx, exc)
+            fail(
+                _(
+                    "The terminal stopped answering: check its cable or network and that it is "
+                    "switched on, then try again (details: --debug)."
+                ),
+                EXIT_UNREACHABLE,
+                ctx,
+            )
         except PosdiagError as exc:
             fail(str(exc), EXIT_NOT_READY, ctx)
         except KeyboardInterrupt:
-            fail("interrupted", 130, ctx)
+            fail(_("interrupted"), 130, ctx)
 
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__
     return wrapper
 
 
+# The Android units a demo run (no target, no hardware) shows beside every ZVT scenario.
+DEMO_ANDROID = (
+    "adb+sim://activated?model=pax-a920",
+    "adb+sim://unsettled?model=sunmi-p2",
+    "adb+sim://fresh?model=android-generic",
+    "adb+sim://unsettled?model=newland-n910",  # a Chinese-market unit: CNY, Chinese merchant
+)
+
+
 def _simulation_records(
-    ctx: Context, ledger_url: str | None, out_dir: Path | None, what: str = "Simulated terminals"
+    ctx: Context, ledger_url: str | None, out_dir: Path | None, what: str | None = None
 ) -> tuple[str, Path]:
     """Where simulated terminals' records go unless told: beside the depot's, never into them.
 
     A demo or CI run on a depot PC must not put simulated terminals into the ledger and
     manifests that go back to vendors; it gets its own ledger file and certificate folder
     (station fleets, station runs on simulator addresses, ``check``/``wipe`` of one). One line
-    on stderr says where the records went.
+    on stderr says where the records went. A ledger or folder from the station settings is the
+    depot's, so it is set aside too; only one typed for this run receives simulated records.
     """
     from .ledger import default_path, sqlite_url
+    from .settings import from_settings
     from .wipe import default_certificate_dir
 
+    click_ctx = click.get_current_context(silent=True)
+    if click_ctx is not None:
+        if from_settings(click_ctx, "ledger_url"):
+            ledger_url = None
+        if from_settings(click_ctx, "out_dir"):
+            out_dir = None
     if ledger_url is None:
         path = default_path().with_name("simulated-ledger.sqlite3")
         ledger_url = sqlite_url(path)
@@ -105,7 +139,11 @@ def _simulation_records(
             get_logger(__name__).warning("records.simulated", ledger=str(path))
         else:
             err.print(
-                Text(f"{what}: recorded in {path} (not the depot ledger; --ledger to choose)."),
+                Text(
+                    _(
+                        "{what}: recorded in {path} (not the depot ledger; --ledger to choose)."
+                    ).format(what=what or _("Simulated terminals"), path=path)
+                ),
                 highlight=False,
             )
     if out_dir is None:

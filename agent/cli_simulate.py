@@ -10,6 +10,7 @@ import click
 from rich.markup import escape
 
 from posdiag.drivers.errors import PosdiagError
+from posdiag.drivers.i18n import _
 
 from .cli_common import (
     EXIT_USAGE,
@@ -19,13 +20,6 @@ from .cli_common import (
     guarded,
 )
 from .options import TIME_SCALE
-
-DEMO_ANDROID = (
-    "adb+sim://activated?model=pax-a920",
-    "adb+sim://unsettled?model=sunmi-p2",
-    "adb+sim://fresh?model=android-generic",
-)
-
 
 # --- simulate ----------------------------------------------------------------------------------
 
@@ -114,23 +108,24 @@ def simulate(
         click.echo(simulator.api_url)
         click.echo(str(path))
         err.print(
-            f"Simulated {kind} backend with {len(simulator.terminals)} terminal(s); "
-            "Ctrl-C to stop.",
+            _("Simulated {kind} backend with {len} terminal(s); Ctrl-C to stop.").format(
+                kind=kind, len=len(simulator.terminals)
+            ),
             highlight=False,
         )
         serve_until_stopped(simulator)
         return
     if terminals:
-        raise click.UsageError("--terminal is for simulate backend")
+        raise click.UsageError(_("--terminal is for simulate backend"))
     if list_scenarios:
         _list_scenarios(family)
         return
     if use_pty and tcp:
-        raise click.UsageError("choose one of --pty and --tcp")
+        raise click.UsageError(_("choose one of --pty and --tcp"))
     if family == "adb" and use_pty:
-        raise click.UsageError("simulated Android terminals listen on TCP (--tcp HOST:PORT)")
+        raise click.UsageError(_("simulated Android terminals listen on TCP (--tcp HOST:PORT)"))
     if family == "zvt" and model:
-        raise click.UsageError("--model is for adb; ZVT scenarios choose their model")
+        raise click.UsageError(_("--model is for adb; ZVT scenarios choose their model"))
     if serial is not None:
         from posdiag.simulators.registry import validate_serial
 
@@ -145,7 +140,7 @@ def simulate(
         options["serial"] = serial
     if tms:
         if family != "adb":
-            raise click.UsageError("--tms is for simulated Android terminals (adb)")
+            raise click.UsageError(_("--tms is for simulated Android terminals (adb)"))
         options["tms"] = tms
     simulator, description = _build_simulator(ctx, family, scenario, model, options, tcp)
     from posdiag.simulators.attach import PtyAttachment, TcpAttachment
@@ -154,12 +149,18 @@ def simulate(
     if tcp or family == "adb":
         host, sep, port_text = (tcp or "127.0.0.1:0").rpartition(":")
         if not sep or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
-            raise click.UsageError(f"--tcp wants HOST:PORT (port 0 to 65535), got {tcp!r}")
+            raise click.UsageError(
+                _("--tcp wants HOST:PORT (port 0 to 65535), got {tcp!r}").format(tcp=tcp)
+            )
         attachment = TcpAttachment(simulator, host.strip("[]") or "127.0.0.1", int(port_text))
         try:
             bound_host, bound_port = attachment.start()
         except OSError as exc:
-            fail(f"cannot listen on {tcp}: {exc.strerror or exc}", EXIT_USAGE, ctx)
+            fail(
+                _("cannot listen on {tcp}: {value}").format(tcp=tcp, value=exc.strerror or exc),
+                EXIT_USAGE,
+                ctx,
+            )
         address = f"{family}+tcp://{bound_host}:{bound_port}"
     else:
         attachment = PtyAttachment(simulator)
@@ -169,7 +170,7 @@ def simulate(
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
         click.echo(address)
-        err.print(f"{escape(description)} Ctrl-C to stop.", highlight=False)
+        err.print(_("{escape} Ctrl-C to stop.").format(escape=escape(description)), highlight=False)
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -219,11 +220,9 @@ def _build_simulator(
     except (ScenarioError, AdbScenarioError) as exc:
         fail(str(exc), EXIT_USAGE, ctx)
     except (TypeError, ValueError, PosdiagError) as exc:
-        fail(f"bad fault option: {exc}", EXIT_USAGE, ctx)
+        fail(_("bad fault option: {exc}").format(exc=exc), EXIT_USAGE, ctx)
     state = simulator.state
     return simulator, (
         f"Simulated {state.vendor} {state.model} (serial {state.serial}), "
         f"scenario {scenario}: {state.description}."
     )
-
-

@@ -13,6 +13,7 @@ import click
 from rich.text import Text
 
 from posdiag.drivers.address import parse_address
+from posdiag.drivers.i18n import _
 
 from .cli_backend import load_backends
 from .cli_common import (
@@ -27,17 +28,10 @@ from .cli_common import (
     guarded,
     out,
 )
+from .cli_station_view import LiveTable, SettlementPrompt, print_summary
 from .discovery import discover
 from .options import SECONDS, Count, OneLineUsageError, Seconds
 from .policy import load_policy
-from .render import safe
-
-DEMO_ANDROID = (
-    "adb+sim://activated?model=pax-a920",
-    "adb+sim://unsettled?model=sunmi-p2",
-    "adb+sim://fresh?model=android-generic",
-)
-
 
 # --- station -----------------------------------------------------------------------------------
 
@@ -67,8 +61,22 @@ DEMO_ANDROID = (
     "to plug and unplug terminals); Ctrl-C to stop.",
 )
 @click.option("--operator", help="Who runs the station (recorded on every result).")
+@click.option("--organisation", help="Wipe mode: the organisation performing the wipes.")
+@click.option("--location", help="Wipe mode: where the station stands (site, bench).")
 @click.option("--settle", is_flag=True, help="Consent to settling unsettled money first (ZVT).")
-@click.option("--yes", "assume_yes", is_flag=True, help="Unattended (required with --mode wipe).")
+@click.option(
+    "--yes",
+    "assume_yes",
+    is_flag=True,
+    help="Unattended: never ask (wipe mode needs it unless run on a terminal to ask on).",
+)
+@click.option(
+    "--vouch",
+    "vouch_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Wipe mode: file of serials (one per line) the operator vouches were settled; those "
+    "of them whose open batch posdiag cannot read are wiped (as wipe --confirmed-settled).",
+)
 @click.option("--max-parallel", type=Count(1, 256), default=4, show_default=True)
 @click.option(
     "--deadline",
@@ -105,6 +113,12 @@ DEMO_ANDROID = (
     is_flag=True,
     help="Wipe mode: release each erased unit in its backend (TMS/acquirer), verified.",
 )
+@click.option(
+    "--show-config",
+    is_flag=True,
+    help="Print every setting in force and where it came from (settings file, command line, "
+    "environment, default), then exit.",
+)
 @backends_option
 @guarded
 def station(
@@ -116,8 +130,11 @@ def station(
     once: bool,
     keep_running: bool,
     operator: str | None,
+    organisation: str | None,
+    location: str | None,
     settle: bool,
     assume_yes: bool,
+    vouch_file: Path | None,
     max_parallel: int,
     deadline: float,
     poll: float | None,
@@ -128,6 +145,7 @@ def station(
     as_json: bool,
     scan: bool,
     release: bool,
+    show_config: bool,
     backends_file: Path | None,
 ) -> None:
     """Check (or wipe) many terminals at once: the depot station.
@@ -136,15 +154,28 @@ def station(
     works those once; with --once, the attached ones once (a simulated fleet when none is
     attached). With --simulate N or --fleet FILE, works simulated terminals (plugged in and
     out as the fleet says) until the fleet is done. A live table on a terminal, else one JSON
-    line per slot update on stdout. Exit codes: 0 every terminal checked (check mode) or
-    erased/erased_with_exceptions (wipe mode), 1 otherwise, 2 usage error.
+    line per slot update on stdout. Options default to the station settings file
+    (--show-config shows them). In wipe mode on a terminal without --yes, the station asks
+    about each terminal whose settlement it cannot read. Exit codes: 0 every terminal checked
+    (check mode) or erased/erased_with_exceptions (wipe mode), 1 otherwise, 2 usage error.
     """
     from .fleet import FleetError, fleet_of, load_fleet
+    from .settings import Settings
     from .station import SlotResult, Station, simulated_fleet, summarise
+
+    click_ctx = click.get_current_context()
+    settings = ctx.settings if isinstance(ctx.settings, Settings) else Settings()
+    if show_config:
+        from .cli_station_config import show_station_config
+
+        show_station_config(out, click_ctx, settings, as_json)
+        sys.exit(EXIT_READY)
 
     if scan:
         if addresses or simulate or fleet_file or once or mode == "wipe":
-            raise click.UsageError("--scan checks scanned units in their backends: give it alone")
+            raise click.UsageError(
+                _("--scan checks scanned units in their backends: give it alone")
+            )
         from .cli_backend import scan_station
 
         ok = scan_station(
@@ -153,22 +184,38 @@ def station(
         )
         sys.exit(EXIT_READY if ok else EXIT_NOT_READY)
 
-    if mode == "wipe" and not (operator and assume_yes):
-        raise click.UsageError("--mode wipe needs --operator NAME and --yes (unattended station)")
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
+    if mode == "wipe" and not operator:
+        raise click.UsageError(
+            _("--mode wipe needs --operator NAME (or operator in the station settings file)")
+        )
+    if mode == "wipe" and not assume_yes and not interactive:
+        raise click.UsageError(
+            _("--mode wipe needs --yes when nobody can be asked (no terminal, or --json)")
+        )
+    if vouch_file is not None and mode != "wipe":
+        raise click.UsageError(_("--vouch goes with --mode wipe"))
     sources = [bool(addresses), simulate is not None, fleet_file is not None, once]
     if sum(sources) > 1:
-        raise click.UsageError("give ADDRESSES, --once, --simulate N or --fleet FILE, not several")
+        raise click.UsageError(
+            _("give ADDRESSES, --once, --simulate N or --fleet FILE, not several")
+        )
     if once:
         addresses = tuple(found.address for found in discover())
         if not addresses:
             simulate = 16
             err.print(
-                "[yellow]No terminal attached: running the station on 16 simulated terminals "
-                "(ZVT and Android, mixed scenarios) instead.[/]",
+                Text(
+                    _(
+                        "No terminal attached: running the station on 16 simulated terminals "
+                        "(ZVT and Android, mixed scenarios) instead."
+                    ),
+                    style="yellow",
+                ),
                 highlight=False,
             )
     if keep_running and not (simulate or fleet_file):
-        raise click.UsageError("--keep-running goes with --simulate or --fleet")
+        raise click.UsageError(_("--keep-running goes with --simulate or --fleet"))
     fleet = None
     try:
         if fleet_file is not None:
@@ -180,58 +227,48 @@ def station(
     links = {parse_address(address).link == "sim" for address in addresses}  # typos: exit 2 now
     if links == {True, False}:
         raise OneLineUsageError(
-            "simulated and real terminals in one station run would share one ledger: "
-            "run them separately"
+            _(
+                "simulated and real terminals in one station run would share one ledger: "
+                "run them separately"
+            )
         )
+    vouched: frozenset[str] = frozenset()
+    if vouch_file is not None:
+        from .station_settle import read_vouch_file
+
+        try:
+            vouched = read_vouch_file(vouch_file)
+        except ValueError as exc:
+            fail(str(exc), EXIT_USAGE, ctx)
     policy = load_policy(policy_file)
     backends = load_backends(backends_file)
     if release and mode != "wipe":
-        raise click.UsageError("--release goes with --mode wipe")
+        raise click.UsageError(_("--release goes with --mode wipe"))
     if release and not backends:
         from .cli_backend import require_backends
 
         require_backends(backends)
     if fleet is not None or links == {True}:
         ledger_url, out_dir = _simulation_records(ctx, ledger_url, out_dir)
+    asking = mode == "wipe" and not assume_yes
+    if asking and not click.confirm(
+        _(
+            "Erase the merchant data of every terminal this station finds, as {operator}? "
+            "(Terminals whose settlement cannot be read are asked about one by one.)"
+        ).format(operator=operator),
+        err=True,
+    ):
+        err.print(Text(_("Nothing was erased.")), highlight=False)
+        sys.exit(EXIT_NOT_READY)
     live_view = sys.stdout.isatty()
-    slots: dict[str, SlotResult] = {}
-    started: list[Any] = []
     lock = threading.Lock()
-
-    def table() -> Any:
-        from rich.table import Table
-
-        view = Table(
-            "address", "model", "serial", "stage", "progress", "verdict/outcome", "elapsed"
-        )
-        with lock:
-            rows = list(slots.values())
-        for s in rows:
-            # Text, not str: a model named "[link=…]" must not become rich markup either; the
-            # slots are already cleaned of control characters by the station.
-            view.add_row(
-                *(
-                    Text(safe(cell))
-                    for cell in (
-                        s.address,
-                        s.model or "",
-                        s.serial or "",
-                        s.stage,
-                        _progress_cell(s),
-                        (s.verdict_or_outcome or "")
-                        + (" (already erased in this batch)" if s.already_erased else ""),
-                        f"{s.elapsed_s:.1f}s",
-                    )
-                )
-            )
-        return view
+    view = LiveTable(mode, watching=not addresses)
+    stop = threading.Event()
+    prompt = SettlementPrompt(out, sys.stdin, stop) if asking else None
 
     def on_event(update: SlotResult) -> None:
-        with lock:
-            slots[update.address] = update
         if live_view:
-            if started:
-                started[0].update(table())
+            view.update(update)
         else:
             with lock:
                 click.echo(json.dumps({"event": "slot", **update.to_json()}, ensure_ascii=False))
@@ -241,7 +278,7 @@ def station(
         policy,
         operator=operator,
         settle=settle,
-        assume_yes=assume_yes,
+        assume_yes=True if mode == "wipe" else assume_yes,  # no serial typing at a station
         out_dir=out_dir,
         ledger_url=ledger_url,
         max_parallel=max_parallel,
@@ -250,22 +287,32 @@ def station(
         batch=continue_batch,
         backends=backends,
         release=release,
+        vouched=vouched,
+        ask_settled=prompt,
+        organisation=organisation,
+        location=location,
+        logo=getattr(ctx.settings, "logo", None),
     )
-    stop = worker.stop_event
+    worker.stop_event = stop
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[int(signum)] = signal.signal(signum, lambda *_: stop.set())
+            previous[int(signum)] = signal.signal(signum, lambda *_args: stop.set())
     try:
         if live_view:
             from rich.live import Live
 
-            with Live(table(), console=out, refresh_per_second=4) as live:
-                started.append(live)
+            view.batch_of = lambda: worker.batch
+            with Live(
+                console=out, refresh_per_second=2, get_renderable=view.render
+            ) as live:
+                if prompt is not None:
+                    prompt.live = live
                 results = _station_run(
                     worker, addresses, fleet, fleet_file, keep_running, poll, stop
                 )
-                live.update(table())
+                view.watching = False  # the run is over: nothing is awaited any more
+                live.refresh()
         else:
             results = _station_run(worker, addresses, fleet, fleet_file, keep_running, poll, stop)
     finally:
@@ -279,25 +326,7 @@ def station(
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))
     else:
-        counts = ", ".join(f"{name} {count}" for name, count in summary["counts"].items())
-        out.print(Text(f"batch {summary['batch']}: {summary['terminals']} terminals: "
-                       f"{counts or 'none'}"))
-        for failure in summary["failures"]:
-            reason = "; ".join(failure["reasons"]) or "no reason given"
-            out.print(Text(f"  {failure['address']}: {failure['verdict_or_outcome']}: {reason}"))
-        for again in summary["already_erased"]:
-            out.print(
-                Text(f"  {again['address']} (serial {again['serial']}): already erased in this "
-                     "batch, not wiped again")
-            )
-        if not summary["ledger"]["verified"]:
-            out.print(
-                Text(
-                    f"LEDGER TAMPERED: {summary['ledger']['problem']}; these results cannot be "
-                    "handed over as proof until it is investigated (posdiag verify --ledger)",
-                    style="bold red",
-                )
-            )
+        print_summary(out, summary, results, worker.mode)
     sys.exit(EXIT_READY if summary["ok"] else EXIT_NOT_READY)
 
 
@@ -320,14 +349,6 @@ def _ledger_integrity(ledger_url: str | None) -> dict[str, Any]:
         "problems": result.problem_count + (not result.chain.ok),
         "problem": lines[1].strip() if len(lines) > 1 else "",
     }
-
-
-def _progress_cell(slot: Any) -> str:
-    """A ten-cell bar, with the step count while wiping."""
-    filled = round(slot.progress * 10)
-    bar = "█" * filled + "░" * (10 - filled)
-    steps = f" {slot.steps_done}/{slot.steps_total}" if slot.steps_total else ""
-    return bar + steps
 
 
 def _station_run(
@@ -369,7 +390,12 @@ def _station_run(
         if poll is None:
             poll = 1.0 if monitor.source == "polling" else 5.0
         err.print(
-            f"Watching for terminals ({monitor.source}); Ctrl-C to stop.", highlight=False
+            Text(
+                _("Watching for terminals ({source}); Ctrl-C to stop.").format(
+                    source=monitor.source
+                )
+            ),
+            highlight=False,
         )
         return worker.watch(poll, stop)
 

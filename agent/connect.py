@@ -17,6 +17,7 @@ from posdiag.drivers.adb.terminal import AdbTerminal
 from posdiag.drivers.address import Address
 from posdiag.drivers.catalogue import load_catalogue
 from posdiag.drivers.errors import AddressError, PosdiagError
+from posdiag.drivers.i18n import _
 from posdiag.drivers.model import Terminal
 from posdiag.drivers.transport.base import Transport
 from posdiag.drivers.transport.serialport import SerialTransport
@@ -41,7 +42,7 @@ def zvt_password(address: Address, override: str | None = None) -> str:
     )
     # isascii: str.isdigit() also accepts "１２３４５６" and "²", which cannot be BCD-encoded.
     if len(password) != 6 or not (password.isascii() and password.isdigit()):
-        raise AddressError("the ZVT password must be exactly 6 digits")
+        raise AddressError(_("the ZVT password must be exactly 6 digits"))
     return password
 
 
@@ -105,7 +106,9 @@ def _usb_selector(target: str) -> dict[str, Any]:
         try:
             return {"vid": int(vid, 16), "pid": int(pid, 16)}
         except ValueError:
-            raise AddressError(f"{target!r} is not a USB VID:PID in hex (e.g. 2fb8:2201)") from None
+            raise AddressError(
+                _("{target!r} is not a USB VID:PID in hex (e.g. 2fb8:2201)").format(target=target)
+            ) from None
     return {"serial": target}
 
 
@@ -166,7 +169,9 @@ def _simulated_adb_transport(simulator: Any, via: str | None) -> tuple[Transport
         return UsbBulkTransport(serial=state.serial, backend=backend), True
     if via not in (None, "memory"):
         raise AddressError(
-            f"via={via!r}: simulated Android terminals are reached via memory or usb"
+            _("via={via!r}: simulated Android terminals are reached via memory or usb").format(
+                via=via
+            )
         )
     from posdiag.simulators.attach import MemoryAttachment
 
@@ -183,7 +188,9 @@ def open_terminal(
     if address.family == "adb":
         return adb_terminal(address, on_auth_prompt=on_auth_prompt)
     if address.family != "zvt":
-        raise AddressError(f"no driver for the {address.family!r} family yet")
+        raise AddressError(
+            _("no driver for the {family!r} family yet").format(family=address.family)
+        )
     transport, link = zvt_transport(address)
     driver = ZvtDriver(
         transport,

@@ -38,6 +38,7 @@ from urllib.parse import urlencode
 import structlog
 
 from posdiag.drivers.errors import PosdiagError
+from posdiag.drivers.i18n import _
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +104,9 @@ def _number(raw: Any, what: str) -> float | None:
         or not 0 <= raw <= MAX_SECONDS
     ):
         raise FleetError(
-            f"{what} must be a number of seconds from 0 to {MAX_SECONDS:.0f}, not {raw!r}"
+            _("{what} must be a number of seconds from 0 to {maximum}, not {value}").format(
+                what=what, maximum=f"{MAX_SECONDS:.0f}", value=repr(raw)
+            )
         )
     return float(raw)
 
@@ -111,7 +114,9 @@ def _number(raw: Any, what: str) -> float | None:
 def _options(raw: Any, where: str) -> dict[str, str]:
     """Simulator options as text; timing options must be finite numbers from 0 to one day."""
     if not isinstance(raw, dict):
-        raise FleetError(f"{where}: options must be a table of simulator options")
+        raise FleetError(
+            _("{where}: options must be a table of simulator options").format(where=where)
+        )
     options: dict[str, str] = {}
     for key, value in raw.items():
         if isinstance(value, bool):
@@ -119,7 +124,11 @@ def _options(raw: Any, where: str) -> dict[str, str]:
         elif isinstance(value, int | float | str):
             text = str(value)
         else:
-            raise FleetError(f"{where}: option {key} must be a string, number or true/false")
+            raise FleetError(
+                _("{where}: option {key} must be a string, number or true/false").format(
+                    where=where, key=key
+                )
+            )
         if key in TIMING_OPTIONS:
             try:
                 number = float(text)
@@ -127,8 +136,8 @@ def _options(raw: Any, where: str) -> dict[str, str]:
                 number = math.nan
             if not math.isfinite(number) or not 0 <= number <= MAX_SECONDS:
                 raise FleetError(
-                    f"{where}: option {key} must be a number from 0 to {MAX_SECONDS:.0f}, "
-                    f"not {value!r}"
+                    _("{where}: option {key} must be a number from 0 to {maximum}, not {value}")
+                    .format(where=where, key=key, maximum=f"{MAX_SECONDS:.0f}", value=repr(value))
                 )
         options[str(key)] = text
     return options
@@ -150,49 +159,69 @@ def parse_fleet(data: dict[str, Any], source: str = "fleet") -> list[FleetTermin
     entries = data.get("terminal")
     unknown_top = set(data) - {"terminal"}
     if unknown_top:
-        raise FleetError(f"{source}: unknown section(s) {sorted(unknown_top)} (use [[terminal]])")
+        raise FleetError(
+            _("{source}: unknown section(s) {names} (use [[terminal]])").format(
+                source=source, names=sorted(unknown_top)
+            )
+        )
     if not isinstance(entries, list) or not entries:
-        raise FleetError(f"{source}: no [[terminal]] entries")
+        raise FleetError(_("{source}: no [[terminal]] entries").format(source=source))
     terminals: list[FleetTerminal] = []
     for index, entry in enumerate(entries, start=1):
-        where = f"{source}, terminal {index}"
+        where = _("{source}, terminal {index}").format(source=source, index=index)
         if not isinstance(entry, dict):
-            raise FleetError(f"{where}: must be a table")
+            raise FleetError(_("{where}: must be a table").format(where=where))
         unknown = set(entry) - _KEYS
         if unknown:
-            raise FleetError(f"{where}: unknown key(s) {sorted(unknown)}")
+            raise FleetError(
+                _("{where}: unknown key(s) {keys}").format(where=where, keys=sorted(unknown))
+            )
         scenario = entry.get("scenario")
         if not isinstance(scenario, str) or not scenario:
-            raise FleetError(f"{where}: scenario is required (e.g. scenario = \"activated\")")
+            raise FleetError(
+                _('{where}: scenario is required (e.g. scenario = "activated")').format(
+                    where=where
+                )
+            )
         family = entry.get("family", "zvt")
         if family not in ("zvt", "adb"):
-            raise FleetError(f"{where}: family must be zvt or adb, not {family!r}")
+            raise FleetError(
+                _("{where}: family must be zvt or adb, not {family}").format(
+                    where=where, family=repr(family)
+                )
+            )
         model = entry.get("model")
         if model is not None and (family != "adb" or not isinstance(model, str)):
-            raise FleetError(f"{where}: model is an adb option and must be a string")
+            raise FleetError(
+                _("{where}: model is an adb option and must be a string").format(where=where)
+            )
         text_options = _options(entry.get("options", {}), where)
         count = entry.get("count", 1)
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_TERMINALS:
             raise FleetError(
-                f"{where}: count must be a whole number from 1 to {MAX_TERMINALS}, not {count!r}"
+                _("{where}: count must be a whole number from 1 to {maximum}, not {count}").format(
+                    where=where, maximum=MAX_TERMINALS, count=repr(count)
+                )
             )
         if len(terminals) + count > MAX_TERMINALS:
             raise FleetError(
-                f"{source}: more than {MAX_TERMINALS} terminals (at terminal {index})"
+                _("{source}: more than {maximum} terminals (at terminal {index})").format(
+                    source=source, maximum=MAX_TERMINALS, index=index
+                )
             )
         plugged = entry.get("plugged", True)
         if not isinstance(plugged, bool):
-            raise FleetError(f"{where}: plugged must be true or false")
+            raise FleetError(_("{where}: plugged must be true or false").format(where=where))
         plug_at = _number(entry.get("plug_at"), f"{where}: plug_at")
         unplug_at = _number(entry.get("unplug_at"), f"{where}: unplug_at")
         replug_at = _number(entry.get("replug_at"), f"{where}: replug_at")
         if replug_at is not None and (unplug_at is None or replug_at <= unplug_at):
-            raise FleetError(f"{where}: replug_at needs an earlier unplug_at")
+            raise FleetError(_("{where}: replug_at needs an earlier unplug_at").format(where=where))
         if plug_at is not None and unplug_at is not None and unplug_at <= plug_at:
-            raise FleetError(f"{where}: unplug_at must come after plug_at")
+            raise FleetError(_("{where}: unplug_at must come after plug_at").format(where=where))
         name = entry.get("name", f"terminal-{index}")
         if not isinstance(name, str) or not name:
-            raise FleetError(f"{where}: name must be a non-empty string")
+            raise FleetError(_("{where}: name must be a non-empty string").format(where=where))
         for unit in range(count):
             unit_options = dict(text_options)
             if count > 1:
@@ -210,7 +239,11 @@ def parse_fleet(data: dict[str, Any], source: str = "fleet") -> list[FleetTermin
     names = [t.name for t in terminals]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise FleetError(f"{source}: duplicate terminal name(s) {duplicates}")
+        raise FleetError(
+            _("{source}: duplicate terminal name(s) {names}").format(
+                source=source, names=duplicates
+            )
+        )
     return terminals
 
 
@@ -223,9 +256,15 @@ def load_fleet(path: Path) -> list[FleetTerminal]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise FleetError(f"cannot read fleet file {path}: {exc.strerror or exc}") from None
+        raise FleetError(
+            _("cannot read fleet file {file}: {error}").format(
+                file=path, error=exc.strerror or exc
+            )
+        ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FleetError(f"fleet file {path} is not valid TOML: {exc}") from None
+        raise FleetError(
+            _("fleet file {file} is not valid TOML: {error}").format(file=path, error=exc)
+        ) from None
     return parse_fleet(data, str(path))
 
 
@@ -294,7 +333,7 @@ class FleetPlayer:
             now = time.monotonic() - self._started
             with self._lock:
                 due = [e for e in self._events if e[0] <= now]
-            for _, action, name in due:
+            for _due_at, action, name in due:
                 self._apply(action, name)
             with self._lock:  # only now: done() must not be true before the last plug happened
                 self._events = [e for e in self._events if e not in due]
@@ -348,7 +387,7 @@ class FleetPlayer:
 # auth-required is left out: it waits for a tap on the terminal's screen that never comes.
 _ZVT = ("activated", "fresh", "unsettled", "tampered", "low-battery", "no-network")
 _ADB = ("activated", "fresh", "unsettled", "low-battery", "no-network", "no-sim")
-_MODELS = ("pax-a920", "sunmi-p2", "android-generic")
+_MODELS = ("pax-a920", "sunmi-p2", "android-generic", "newland-n910")
 
 
 def _fleet_pattern() -> list[str]:

@@ -15,11 +15,14 @@ from posdiag.drivers.deadline import check_seconds
 from posdiag.drivers.errors import (
     AuthenticationError,
     DeadlineExceeded,
+    DeviceNotFound,
     PosdiagError,
     ProtocolError,
     TransportError,
+    TransportTimeout,
     UnsupportedError,
 )
+from posdiag.drivers.i18n import _
 from posdiag.drivers.model import Terminal
 
 from .policy import Policy, decide
@@ -47,7 +50,47 @@ FALLBACK_DEADLINE_S = 120.0
 
 def deadline_text(seconds: float) -> str:
     """The reason a check cut off by its deadline gives: one line for the person at the bench."""
-    return f"the terminal did not finish in time ({seconds:g} s)"
+    return _("the terminal did not finish in time ({seconds} s): restart it and try again").format(
+        seconds=f"{seconds:g}"
+    )
+
+
+def unreachable_reason(address: str, error: BaseException | None = None) -> str:
+    """Why nothing could be checked, and what to try, without protocol words.
+
+    The exception's own text (what a protocol answered instead of what was expected) stays in
+    the report's ``errors`` and under ``--debug``; the person at the bench gets the next move.
+    """
+    scheme = address.split("://", 1)[0] if "://" in address else "serial"
+    link = scheme.rsplit("+", 1)[-1]
+    if isinstance(error, AuthenticationError):
+        return _("The terminal refused the password: check it and try again.")
+    if isinstance(error, ProtocolError) and not isinstance(error, TransportTimeout):
+        return _(
+            "The terminal answered, but not in a way posdiag understands: restart it and try "
+            "again (details: --debug)."
+        )
+    if link == "tcp":
+        return _(
+            "The terminal cannot be reached on the network: check that it is switched on, on "
+            "the same network, and that the address and port are right; then try again."
+        )
+    if isinstance(error, DeviceNotFound) and link == "usb":
+        return _(
+            "No terminal was found on USB: plug it in with a data cable, unlock it and allow USB "
+            "debugging if it asks, then try again (posdiag doctor checks this PC's USB access)."
+        )
+    if link == "usb" or scheme.startswith("adb"):
+        return _(
+            "The terminal does not answer over USB: unplug and reconnect the cable, allow USB "
+            "debugging on its screen if asked, then try again."
+        )
+    if link == "sim":
+        return _("The simulated terminal did not answer: try again.")
+    return _(
+        "The terminal does not answer on its cable: check that it is switched on and the "
+        "cable is plugged in at both ends, then try again."
+    )
 
 
 def inspect_terminal(
@@ -78,6 +121,7 @@ def inspect_terminal(
     deadline_s = check_seconds("deadline", deadline_s)
     terminal.set_deadline(started + deadline_s)
     timed_out = False
+    first_error: BaseException | None = None
     report = DeviceReport(
         address=terminal.address,
         family=terminal.family,
@@ -97,6 +141,7 @@ def inspect_terminal(
             except (TransportError, ProtocolError) as exc:
                 if probe == PROBES[0]:
                     report.errors.append(str(exc))
+                    first_error = exc
                     break  # nothing answered: unreachable
                 report.errors.append(f"{probe}: {exc}")
                 continue
@@ -123,7 +168,9 @@ def inspect_terminal(
         report.verdict = (
             decide(report, policy)
             if report.identity
-            else Verdict(VerdictStatus.UNREACHABLE, tuple(report.errors) or ("no answer",))
+            else Verdict(
+                VerdictStatus.UNREACHABLE, (unreachable_reason(report.address, first_error),)
+            )
         )
     log.info(
         "check.done",

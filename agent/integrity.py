@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Final
 
+from posdiag.drivers.i18n import _, ngettext
 from posdiag.drivers.text import clean_text
 
 from .ledger import Ledger, LedgerVerification
@@ -31,17 +32,31 @@ def ledger_lines(result: LedgerVerification) -> list[str]:
     """The lines `posdiag verify --ledger` prints, first the verdict, then what is wrong."""
     if result.ok:
         return [
-            f"ledger intact: {result.chain.rows} audit entries chained, {result.rows_checked} "
-            "records match their seals"
+            _(
+                "ledger intact: {entries} audit entries chained, {records} records match their "
+                "seals"
+            ).format(entries=result.chain.rows, records=result.rows_checked)
         ]
-    lines = [f"LEDGER TAMPERED: {result.problem_count + (not result.chain.ok)} problem(s) found"]
+    count = result.problem_count + (not result.chain.ok)
+    lines = [
+        ngettext(
+            "LEDGER TAMPERED: {count} problem found",
+            "LEDGER TAMPERED: {count} problems found",
+            count,
+        ).format(count=count)
+    ]
     if not result.chain.ok:
-        lines.append(f"  audit log entry {result.chain.first_bad_id}: {result.chain.reason}")
+        lines.append(
+            "  "
+            + _("audit log entry {entry}: {why}").format(
+                entry=result.chain.first_bad_id, why=result.chain.reason
+            )
+        )
     for problem in result.problems[:SHOWN_PROBLEMS]:
         lines.append(f"  {clean_text(str(problem), limit=300)}")
     hidden = result.problem_count - min(len(result.problems), SHOWN_PROBLEMS)
     if hidden > 0:
-        lines.append(f"  … and {hidden} more")
+        lines.append("  " + _("… and {count} more").format(count=hidden))
     return lines
 
 
@@ -70,13 +85,15 @@ def certificate_in_ledger(ledger: Ledger, report_id: Any, data: bytes) -> Certif
     """
     record = ledger.certificate_by_report_id(str(report_id))
     if record is None:
-        return CertificateInLedger(False, "this ledger has no record of this certificate")
+        return CertificateInLedger(False, _("this ledger has no record of this certificate"))
     digest = hashlib.sha256(data).hexdigest()
     if digest != record.sha256:
         return CertificateInLedger(
             False,
-            "this file is not the certificate the ledger recorded (its SHA-256 differs): it was "
-            "changed after it was issued",
+            _(
+                "this file is not the certificate the ledger recorded (its SHA-256 differs): it "
+                "was changed after it was issued"
+            ),
         )
     verification = ledger.verify()
     bad = row_marks(verification)
@@ -85,7 +102,11 @@ def certificate_in_ledger(ledger: Ledger, report_id: Any, data: bytes) -> Certif
     if run_bad or row_bad or not verification.chain.ok:
         return CertificateInLedger(
             False,
-            "the ledger's record of this certificate fails verification; run posdiag verify "
-            "--ledger for details",
+            _(
+                "the ledger's record of this certificate fails verification; run posdiag verify "
+                "--ledger for details"
+            ),
         )
-    return CertificateInLedger(True, f"recorded in the ledger for wipe run {record.run_id}")
+    return CertificateInLedger(
+        True, _("recorded in the ledger for wipe run {run}").format(run=record.run_id)
+    )

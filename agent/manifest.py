@@ -9,6 +9,11 @@ A manifest is proof handed to a vendor, so no row that fails the ledger's verifi
 presented as valid: every row carries an ``integrity`` column, ``verified`` or ``TAMPERED: …``
 with the reason (see :func:`posdiag.agent.integrity.row_marks`). Simulated terminals are left
 out unless asked for. CSV cells are stripped of control characters and cannot start a formula.
+
+The CSV opens in Excel as it is: UTF-8 with a byte-order mark (without one, Excel reads UTF-8 as
+the machine's ANSI code page and a Chinese merchant's or operator's name turns to mojibake).
+Column names and cell values stay English identifiers, the same as the JSON's, because
+machines read them; only messages meant for a person are translated.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 from posdiag.drivers.address import parse_address
+from posdiag.drivers.i18n import N_, _
 from posdiag.drivers.text import csv_cell
 
 from .ledger import (
@@ -37,6 +43,7 @@ from .ledger import (
 )
 
 __all__ = [
+    "BOM",
     "CHECK_COLUMNS",
     "IN_PROGRESS",
     "WIPE_COLUMNS",
@@ -81,6 +88,28 @@ IN_PROGRESS: Final = "in_progress"
 CERTIFICATE_PENDING: Final = "certificate_pending"
 """The outcome shown for a run whose certificate is not yet issued (only with ``include_open``)."""
 VERIFIED: Final = "verified"
+COLUMN_TITLES: Final = {
+    "batch": N_("Batch"),
+    "serial": N_("Serial number"),
+    "family": N_("Protocol"),
+    "vendor": N_("Vendor"),
+    "model": N_("Model"),
+    "outcome": N_("Outcome"),
+    "certificate_id": N_("Certificate ID"),
+    "certificate_path": N_("Certificate file"),
+    "operator": N_("Operator"),
+    "started_at": N_("Started (UTC)"),
+    "finished_at": N_("Finished (UTC)"),
+    "reasons": N_("Reasons"),
+    "integrity": N_("Record integrity"),
+    "verdict": N_("Verdict"),
+    "checked_at": N_("Checked (UTC)"),
+    "address": N_("Address"),
+}
+"""Column → the header a person reads in a spreadsheet (``to_csv(titles=True)``); the column
+ids stay the JSON keys and the default English CSV header that scripts read."""
+BOM: Final = "\ufeff"
+"""The byte-order mark that tells Excel a CSV is UTF-8 (EF BB BF once encoded)."""
 
 Row = dict[str, Any]
 
@@ -103,8 +132,10 @@ def parse_since(text: str) -> datetime:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ManifestError(
-            f"--since {text!r} is not an ISO date or date-time (e.g. 2026-05-09 or "
-            "2026-05-09T07:30:00Z)"
+            _(
+                "--since {value} is not an ISO date or date-time (e.g. 2026-05-09 or "
+                "2026-05-09T07:30:00Z)"
+            ).format(value=repr(text))
         ) from None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
@@ -324,19 +355,35 @@ def check_rows(
             "integrity": _integrity(
                 verification,
                 (mark := inspection_marks.get(str(row.id))) and f"the check record: {mark}",
-                (mark := device_marks.get(str(row.device_id)))
-                and f"the terminal's record: {mark}",
+                (mark := device_marks.get(str(row.device_id))) and f"the terminal's record: {mark}",
             ),
         }
         for row in found
     ]
 
 
-def to_csv(rows: Sequence[Row], columns: Sequence[str]) -> str:
-    """RFC 4180 CSV (CRLF line ends, quoting as needed) with a header row; None is empty."""
+def to_csv(
+    rows: Sequence[Row], columns: Sequence[str], *, bom: bool = True, titles: bool = False
+) -> str:
+    """RFC 4180 CSV (CRLF line ends, quoting as needed) with a header row; None is empty.
+
+    Args:
+        rows: the manifest rows (:func:`wipe_rows`, :func:`check_rows`).
+        columns: the columns to write, in order (:data:`WIPE_COLUMNS`, :data:`CHECK_COLUMNS`).
+        bom: start with the byte-order mark (:data:`BOM`), once, before the header, so Excel
+            reads the UTF-8 text (Chinese names) correctly; False for programs that do not
+            expect one. Encode the result as plain ``utf-8``: ``utf-8-sig`` would add a second.
+        titles: a header of :data:`COLUMN_TITLES` in the reader's language instead of the
+            column ids.
+    """
     buffer = io.StringIO()
+    if bom:
+        buffer.write(BOM)
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
+    if titles:
+        writer.writerow({column: _(COLUMN_TITLES.get(column, column)) for column in columns})
+    else:
+        writer.writeheader()
     for row in rows:
         writer.writerow(
             {key: None if value is None else csv_cell(value) for key, value in row.items()}

@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from posdiag.drivers.i18n import N_, _
+
 __all__ = ["MAX_SECONDS", "SECONDS", "TIME_SCALE", "Count", "OneLineUsageError", "Seconds"]
 
 
@@ -34,7 +36,8 @@ class OneLineUsageError(click.UsageError):
         from rich.markup import escape
 
         Console(stderr=True, soft_wrap=True).print(
-            f"[bold red]posdiag: error:[/] {escape(self.format_message())}", highlight=False
+            f"[bold red]{escape(_('posdiag: error:'))}[/] {escape(self.format_message())}",
+            highlight=False,
         )
 
 
@@ -60,7 +63,7 @@ class Seconds(click.ParamType):
         *,
         inclusive: bool = False,
         maximum: float = MAX_SECONDS,
-        what: str = "a number of seconds",
+        what: str = N_("a number of seconds"),
     ) -> None:
         self.minimum = minimum
         self.inclusive = inclusive
@@ -77,16 +80,32 @@ class Seconds(click.ParamType):
             with contextlib.suppress(ValueError):
                 number = float(value if isinstance(value, int | float) else str(value).strip())
         if math.isnan(number) or math.isinf(number):
-            raise OneLineUsageError(f"{option} wants {self.what} (a finite number), not {value}")
-        if number < self.minimum or (number == self.minimum and not self.inclusive):
-            bound = "at least" if self.inclusive else "more than"
             raise OneLineUsageError(
-                f"{option} wants {self.what} {bound} {self.minimum:g}, not {value}"
+                _("{option} wants {what} (a finite number), not {value}").format(
+                    option=option, what=_(self.what), value=value
+                )
+            )
+        if number < self.minimum or (number == self.minimum and not self.inclusive):
+            bound = (
+                _("{option} wants {what} of at least {minimum}, not {value}")
+                if self.inclusive
+                else _("{option} wants {what} of more than {minimum}, not {value}")
+            )
+            raise OneLineUsageError(
+                bound.format(
+                    option=option, what=_(self.what), minimum=f"{self.minimum:g}", value=value
+                )
             )
         if number > self.maximum:
-            day = " (one day)" if self.maximum == MAX_SECONDS else ""
+            most = (
+                _("{option} wants {what} of at most {maximum} (one day), not {value}")
+                if self.maximum == MAX_SECONDS
+                else _("{option} wants {what} of at most {maximum}, not {value}")
+            )
             raise OneLineUsageError(
-                f"{option} wants {self.what} of at most {self.maximum:g}{day}, not {value}"
+                most.format(
+                    option=option, what=_(self.what), maximum=f"{self.maximum:g}", value=value
+                )
             )
         return number
 
@@ -104,19 +123,27 @@ class Count(click.ParamType):
         """The value as an int, or one line and exit 2."""
         option = param.opts[0] if param is not None and param.opts else "value"
         try:
-            number = value if isinstance(value, int) and not isinstance(value, bool) else int(
-                str(value).strip()
+            number = (
+                value
+                if isinstance(value, int) and not isinstance(value, bool)
+                else int(str(value).strip())
             )
         except ValueError:
-            raise OneLineUsageError(f"{option}: {value!r} is not a whole number") from None
+            raise OneLineUsageError(
+                _("{option}: {value} is not a whole number").format(
+                    option=option, value=repr(value)
+                )
+            ) from None
         if not self.minimum <= number <= self.maximum:
             raise OneLineUsageError(
-                f"{option}: {number} is out of range ({self.minimum} to {self.maximum})"
+                _("{option}: {number} is out of range ({minimum} to {maximum})").format(
+                    option=option, number=number, minimum=self.minimum, maximum=self.maximum
+                )
             )
         return number
 
 
 SECONDS = Seconds()
 """Timers, timeouts and deadlines: more than 0, at most one day."""
-TIME_SCALE = Seconds(0.0, inclusive=True, maximum=1000.0, what="a time factor")
+TIME_SCALE = Seconds(0.0, inclusive=True, maximum=1000.0, what=N_("a time factor"))
 """A simulator's time factor: 0 (as fast as possible) to 1000 times realistic."""

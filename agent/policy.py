@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from posdiag.drivers.errors import PosdiagError
+from posdiag.drivers.i18n import N_, _, ngettext
 
 from .logs import mask_identifier
-from .report import DeviceReport, Verdict, VerdictStatus, money_text
+from .report import DeviceReport, Verdict, VerdictStatus, money_text, registration_words
 
 
 class PolicyError(PosdiagError):
@@ -32,14 +33,22 @@ def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[s
     out = dict(base)
     for key, value in override.items():
         if key not in base:
-            raise PolicyError(f"{where}: unknown policy key {key!r} (known: {', '.join(base)})")
+            raise PolicyError(
+                _("{where}: unknown policy key {key} (known: {known})").format(
+                    where=where, key=repr(key), known=", ".join(base)
+                )
+            )
         if isinstance(base[key], dict):
             if not isinstance(value, dict):
-                raise PolicyError(f"{where}: [{key}] must be a table")
+                raise PolicyError(
+                    _("{where}: [{key}] must be a table").format(where=where, key=key)
+                )
             out[key] = _merge(base[key], value, f"{where} [{key}]")
         elif not _same_kind(base[key], value):
             raise PolicyError(
-                f"{where}: {key} = {value!r} has the wrong type (default: {base[key]!r})"
+                _("{where}: {key} = {value} has the wrong type (default: {default})").format(
+                    where=where, key=key, value=repr(value), default=repr(base[key])
+                )
             )
         else:
             out[key] = value
@@ -51,7 +60,9 @@ def _validate(data: dict[str, Any], where: str) -> None:
     statuses = [s.value for s in VerdictStatus if s is not VerdictStatus.UNREACHABLE]
     if sorted(data["verdict"]["precedence"]) != sorted(statuses):
         raise PolicyError(
-            f"{where}: [verdict] precedence must list each of {', '.join(statuses)} once"
+            _("{where}: [verdict] precedence must list each of {statuses} once").format(
+                where=where, statuses=", ".join(statuses)
+            )
         )
     from posdiag.drivers.model import ActivationState
 
@@ -59,8 +70,11 @@ def _validate(data: dict[str, Any], where: str) -> None:
     unknown = [s for s in data["activation"]["wipe_states"] if s not in states]
     if unknown:
         raise PolicyError(
-            f"{where}: [activation] wipe_states: unknown state(s) {', '.join(map(repr, unknown))} "
-            f"(known: {', '.join(sorted(states))})"
+            _(
+                "{where}: [activation] wipe_states: unknown states {unknown} (known: {known})"
+            ).format(
+                where=where, unknown=", ".join(map(repr, unknown)), known=", ".join(sorted(states))
+            )
         )
 
 
@@ -92,13 +106,19 @@ def load_policy(path: Path | None = None) -> Policy:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyError(f"cannot read policy file {path}: {exc.strerror or exc}") from None
+        raise PolicyError(
+            _("cannot read policy file {path}: {why}").format(path=path, why=exc.strerror or exc)
+        ) from None
     except UnicodeDecodeError as exc:
-        raise PolicyError(f"policy file {path} is not UTF-8 text: {exc.reason}") from None
+        raise PolicyError(
+            _("policy file {path} is not UTF-8 text: {why}").format(path=path, why=exc.reason)
+        ) from None
     try:
         override = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"policy file {path} is not valid TOML: {exc}") from None
+        raise PolicyError(
+            _("policy file {path} is not valid TOML: {why}").format(path=path, why=exc)
+        ) from None
     merged = _merge(default, override, str(path))
     _validate(merged, str(path))
     return Policy(merged)
@@ -107,8 +127,8 @@ def load_policy(path: Path | None = None) -> Policy:
 MERGE_SOURCE = "device and backends"
 """Evidence source of the merge rule's conclusion (see ``posdiag.agent.backends``)."""
 STATE_WORDS = {
-    "activated": "activated",
-    "partial": "partly activated (merchant traces remain but the binding is incomplete)",
+    "activated": N_("activated"),
+    "partial": N_("partly activated (merchant traces remain but the binding is incomplete)"),
 }
 
 
@@ -116,71 +136,93 @@ def decide(report: DeviceReport, policy: Policy) -> Verdict:
     """The verdict and every reason that led to it."""
     if report.identity is None and report.activation is None:
         return Verdict(
-            VerdictStatus.UNREACHABLE, tuple(report.errors) or ("the terminal did not answer",)
+            VerdictStatus.UNREACHABLE,
+            tuple(report.errors) or (_("the terminal did not answer"),),
         )
     found: dict[str, list[str]] = {s.value: [] for s in VerdictStatus}
 
     if report.tamper and report.tamper.tampered:
-        details = "; ".join(report.tamper.details) or "tamper reported"
-        found["quarantine"].append(f"tampered: {details}; keep for investigation, never wipe")
+        details = "; ".join(report.tamper.details) or _("tamper reported")
+        found["quarantine"].append(
+            _("tampered: {details}; keep for investigation, never wipe").format(details=details)
+        )
     serial = (report.identity.serial or report.identity.tusn) if report.identity else None
     if not serial and policy.get("verdict", "quarantine_unknown_identity"):
-        found["quarantine"].append("identity unknown: the terminal reported no serial number")
+        found["quarantine"].append(_("identity unknown: the terminal reported no serial number"))
 
     activation = report.activation
     if activation and activation.state.value in policy.get("activation", "wipe_states"):
         tid = mask_identifier(activation.terminal_id)
-        bound = f" (terminal ID {tid})" if tid else ""
-        state = STATE_WORDS.get(activation.state.value, activation.state.value)
+        state = _(STATE_WORDS.get(activation.state.value, activation.state.value))
         sides = [e.fact for e in activation.evidence if e.source == MERGE_SOURCE]
-        why = f" ({sides[0]})" if sides else ""
-        found["wipe_required"].append(f"{state}{bound}: still bound to a merchant{why}")
+        if tid:
+            state = _("{state} (terminal ID {tid})").format(state=state, tid=tid)
+        reason = _("{state}: still bound to a merchant").format(state=state)
+        if sides:
+            reason = _("{reason} ({why})").format(reason=reason, why=sides[0])
+        found["wipe_required"].append(reason)
     merchant = report.merchant_data
     if merchant and merchant.pending_transactions and merchant.pending_transactions.count:
         pending = merchant.pending_transactions
         found["wipe_required"].append(
-            f"{pending.count} unsettled transaction{'s' if pending.count != 1 else ''} "
-            f"({money_text(pending)}): settle (End-of-Day) before wiping"
+            ngettext(
+                "{count} unsettled transaction ({amount}): settle (End-of-Day) before wiping",
+                "{count} unsettled transactions ({amount}): settle (End-of-Day) before wiping",
+                pending.count,
+            ).format(count=pending.count, amount=money_text(pending))
         )
     if merchant and (merchant.apps or merchant.files or merchant.network_profiles):
-        parts = [
-            f"{len(items)} {label}"
-            for items, label in (
-                (merchant.apps, "payment app(s) with data"),
-                (merchant.files, "merchant file(s)"),
-                (merchant.network_profiles, "saved Wi-Fi network(s)"),
-            )
-            if items
-        ]
-        found["wipe_required"].append(f"merchant data remains: {', '.join(parts)}")
+        counts = (len(merchant.apps), len(merchant.files), len(merchant.network_profiles))
+        texts = (
+            ngettext("{count} payment app with data", "{count} payment apps with data", counts[0]),
+            ngettext("{count} merchant file", "{count} merchant files", counts[1]),
+            ngettext("{count} saved Wi-Fi network", "{count} saved Wi-Fi networks", counts[2]),
+        )
+        parts = [text.format(count=n) for n, text in zip(counts, texts, strict=True) if n]
+        found["wipe_required"].append(
+            _("merchant data remains: {parts}").format(parts=_(", ").join(parts))
+        )
 
     battery = report.battery
     if battery:
         level_min = policy.get("battery", "min_level_pct")
         if battery.level_pct is not None and battery.level_pct < level_min and not battery.charging:
             found["service_required"].append(
-                f"battery at {battery.level_pct}% and not charging (minimum {level_min}%)"
+                _("battery at {level}% and not charging (minimum {minimum}%)").format(
+                    level=battery.level_pct, minimum=level_min
+                )
             )
         volt_min = policy.get("battery", "min_voltage_mv")
         # A main battery with a reported level is judged by that level; a coin cell always by volts.
         main_mv = battery.voltage_mv if battery.level_pct is None else None
-        for label, mv in (("battery", main_mv), ("coin cell", battery.coin_cell_mv)):
+        for label, mv in (
+            (N_("battery voltage {volts} V below {minimum} V: replace it"), main_mv),
+            (N_("coin cell voltage {volts} V below {minimum} V: replace it"), battery.coin_cell_mv),
+        ):
             if mv is not None and mv < volt_min:
                 found["service_required"].append(
-                    f"{label} voltage {mv / 1000:.2f} V below {volt_min / 1000:.2f} V: replace it"
+                    _(label).format(volts=f"{mv / 1000:.2f}", minimum=f"{volt_min / 1000:.2f}")
                 )
         temp_max = policy.get("battery", "max_temperature_c")
         if battery.temperature_c is not None and battery.temperature_c > temp_max:
             found["service_required"].append(
-                f"temperature {battery.temperature_c:.1f} °C above {temp_max:.1f} °C"
+                _("temperature {temperature} °C above {maximum} °C").format(
+                    temperature=f"{battery.temperature_c:.1f}", maximum=f"{temp_max:.1f}"
+                )
             )
         if battery.soh_pct is not None and battery.soh_pct < policy.get("battery", "min_soh_pct"):
-            found["service_required"].append(f"battery state of health {battery.soh_pct}%")
+            found["service_required"].append(
+                _("battery state of health {soh}%").format(soh=battery.soh_pct)
+            )
         cycles = policy.get("battery", "max_cycle_count")
         if battery.cycle_count is not None and battery.cycle_count >= cycles:
-            found["service_required"].append(f"battery worn: {battery.cycle_count} cycles")
+            found["service_required"].append(
+                _("battery worn: {cycles} cycles").format(cycles=battery.cycle_count)
+            )
         if battery.health and battery.health not in policy.get("battery", "good_health"):
-            found["service_required"].append(f"battery health: {battery.health}")
+            found["service_required"].append(
+                _("battery health: {health}").format(health=battery.health)
+            )
 
     network = report.network
     if (
@@ -190,7 +232,9 @@ def decide(report: DeviceReport, policy: Policy) -> Verdict:
     ):
         detail = "; ".join(network.details)
         found["service_required"].append(
-            "payment host not reachable" + (f" ({detail})" if detail else "")
+            _("payment host not reachable ({detail})").format(detail=detail)
+            if detail
+            else _("payment host not reachable")
         )
     if (
         network
@@ -199,14 +243,20 @@ def decide(report: DeviceReport, policy: Policy) -> Verdict:
         and network.registration != "IN_SERVICE"
         and policy.get("network", "require_cellular_service")
     ):
-        state = network.registration.lower().replace("_", " ")
-        found["service_required"].append(f"SIM inserted but no cellular service ({state})")
+        state = registration_words(network.registration)
+        found["service_required"].append(
+            _("SIM inserted but no cellular service ({state})").format(state=state)
+        )
     if report.health:
         found["service_required"].extend(report.health.faults)
     if report.errors:
         # Facts that could not be read (merchant data, network…) must never certify "ready".
         found["service_required"].append(
-            f"check incomplete ({len(report.errors)} error(s), see Errors): check again"
+            ngettext(
+                "check incomplete ({count} fact could not be read): check again",
+                "check incomplete ({count} facts could not be read): check again",
+                len(report.errors),
+            ).format(count=len(report.errors))
         )
 
     for status in policy.get("verdict", "precedence"):
@@ -218,4 +268,4 @@ def decide(report: DeviceReport, policy: Policy) -> Verdict:
                 for reason in found.get(other, [])
             ]
             return Verdict(VerdictStatus(status), tuple(reasons))
-    return Verdict(VerdictStatus.READY, ("no merchant data found; healthy",))
+    return Verdict(VerdictStatus.READY, (_("no merchant data found; healthy"),))

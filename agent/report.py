@@ -18,7 +18,10 @@ import dataclasses
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
+
+from posdiag.drivers.i18n import N_, _
 
 from .logs import mask_identifier
 
@@ -38,9 +41,85 @@ if TYPE_CHECKING:  # annotations only: the CLI imports this module before it nee
 SCHEMA = "posdiag.report/1"
 
 
+SIM_WORDS = {
+    "READY": N_("ready"),
+    "LOADED": N_("ready"),
+    "ABSENT": N_("absent"),
+    "NOT_READY": N_("not ready"),
+    "PIN_REQUIRED": N_("locked (PIN required)"),
+    "PUK_REQUIRED": N_("locked (PUK required)"),
+    "NETWORK_LOCKED": N_("locked to a network"),
+    "PERM_DISABLED": N_("disabled"),
+    "CARD_IO_ERROR": N_("card error"),
+    "UNKNOWN": N_("state unknown"),
+}
+"""Android's SIM states (``gsm.sim.state``) in words; an unknown one is shown as the device says."""
+REGISTRATION_WORDS = {
+    "IN_SERVICE": N_("in service"),
+    "OUT_OF_SERVICE": N_("out of service"),
+    "EMERGENCY_ONLY": N_("emergency calls only"),
+    "POWER_OFF": N_("radio off"),
+}
+"""Android's service states in words."""
+
+
+def sim_words(state: str) -> str:
+    """A SIM state in the reader's words; one posdiag does not know, as the device said it."""
+    known = SIM_WORDS.get(state.upper())
+    return _(known) if known else state
+
+
+def registration_words(state: str) -> str:
+    """A cellular service state in the reader's words (``OUT_OF_SERVICE`` → "out of service")."""
+    known = REGISTRATION_WORDS.get(state.upper())
+    return _(known) if known else state.replace("_", " ").lower()
+
+
 def money_text(pending: PendingTransactions) -> str:
-    """An amount of unsettled money as people read it: ``EUR 47.57`` (no currency: ``47.57``)."""
-    return f"{pending.currency or ''} {pending.total_cents / 100:.2f}".strip()
+    """An amount of unsettled money in the terminal's currency, as the reader's locale writes it.
+
+    ``¥47.57`` on a CNY terminal read in Chinese (``CN¥47.57`` in English, where a bare ``¥`` is
+    the yen), ``€47.57`` on a EUR one in either language; no currency, or a code that is not
+    three ASCII letters (a hostile or broken terminal): the plain number, ``47.57``. The stored
+    value is in minor units (``total_cents``), scaled by the currency's own digits (¥4,757 for
+    4757 in JPY, 2 digits for an unknown code), so the report's JSON stays as the terminal said.
+    """
+    from posdiag.drivers.i18n import format_decimal, format_money
+
+    minor = int(pending.total_cents)
+    code = _currency_code(pending.currency)
+    with localcontext() as context:
+        # a hostile batch may claim more digits than decimal's default 28: formatting must
+        # not raise InvalidOperation (JSON caps an integer at a few thousand digits)
+        context.prec = max(context.prec, len(str(abs(minor))) + 8)
+        if code is None:
+            return format_decimal(_major_units(minor, 2), places=2)
+        return format_money(_major_units(minor, _currency_digits(code)), code)
+
+
+def _currency_code(currency: str | None) -> str | None:
+    """An ISO 4217 alphabetic code (upper case), or None for anything that cannot be one."""
+    if not currency:
+        return None
+    code = currency.strip().upper()
+    if len(code) == 3 and code.isascii() and code.isalpha():
+        return code
+    return None
+
+
+def _currency_digits(code: str) -> int:
+    """The number of minor-unit digits of a currency (CLDR), 2 when unknown."""
+    from babel.numbers import get_currency_precision
+
+    try:
+        return int(get_currency_precision(code))
+    except Exception:  # babel's data lacks the code: the common case
+        return 2
+
+
+def _major_units(minor: int, digits: int) -> Decimal:
+    """Minor units as an exact decimal amount (no float rounding, however large)."""
+    return Decimal(minor).scaleb(-digits)
 
 
 def utc_now_text() -> str:

@@ -18,11 +18,14 @@ from posdiag.drivers.errors import AddressError
 from posdiag.drivers.text import clean_text
 
 __all__ = [
+    "ACTION_STAGES",
     "CHECK_FAILURES",
+    "FINAL_STAGES",
     "SUCCESS",
     "Mode",
     "SlotResult",
     "latest_per_terminal",
+    "needs_action",
     "scrub",
     "secrets_of",
     "shown_address",
@@ -30,8 +33,21 @@ __all__ = [
 ]
 
 Mode = Literal["check", "wipe"]
-_STAGE_PROGRESS = {"queued": 0.0, "connecting": 0.05, "inspecting": 0.15, "verifying": 0.9}
+_STAGE_PROGRESS = {
+    "queued": 0.0,
+    "connecting": 0.05,
+    "inspecting": 0.15,
+    "awaiting_operator": 0.2,
+    "verifying": 0.9,
+}
 SUCCESS = frozenset({"ready", "erased", "erased_with_exceptions"})
+FINAL_STAGES = frozenset({"done", "failed", "unplugged"})
+"""Stages a slot ends in: its worker is over."""
+ACTION_STAGES = frozenset({"awaiting_operator"})
+"""Stages in which a running slot waits for the person at the station."""
+NOTHING_TO_DO = frozenset({"ready", "erased"})
+"""Results that leave the person nothing to do (a check found a terminal ready to reuse, a
+wipe erased it and certified it without exceptions)."""
 
 
 _SECRET_IN_TEXT = re.compile(
@@ -166,6 +182,24 @@ def latest_per_terminal(results: list[SlotResult]) -> list[SlotResult]:
 
 
 CHECK_FAILURES = frozenset({"unreachable", "skipped", "aborted", None})
+
+
+def needs_action(result: SlotResult) -> bool:
+    """Whether a person has something to do about this terminal, now or once it is done.
+
+    A slot waiting for the operator's answer needs action while it runs; a finished one needs
+    it unless it ended ready (check) or erased without exceptions (wipe): a terminal that needs
+    a wipe, service or quarantine, that could not be reached, was refused, or was erased with
+    exceptions (release it in its TMS...) each asks something of the person at the station.
+    A terminal found already erased in this batch needs nothing more.
+    """
+    if result.stage in ACTION_STAGES:
+        return True
+    if result.stage not in FINAL_STAGES:
+        return False
+    if result.already_erased and result.verdict_or_outcome in SUCCESS:
+        return False
+    return result.verdict_or_outcome not in NOTHING_TO_DO
 
 
 def summarise(

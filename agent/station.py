@@ -28,6 +28,7 @@ import structlog
 
 from posdiag.drivers.address import parse_address
 from posdiag.drivers.found import Found
+from posdiag.drivers.i18n import _
 from posdiag.drivers.model import Terminal
 
 from .connect import open_terminal
@@ -48,13 +49,22 @@ from .slots import (
     shown_address,
     summarise,
 )
+from .station_batch import previous_runs
+from .station_settle import (
+    CONFIRMED,
+    PROMPT_TIMEOUT_S,
+    Asker,
+    SettlementQuestion,
+    Word,
+    needs_operator_word,
+    operator_word,
+    station_hint,
+)
 from .wipe import (
     WipeInterrupted,
     WipeOptions,
     WipeProgress,
     WipeSession,
-    default_certificate_dir,
-    reissue_pending_certificates,
 )
 
 # Re-exported: callers import the station's results, the summary and the simulated fleet here.
@@ -104,6 +114,8 @@ class _Slot:
     serial_lock: threading.Lock | None = None
     done_earlier: dict[str, Any] | None = None
     """The batch's earlier (successful) wipe of this terminal, when continuing a batch."""
+    settlement: Word | None = None
+    """How the operator's word on an unreadable settlement was given (None: not needed)."""
 
 
 class Station:
@@ -124,6 +136,14 @@ class Station:
         opener: builds a Terminal from an address (tests replace it).
         batch: continue this batch (after a crash or a stop) instead of starting a new one:
             terminals erased in it already are not wiped again, interrupted wipes resume.
+        vouched: serials whose settlement the operator vouches for (``--vouch``): a terminal
+            whose open batch cannot be read is wiped when listed (``--confirmed-settled``).
+        ask_settled: asks the operator about such a terminal not listed (one at a time); None:
+            unattended, the terminal is refused.
+        prompt_timeout_s: how long one question waits; no answer is "no".
+        organisation: the depot performing the wipes (on every certificate).
+        logo: the depot's logo on the PDF certificates (station settings).
+        location: where the station stands (on every certificate).
     """
 
     def __init__(
@@ -145,6 +165,12 @@ class Station:
         batch: str | None = None,
         backends: Any = None,
         release: bool = False,
+        vouched: Iterable[str] = (),
+        ask_settled: Asker | None = None,
+        prompt_timeout_s: float = PROMPT_TIMEOUT_S,
+        organisation: str | None = None,
+        location: str | None = None,
+        logo: Path | None = None,
     ) -> None:
         if mode not in ("check", "wipe"):
             raise ValueError(f"mode must be check or wipe, not {mode!r}")
@@ -183,6 +209,13 @@ class Station:
         the workers) keeps the station within each backend's rate limit. Nothing is cached:
         each terminal is looked up when it is checked."""
         self.release = release
+        self.vouched = frozenset(vouched)
+        self.ask_settled = ask_settled
+        self.prompt_timeout_s = prompt_timeout_s
+        self.organisation = organisation
+        self.location = location
+        self.logo = logo
+        self._ask_lock = threading.Lock()
 
     # --- public -----------------------------------------------------------------------------
 
@@ -244,7 +277,7 @@ class Station:
                     handled.discard(address)
                     slot = by_address.get(address)
                     if slot is not None and slot.final is None:
-                        self._give_up(slot, "unplugged", "the terminal was unplugged")
+                        self._give_up(slot, "unplugged", _("the terminal was unplugged"))
                 for address in sorted(present - handled):
                     slot = self._submit(pool, address)
                     if slot is not None:
@@ -279,79 +312,24 @@ class Station:
             self._supervise()
 
     def _announce_unfinished(self) -> None:
-        """Say which wipes a previous run left open: they resume when their terminals show up.
+        """Say which wipes a previous run left open; when continuing a batch, load what it erased.
 
-        When continuing a batch, also load which terminals it already erased; a new batch
-        starts with none (the terminals this run erases are added as they finish).
+        A new batch starts with none (the terminals this run erases are added as they finish).
         """
         with self._lock:
             self._done_in_batch = {}
         if self.mode != "wipe":
             return
-        try:
-            with Ledger(self.ledger_url, busy_timeout=self.busy_timeout) as ledger:
-                unfinished = [run for run in ledger.runs(limit=1000) if run.status == "running"]
-                if self.continued_batch:
-                    from .manifest import wipe_rows
-
-                    self._reissue_certificates(ledger)
-                    # Only records that pass verification count: a forged "erased" row must
-                    # not make the station skip a terminal that still holds merchant data.
-                    verification = ledger.verify()
-                    self._done_in_batch = {
-                        (row["family"], row["serial"]): row
-                        for row in wipe_rows(
-                            ledger,
-                            batch=self.continued_batch,
-                            include_simulated=True,
-                            verification=verification,
-                        )
-                        if row["outcome"] in ("erased", "erased_with_exceptions")
-                        and row["integrity"] == "verified"
-                    }
-                    if not verification.ok:
-                        log.warning(
-                            "station.ledger_tampered",
-                            problems=verification.problem_count,
-                            note="records that fail verification are not trusted: their "
-                            "terminals are worked again; run posdiag verify --ledger",
-                        )
-        except Exception as exc:  # the station still works; each wipe checks its own run
-            log.warning("station.unfinished_unknown", error=str(exc))
-            return
-        if unfinished:
-            log.warning(
-                "station.unfinished_wipes",
-                count=len(unfinished),
-                terminals=[f"{run.family} {run.serial}" for run in unfinished],
-                note="open in the ledger (interrupted here, or running on another station that "
-                "shares it); an interrupted one resumes when its terminal is worked again",
-            )
-
-    def _reissue_certificates(self, ledger: Ledger) -> None:
-        """Issue the certificates the continued batch still owes, from the ledger alone.
-
-        A run whose terminal was erased but whose certificate could not be written (full disk,
-        crash between the two) waits in state ``certifying``; continuing its batch finishes it
-        without touching the terminal again, before any terminal is worked.
-        """
-        from .certificate import CertificateError
-
-        out_dir = self.out_dir or default_certificate_dir()
-        try:
-            issued = reissue_pending_certificates(
-                ledger, self._key, out_dir, batch=self.continued_batch
-            )
-        except CertificateError as exc:  # those runs stay certifying; the next --batch retries
-            log.warning("station.certificates_pending", batch=self.continued_batch, error=str(exc))
-            return
-        if issued:
-            log.warning(
-                "station.certificates_reissued",
-                batch=self.continued_batch,
-                count=len(issued),
-                files=[str(path) for path in issued],
-            )
+        done = previous_runs(
+            self.ledger_url,
+            self.busy_timeout,
+            self.continued_batch,
+            self._key,
+            self.out_dir,
+            self.logo,
+        )
+        with self._lock:
+            self._done_in_batch = done
 
     def _prepare(self) -> None:
         """Create the ledger schema and the station key once, before any worker races for them."""
@@ -453,10 +431,62 @@ class Station:
             lock = self._serials.setdefault(key, threading.Lock())
         while not lock.acquire(timeout=0.1):
             if slot.final is not None or self.stop_event.is_set():
-                raise WipeInterrupted("stopped while another worker wiped this terminal")
+                raise WipeInterrupted(_("stopped while another worker wiped this terminal"))
         slot.serial_lock = lock
 
-    def _wipe_progress(self, slot: _Slot, progress: WipeProgress) -> None:
+    def _settlement_word(
+        self, slot: _Slot, report: DeviceReport, options: WipeOptions, ledger: Ledger
+    ) -> None:
+        """Take the operator's word where the wipe needs it, and record it in the ledger.
+
+        Called when the terminal is identified, before the wipe's guards run: a "yes" (or a
+        vouched serial) sets ``options.confirmed_settled`` for this terminal's session, as
+        ``posdiag wipe --confirmed-settled`` does for one.
+        """
+        ident = report.identity
+        if ident is None or not ident.serial or not needs_operator_word(
+            report, options, self.policy
+        ):
+            return
+        with self._lock:
+            state = slot.state
+        started = slot.started if slot.started is not None else time.monotonic()
+        left = self.deadline_s - (time.monotonic() - started) - SUPERVISOR_GRACE_S
+        question = SettlementQuestion(
+            slot.address,
+            report.family,
+            state.model,
+            state.serial or ident.serial,
+            max(1.0, min(self.prompt_timeout_s, left)),
+        )
+        word = operator_word(
+            question,
+            vouched=self.vouched,
+            ask=self.ask_settled,
+            ask_lock=self._ask_lock,
+            cancelled=lambda: self.stop_event.is_set() or slot.final is not None,
+            on_waiting=lambda: self._stage(slot, "awaiting_operator"),
+            on_answered=lambda _word: self._stage(slot, "inspecting"),
+        )
+        slot.settlement = word
+        options.confirmed_settled = word in CONFIRMED
+        ledger.audit(
+            "station.settlement_confirmed" if word in CONFIRMED else "station.settlement_refused",
+            address=slot.address,
+            family=report.family,
+            serial=ident.serial,
+            operator=self.operator,
+            batch=self.batch,
+            word=word,
+        )
+
+    def _wipe_progress(
+        self,
+        slot: _Slot,
+        progress: WipeProgress,
+        options: WipeOptions | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
         """Follow a wipe for the live view; stop it between steps when the station stops."""
         if progress.stage == "identified" and progress.report is not None:
             self._identified(slot, progress.report)
@@ -468,12 +498,18 @@ class Station:
                 earlier = self._done_in_batch.get(key) if key[1] else None
             if earlier is not None:
                 slot.done_earlier = earlier
-                raise WipeInterrupted(f"already erased in this batch ({self.batch})")
+                raise WipeInterrupted(
+                    _("already erased in this batch ({batch})").format(batch=self.batch)
+                )
+            if options is not None and ledger is not None:
+                self._settlement_word(slot, progress.report, options, ledger)
             return
         if progress.stage == "finished":
             return
         if progress.step is not None and (self.stop_event.is_set() or slot.final is not None):
-            raise WipeInterrupted(f"the station stopped before step {progress.step}")
+            raise WipeInterrupted(
+                _("the station stopped before step {step}").format(step=progress.step)
+            )
         with self._lock:
             if slot.final is not None:
                 return
@@ -505,7 +541,7 @@ class Station:
                     slot.state,
                     stage="failed",
                     verdict_or_outcome="skipped",
-                    reasons=("the station stopped before this terminal's turn",),
+                    reasons=(_("the station stopped before this terminal's turn"),),
                 )
             else:
                 result = self._process(slot)
@@ -554,6 +590,9 @@ class Station:
             )
         options = WipeOptions(
             operator=self.operator or "",
+            organisation=self.organisation,
+            location=self.location,
+            logo=self.logo,
             settle=self.settle,
             assume_yes=self.assume_yes,
             out_dir=self.out_dir,
@@ -570,7 +609,9 @@ class Station:
                 ledger=ledger,
                 key=self._key,
                 simulated=simulated,
-                on_progress=lambda progress: self._wipe_progress(slot, progress),
+                on_progress=lambda progress: self._wipe_progress(
+                    slot, progress, options, ledger
+                ),
                 backends=self.backends,
             )
             result = session.run()
@@ -580,7 +621,11 @@ class Station:
                 slot.state,
                 stage="done",
                 verdict_or_outcome=earlier["outcome"],
-                reasons=(f"already erased in this batch ({self.batch}); not wiped again",),
+                reasons=(
+                    _("already erased in this batch ({batch}); not wiped again").format(
+                        batch=self.batch
+                    ),
+                ),
                 certificate=earlier.get("certificate_path"),
                 already_erased=True,
             )
@@ -596,11 +641,14 @@ class Station:
                     "certificate_path": str(result.certificate) if result.certificate else None,
                 }
         failed = outcome == "aborted" or (result.before is not None and not result.before.identity)
+        reasons = result.reasons + result.exceptions
+        if outcome == "refused" and slot.settlement is not None and not options.confirmed_settled:
+            reasons.append(station_hint(slot.settlement))
         return replace(
             slot.state,
             stage="failed" if failed else "done",
             verdict_or_outcome=outcome,
-            reasons=tuple(result.reasons + result.exceptions),
+            reasons=tuple(reasons),
             certificate=str(result.certificate) if result.certificate else None,
         )
 

@@ -45,6 +45,7 @@ from posdiag.drivers.errors import (
     TransportError,
     UnsupportedError,
 )
+from posdiag.drivers.i18n import _
 from posdiag.drivers.model import Terminal, WipeStep
 
 from .inspect import inspect_terminal
@@ -162,21 +163,26 @@ class WipeSession:
         except DeadlineExceeded as exc:
             result.outcome = Outcome.ABORTED
             result.reasons.append(
-                f"the wipe did not finish in time ({deadline:.0f} s); run posdiag wipe again to "
-                "resume"
+                _(
+                    "the wipe did not finish in time ({seconds} s); run posdiag wipe again to "
+                    "resume"
+                ).format(seconds=f"{deadline:.0f}")
             )
             self._audit("wipe.deadline", run_id=result.run_id, reason=str(exc))
         except WipeInterrupted as exc:
             result.outcome = Outcome.ABORTED
             if result.run_id is not None:  # a run was opened: it stays open for its resume
-                result.reasons.append(f"{exc}; run posdiag wipe again to resume")
+                result.reasons.append(_("{why}; run posdiag wipe again to resume").format(why=exc))
                 self._audit("wipe.interrupted", run_id=result.run_id, reason=str(exc))
             else:
-                result.reasons.append(f"{exc}; nothing was changed")
+                result.reasons.append(_("{why}; nothing was changed").format(why=exc))
         except (TransportError, ProtocolError) as exc:
             result.outcome = Outcome.ABORTED
             result.reasons.append(
-                f"the terminal stopped answering: {exc}; run posdiag wipe again to resume"
+                _(
+                    "the terminal stopped answering: check its cable or network, then run "
+                    "posdiag wipe again to resume"
+                )
             )
             self._audit("wipe.aborted", run_id=result.run_id, reason=str(exc))
         finally:
@@ -197,7 +203,7 @@ class WipeSession:
 
     def _check_stop(self, before: str) -> None:
         if self.stop is not None and self.stop.is_set():
-            raise WipeInterrupted(f"stopped before {before}")
+            raise WipeInterrupted(_("stopped before {what}").format(what=before))
 
     def _run(self, result: WipeResult) -> None:
         blocked = preflight(
@@ -216,7 +222,7 @@ class WipeSession:
         before = self._inspect()
         result.before = before
         if before.identity is None:
-            result.reasons.extend(before.verdict.reasons or ("the terminal did not answer",))
+            result.reasons.extend(before.verdict.reasons or (_("the terminal did not answer"),))
             return
         self._progress("identified", report=before)
         device_id = self._record_inspection(before)
@@ -238,10 +244,13 @@ class WipeSession:
         if not self._confirmed(before, plan):
             result.outcome = Outcome.ABORTED
             result.reasons.append(
-                "the operator did not confirm the wipe (the serial typed must match the terminal's)"
+                _(
+                    "the operator did not confirm the wipe (the serial typed must match the "
+                    "terminal's)"
+                )
             )
             return
-        self._check_stop("the wipe started")
+        self._check_stop(_("the wipe started"))
         run = self._open_run(device_id, before)
         result.run_id, result.resumed = run
         recorded = self._recorded_steps(result.run_id)
@@ -295,41 +304,47 @@ class WipeSession:
         assert ident is not None
         summary = "\n".join(
             [
-                f"Wipe {ident.vendor or ''} {ident.model or ''}, serial {ident.serial}".replace(
-                    "  ", " "
+                _("Wipe {terminal}, serial {serial}").format(
+                    terminal=" ".join(filter(None, (ident.vendor, ident.model))),
+                    serial=ident.serial,
                 ),
-                "This erases:",
+                _("This erases:"),
                 *(f"  - {step.erases}" for step in plan if step.name != "settle"),
             ]
         )
         if self.options.assume_yes:
             return True
         if self.confirm is None:
-            raise PosdiagError("a wipe needs confirmation: run interactively or pass --yes")
+            raise PosdiagError(_("a wipe needs confirmation: run interactively or pass --yes"))
         return self.confirm(summary, ident.serial or "")
 
     def _settle(self, step: WipeStep | None, result: WipeResult, recorded: dict[str, str]) -> bool:
         if step is None:
             result.reasons.append(
-                "unsettled transactions remain and this terminal cannot be settled over its "
-                "cable: settle them in the payment app, then wipe"
+                _(
+                    "unsettled transactions remain and this terminal cannot be settled over its "
+                    "cable: settle them in the payment app, then wipe"
+                )
             )
             return False
         self._step(step, result, recorded)
         if result.steps[-1].status == "failed":
             result.reasons.insert(
-                0, f"settling failed ({result.steps[-1].detail}): nothing was erased"
+                0,
+                _("settling failed ({why}): nothing was erased").format(
+                    why=result.steps[-1].detail
+                ),
             )
             return False
         if not _done(step):
-            result.reasons.insert(0, "the turnover store is not empty after settling")
+            result.reasons.insert(0, _("the turnover store is not empty after settling"))
             return False
         return True
 
     # --- steps -----------------------------------------------------------------------------------
 
     def _step(self, step: WipeStep, result: WipeResult, recorded: dict[str, str]) -> None:
-        self._check_stop(f"step {step.name}")
+        self._check_stop(_("step {name}").format(name=step.name))
         self._progress("wiping", step=step.name)
         try:
             self._run_step(step, result, recorded)
@@ -340,7 +355,7 @@ class WipeSession:
         previous = recorded.get(step.name)
         if previous in ("done", "verified") and _done(step):
             result.steps.append(
-                StepResult(step.name, step.erases, "verified", True, "done earlier")
+                StepResult(step.name, step.erases, "verified", True, _("done earlier"))
             )
             self._journal_finish(result.run_id, step.name, "verified", "done earlier, checked now")
             return
@@ -358,10 +373,14 @@ class WipeSession:
             result.steps.append(StepResult(step.name, step.erases, status, False, str(exc)))
             self._journal_finish(result.run_id, step.name, status, str(exc))
             if step.optional:
-                result.exceptions.append(f"{step.erases}: not available ({exc})")
+                result.exceptions.append(
+                    _("{erases}: not available ({why})").format(erases=step.erases, why=exc)
+                )
             else:
                 result.outcome = Outcome.NOT_ERASED
-                result.reasons.append(f"step {step.name} failed: {exc}")
+                result.reasons.append(
+                    _("step {name} failed: {why}").format(name=step.name, why=exc)
+                )
             return
         detail = f"{time.monotonic() - started:.1f} s"
         result.steps.append(StepResult(step.name, step.erases, "done", None, detail))
@@ -395,16 +414,26 @@ class WipeSession:
             except UnsupportedError as exc:
                 record.verified = None
                 record.detail = f"{record.detail}; not verifiable: {exc}".strip("; ")
-                result.exceptions.append(f"{step.erases}: done but not verifiable ({exc})")
+                result.exceptions.append(
+                    _("{erases}: done but not verifiable ({why})").format(
+                        erases=step.erases, why=exc
+                    )
+                )
                 continue
             except PosdiagError as exc:
                 record.verified = False
                 record.detail = f"{record.detail}; check failed: {exc}".strip("; ")
             if not record.verified:
                 if step.optional:
-                    result.exceptions.append(f"{step.erases}: still present after the step")
+                    result.exceptions.append(
+                        _("{erases}: still present after the step").format(erases=step.erases)
+                    )
                 else:
-                    problems.append(f"{step.erases}: still present after the step reported success")
+                    problems.append(
+                        _("{erases}: still present after the step reported success").format(
+                            erases=step.erases
+                        )
+                    )
         problems.extend(read_back_problems(after, result))
         if self.backends:
             result.exceptions.extend(self.backends.still_bound(after))
@@ -439,6 +468,7 @@ class WipeSession:
             "settle": self.options.settle,
             "destination": self.options.destination,
             "batch": self.options.batch,
+            "confirmed_settled": self.options.confirmed_settled,
         }
         run_id: int = self.ledger.start_wipe_run(
             device_id, report.address, self.options.operator, options, simulated=self.simulated
@@ -498,9 +528,10 @@ class WipeSession:
 
     def _issue(self, result: WipeResult, run_id: int | None, content: dict[str, Any]) -> None:
         try:
-            result.certificate, result.printable = issue_certificate(
-                self.ledger, self.key, run_id, content, self._out_dir()
+            files = issue_certificate(
+                self.ledger, self.key, run_id, content, self._out_dir(), logo=self.options.logo
             )
+            result.certificate, result.printable, result.pdf = files.json, files.html, files.pdf
         except PosdiagError as exc:
             result.certificate_pending = True
             result.reasons.append(pending_reason(exc))
@@ -532,9 +563,10 @@ class WipeSession:
             self._issue(result, run.run_id, dict(run.content))
         if not result.certificate_pending:
             result.reasons.append(
-                f"this terminal's wipe (run {last.run_id}) ended {last.outcome.value} earlier; "
-                "its certificate was issued now from the ledger and the terminal was not wiped "
-                "again"
+                _(
+                    "this terminal's wipe (run {run}) ended {outcome} earlier; its certificate "
+                    "was issued now from the ledger and the terminal was not wiped again"
+                ).format(run=last.run_id, outcome=last.outcome.value)
             )
         return True
 

@@ -24,18 +24,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from posdiag.drivers.errors import PosdiagError
+from posdiag.drivers.i18n import _
 
 from . import __version__
 from .certificate import (
     CertificateError,
+    CertificateFiles,
     StationKey,
     build_certificate,
     preflight_out_dir,
     sign_certificate,
-    write_certificate,
+    write_certificate_files,
 )
 from .logs import get_logger
 from .report import to_json, utc_now_text
+from .wipe_types import CERTIFICATE_PENDING_EXIT
 
 if TYPE_CHECKING:
     from .wipe_types import WipeOptions, WipeResult
@@ -51,11 +54,6 @@ __all__ = [
 
 log = get_logger(__name__)
 
-# The exit code of a wipe whose outcome is recorded but whose certificate is not yet issued.
-# The same number as ``posdiag.agent.cli.EXIT_CERTIFICATE_PENDING`` (a test keeps them equal;
-# the agent's core does not import the CLI).
-CERTIFICATE_PENDING_EXIT = 7
-
 
 def pending_reason(error: BaseException) -> str:
     """The one line an operator reads when a certificate could not be issued, and what to do."""
@@ -66,8 +64,14 @@ def pending_reason(error: BaseException) -> str:
 
 
 def issue_certificate(
-    ledger: Any, key: StationKey, run_id: int | None, content: Mapping[str, Any], out_dir: Path
-) -> tuple[Path, Path]:
+    ledger: Any,
+    key: StationKey,
+    run_id: int | None,
+    content: Mapping[str, Any],
+    out_dir: Path,
+    *,
+    logo: Path | None = None,
+) -> CertificateFiles:
     """Sign ``content``, write its files atomically and record it for ``run_id``.
 
     A JSON file already there with exactly the bytes this signature gives (written before a
@@ -79,21 +83,22 @@ def issue_certificate(
         run_id: the ``certifying`` run; None without a ledger.
         content: the unsigned certificate content stored with the run.
         out_dir: the certificate folder.
+        logo: the depot's logo for the PDF's header (station settings).
 
     Returns:
-        ``(json_path, html_path)``.
+        The signed record, its page and its PDF (None when the PDF could not be rendered).
 
     Raises:
         CertificateError: the content cannot be signed or the files cannot be written.
         LedgerError: the certificate cannot be recorded.
     """
     document = sign_certificate(content, key)
-    json_path, html_path = write_certificate(document, out_dir, reuse_identical=True)
+    files = write_certificate_files(document, out_dir, reuse_identical=True, logo=logo)
     if ledger is not None and run_id is not None:
-        digest = hashlib.sha256(json_path.read_bytes()).hexdigest()
-        ledger.record_certificate(run_id, str(content.get("report_id")), str(json_path), digest)
+        digest = hashlib.sha256(files.json.read_bytes()).hexdigest()
+        ledger.record_certificate(run_id, str(content.get("report_id")), str(files.json), digest)
     log.info("certificate issued", run_id=run_id, report_id=content.get("report_id"))
-    return json_path, html_path
+    return files
 
 
 def reissue_pending_certificates(
@@ -103,6 +108,7 @@ def reissue_pending_certificates(
     batch: str | None = None,
     family: str | None = None,
     serial: str | None = None,
+    logo: Path | None = None,
 ) -> list[Path]:
     """Issue the certificate of every ``certifying`` run (of that batch / terminal) from the ledger.
 
@@ -116,6 +122,7 @@ def reissue_pending_certificates(
         batch: only runs of this station batch.
         family: only this family's terminals.
         serial: only this serial (with ``family``).
+        logo: the depot's logo for the PDFs' header.
 
     Returns:
         The certificate JSON files issued, oldest run first.
@@ -128,16 +135,20 @@ def reissue_pending_certificates(
     failures: list[str] = []
     for pending in ledger.awaiting_certificate(family=family, serial=serial, batch=batch):
         try:
-            json_path, _ = issue_certificate(ledger, key, pending.run_id, pending.content, out_dir)
+            json_path = issue_certificate(
+                ledger, key, pending.run_id, pending.content, out_dir, logo=logo
+            ).json
         except PosdiagError as exc:
             log.warning("certificate.reissue_failed", run_id=pending.run_id, error=str(exc))
-            failures.append(f"run {pending.run_id}: {exc}")
+            failures.append(_("run {run_id}: {exc}").format(run_id=pending.run_id, exc=exc))
             continue
         ledger.audit("certificate.reissued", run_id=pending.run_id, path=str(json_path))
         issued.append(json_path)
     if failures:
         raise CertificateError(
-            f"{len(failures)} pending certificate(s) could not be issued ({failures[0]})"
+            _("{len} pending certificate(s) could not be issued ({value})").format(
+                len=len(failures), value=failures[0]
+            )
         )
     return issued
 
@@ -180,7 +191,7 @@ def certificate_content(
         CertificateError: the content cannot be built (a missing field, a bad timestamp).
     """
     if result.before is None:
-        raise CertificateError("a certificate needs the inspection before the wipe")
+        raise CertificateError(_("a certificate needs the inspection before the wipe"))
     before = to_json(result.before)
     content = build_certificate(
         report=before,
@@ -193,7 +204,7 @@ def certificate_content(
         destination=options.destination,
         sanitization="Clear",
         method=_method(before.get("family", "")),
-        verification_method=(
+        verification_method=_(
             "read back: a fresh inspection after the wipe (activation, terminal ID, merchant "
             "apps, saved networks, merchant files, unsettled transactions) and each step's "
             "own state check; a command's success reply alone is never counted"
@@ -220,11 +231,11 @@ def _backend_states(result: WipeResult) -> dict[str, Any] | None:
 def _method(family: str) -> str:
     """The sanitization method as the certificate names it, per protocol family."""
     if family == "zvt":
-        return (
+        return _(
             "ZVT de-provisioning over the terminal's ECR interface: End-of-Day when consented, "
             "Terminal-ID reset (06 1B), Log-Off (06 02), vendor factory reset where available"
         )
-    return (
+    return _(
         "Android shell over ADB: payment/merchant app data cleared (pm clear), saved Wi-Fi "
         "networks forgotten, merchant files deleted, factory reset where available"
     )

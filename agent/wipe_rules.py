@@ -6,9 +6,13 @@ that talks to the terminal, so each rule reads (and is tested) as the policy it 
 
 from __future__ import annotations
 
+import re
+
+from posdiag.drivers.i18n import _, ngettext
 from posdiag.drivers.model import ActivationState
 
 from .policy import Policy
+from .render import ACTIVATION_WORDS
 from .report import DeviceReport, money_text
 from .wipe_types import WipeOptions, WipeResult
 
@@ -16,6 +20,10 @@ __all__ = ["UNVERIFIABLE_EVIDENCE", "guard_reasons", "read_back_problems"]
 
 # Activation evidence posdiag cannot remove over the cable: released in the TMS, not wiped.
 UNVERIFIABLE_EVIDENCE = ("device policy", "accounts")
+# An "app data" fact naming a package is data an app still holds; the other kind is the note
+# that sizes could not be read. Facts are in the reader's language, package names never are.
+_PACKAGE = re.compile(r"\b[a-z][a-z0-9_]*(?:\.[A-Za-z0-9_]+)+\b")
+_FACT_HEAD = re.compile(r"[:：]")
 
 
 def guard_reasons(
@@ -35,29 +43,41 @@ def guard_reasons(
     reasons: list[str] = []
     if report.tamper and report.tamper.tampered:
         reasons.append(
-            "tampered ("
-            + ("; ".join(report.tamper.details) or "tamper reported")
-            + "): verdict quarantine; a tampered unit is kept for investigation, never wiped"
+            _(
+                "tampered ({details}): verdict quarantine; a tampered unit is kept for "
+                "investigation, never wiped"
+            ).format(details="; ".join(report.tamper.details) or _("tamper reported"))
         )
     serial = report.identity.serial if report.identity else None
     if not serial:
-        reasons.append("the terminal reported no serial number: it cannot be certified")
+        reasons.append(_("the terminal reported no serial number: it cannot be certified"))
     elif options.serial and options.serial.strip() != serial:
         reasons.append(
-            f"the terminal on the cable is serial {serial}, not {options.serial.strip()} "
-            "as confirmed: check which terminal is connected"
+            _(
+                "the terminal on the cable is serial {serial}, not {confirmed} as confirmed: "
+                "check which terminal is connected"
+            ).format(serial=serial, confirmed=options.serial.strip())
         )
     pending = report.merchant_data.pending_transactions if report.merchant_data else None
     if pending is not None and pending.count and not (options.settle and can_settle):
         money = money_text(pending)
-        reasons.append(
-            f"{pending.count} unsettled transaction(s) ({money}) would be lost: settle them "
-            "first, or run again with --settle to have posdiag settle (End-of-Day)"
-            if can_settle
-            else f"{pending.count} unsettled transaction(s) ({money}) would be lost, and "
-            "this terminal cannot be settled over its cable: settle them in the payment "
-            "app, then wipe"
-        )
+        if can_settle:
+            reason = ngettext(
+                "{count} unsettled transaction ({money}) would be lost: settle it first, or run "
+                "again with --settle to have posdiag settle (End-of-Day)",
+                "{count} unsettled transactions ({money}) would be lost: settle them first, or "
+                "run again with --settle to have posdiag settle (End-of-Day)",
+                pending.count,
+            )
+        else:
+            reason = ngettext(
+                "{count} unsettled transaction ({money}) would be lost, and this terminal "
+                "cannot be settled over its cable: settle it in the payment app, then wipe",
+                "{count} unsettled transactions ({money}) would be lost, and this terminal "
+                "cannot be settled over its cable: settle them in the payment app, then wipe",
+                pending.count,
+            )
+        reasons.append(reason.format(count=pending.count, money=money))
     activation = report.activation
     bound = activation is not None and activation.state in (
         ActivationState.ACTIVATED,
@@ -65,8 +85,10 @@ def guard_reasons(
     )
     if pending is None and bound and not options.confirmed_settled:
         reasons.append(
-            "posdiag cannot read this terminal's open batch, so unsettled payments may "
-            "remain: settle them in the payment app, then run again with --confirmed-settled"
+            _(
+                "posdiag cannot read this terminal's open batch, so unsettled payments may "
+                "remain: settle them in the payment app, then run again with --confirmed-settled"
+            )
         )
     battery = report.battery
     minimum = policy.get("battery", "min_level_pct")
@@ -77,8 +99,10 @@ def guard_reasons(
         and not battery.charging
     ):
         reasons.append(
-            f"battery at {battery.level_pct}% and not charging (minimum {minimum}%): "
-            "charge it first, a wipe must not die half-way"
+            _(
+                "battery at {level}% and not charging (minimum {minimum}%): charge it first, a "
+                "wipe must not die half-way"
+            ).format(level=battery.level_pct, minimum=minimum)
         )
     return reasons
 
@@ -94,36 +118,53 @@ def read_back_problems(after: DeviceReport, result: WipeResult) -> list[str]:
     """
     problems: list[str] = []
     if after.identity is None:
-        return ["the terminal could not be read back after the wipe"]
+        return [_("the terminal could not be read back after the wipe")]
     activation = after.activation
     for evidence in activation.evidence if activation else ():
         if evidence.source == "unreadable":
             result.exceptions.append(
-                f"not verified after the wipe, the terminal did not say: {evidence.fact}"
+                _("not verified after the wipe, the terminal did not say: {fact}").format(
+                    fact=evidence.fact
+                )
             )
     if activation and activation.terminal_id:
-        problems.append("a terminal ID is still assigned")
+        problems.append(_("a terminal ID is still assigned"))
     merchant = after.merchant_data
     if merchant:
         if merchant.pending_transactions and merchant.pending_transactions.count:
-            problems.append("unsettled transactions are still in the store")
+            problems.append(_("unsettled transactions are still in the store"))
         if merchant.apps:
-            problems.append(f"payment app data remains: {', '.join(merchant.apps)}")
+            problems.append(
+                _("payment app data remains: {apps}").format(apps=", ".join(merchant.apps))
+            )
         if merchant.files:
-            problems.append(f"{len(merchant.files)} merchant file(s) remain")
+            count = len(merchant.files)
+            problems.append(
+                ngettext(
+                    "{count} merchant file remains", "{count} merchant files remain", count
+                ).format(count=count)
+            )
         if merchant.network_profiles:
-            problems.append(f"{len(merchant.network_profiles)} saved network(s) remain")
+            count = len(merchant.network_profiles)
+            problems.append(
+                ngettext(
+                    "{count} saved network remains", "{count} saved networks remain", count
+                ).format(count=count)
+            )
     if activation and activation.state in (ActivationState.ACTIVATED, ActivationState.PARTIAL):
         hard = [e for e in activation.evidence if e.source not in UNVERIFIABLE_EVIDENCE]
         soft = [e for e in activation.evidence if e.source in UNVERIFIABLE_EVIDENCE]
         if soft:
             result.exceptions.extend(
-                f"{e.fact.split(':')[0]}: not removable over the cable (release it in the "
-                "terminal management system: posdiag wipe --release with its backend configured)"
+                _(
+                    "{fact}: not removable over the cable (release it in the terminal "
+                    "management system: posdiag wipe --release with its backend configured)"
+                ).format(fact=_FACT_HEAD.split(e.fact, maxsplit=1)[0])
                 for e in soft
             )
         if activation.terminal_id or any(
-            e.source == "app data" and "holds" in e.fact for e in hard
+            e.source == "app data" and _PACKAGE.search(e.fact) for e in hard
         ):
-            problems.append(f"still {activation.state.value} after the wipe")
+            state = _(ACTIVATION_WORDS.get(activation.state.value, activation.state.value))
+            problems.append(_("still {state} after the wipe").format(state=state))
     return problems

@@ -16,7 +16,6 @@ from typing import Any
 from posdiag.drivers.errors import PosdiagError
 
 from .report import DeviceReport
-from .wipe_certify import CERTIFICATE_PENDING_EXIT
 
 __all__ = [
     "CERTIFIED_OUTCOMES",
@@ -44,6 +43,11 @@ class Outcome(enum.StrEnum):
     ABORTED = "aborted"
     REFUSED = "refused"
 
+
+# The exit code of a wipe whose outcome is recorded but whose certificate is not yet issued.
+# The same number as ``posdiag.agent.cli.EXIT_CERTIFICATE_PENDING`` (a test keeps them equal;
+# the agent's core does not import the CLI).
+CERTIFICATE_PENDING_EXIT = 7
 
 # Distinct exit codes; 2 (usage) and 3 (unreachable) are shared with every command.
 EXIT_CODES = {
@@ -80,6 +84,7 @@ class WipeOptions:
     batch: str | None = None  # the station run this wipe belongs to (for the manifest)
     deadline_s: float | None = None  # the whole wipe's time limit; None: the family's default
     release: bool = False  # release the unit in its backend(s) after the device steps
+    logo: Path | None = None  # the depot's logo on the PDF certificate (station settings)
 
     def __post_init__(self) -> None:
         """Refuse a deadline that is not a sane number of seconds (inf, nan, 0, negative, days)."""
@@ -118,6 +123,7 @@ class WipeResult:
     after: DeviceReport | None = None
     certificate: Path | None = None
     printable: Path | None = None
+    pdf: Path | None = None  # the certificate to hand over; None when it could not be rendered
     run_id: int | None = None
     resumed: bool = False
     certificate_pending: bool = False  # the outcome is recorded, its certificate not yet issued
@@ -142,6 +148,7 @@ class WipeResult:
             "steps": [s.__dict__ for s in self.steps],
             "certificate": str(self.certificate) if self.certificate else None,
             "printable": str(self.printable) if self.printable else None,
+            "pdf": str(self.pdf) if self.pdf else None,
             "certificate_pending": self.certificate_pending,
             "reissued": self.reissued,
         }

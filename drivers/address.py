@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .errors import AddressError
+from .i18n import _
 
 FAMILIES = ("zvt", "adb")
 LINKS = {"zvt": ("serial", "tcp", "sim"), "adb": ("usb", "tcp", "sim")}
@@ -63,8 +64,8 @@ class Address:
     def host_port(self) -> tuple[str, int]:
         """The (host, port) of a TCP address."""
         if self.link != "tcp":
-            raise AddressError(f"{self} is not a TCP address")
-        host, _, port = self.target.rpartition(":")
+            raise AddressError(_("{address} is not a TCP address").format(address=self))
+        host, _colon, port = self.target.rpartition(":")
         return host.strip("[]"), int(port)
 
     def option_int(self, name: str, default: int, *, maximum: int | None = None) -> int:
@@ -78,12 +79,24 @@ class Address:
         text = raw.strip()
         digits = text[1:] if text[:1] in "+-" else text
         if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
-            raise AddressError(f"option {name}={raw!r} in {self} is not a number")
+            raise AddressError(
+                _("option {name}={raw!r} in {address} is not a number").format(
+                    name=name, raw=raw, address=self
+                )
+            )
         value = int(text)
         if value < 0:
-            raise AddressError(f"option {name}={raw!r} in {self} cannot be negative")
+            raise AddressError(
+                _("option {name}={raw!r} in {address} cannot be negative").format(
+                    name=name, raw=raw, address=self
+                )
+            )
         if maximum is not None and value > maximum:
-            raise AddressError(f"option {name}={raw!r} in {self} is too large (at most {maximum})")
+            raise AddressError(
+                _("option {name}={raw!r} in {address} is too large (at most {maximum})").format(
+                    name=name, raw=raw, address=self, maximum=maximum
+                )
+            )
         return value
 
     def option_float(
@@ -103,14 +116,28 @@ class Address:
                 raise ValueError(text)
             value = float(text)
         except ValueError:
-            raise AddressError(f"option {name}={raw!r} in {self} is not a number") from None
+            raise AddressError(
+                _("option {name}={raw!r} in {address} is not a number").format(
+                    name=name, raw=raw, address=self
+                )
+            ) from None
         if not math.isfinite(value):
-            raise AddressError(f"option {name}={raw!r} in {self} must be a finite number")
+            raise AddressError(
+                _("option {name}={raw!r} in {address} must be a finite number").format(
+                    name=name, raw=raw, address=self
+                )
+            )
         if value < 0:
-            raise AddressError(f"option {name}={raw!r} in {self} cannot be negative")
+            raise AddressError(
+                _("option {name}={raw!r} in {address} cannot be negative").format(
+                    name=name, raw=raw, address=self
+                )
+            )
         if value > maximum:
             raise AddressError(
-                f"option {name}={raw!r} in {self} is too long (at most {maximum:g} seconds)"
+                _(
+                    "option {name}={raw!r} in {address} is too long (at most {maximum:g} seconds)"
+                ).format(name=name, raw=raw, address=self, maximum=maximum)
             )
         return value
 
@@ -126,28 +153,36 @@ def parse_address(text: str) -> Address:
     """
     text = text.strip()
     if not text:
-        raise AddressError("empty device address")
+        raise AddressError(_("empty device address"))
     if _BARE_DEVICE.match(text):
         return Address("zvt", "serial", text, {})
     if "://" not in text:
         raise AddressError(
-            f"{text!r} is not a device address (expected e.g. zvt+serial:///dev/ttyACM0, "
-            "zvt+tcp://HOST:PORT or a device path like /dev/ttyUSB0)"
+            _(
+                "{text!r} is not a device address (expected e.g. zvt+serial:///dev/ttyACM0, "
+                "zvt+tcp://HOST:PORT or a device path like /dev/ttyUSB0)"
+            ).format(text=text)
         )
     try:
         parts = urlsplit(text)
     except ValueError as exc:  # e.g. an unclosed or malformed [IPv6] host
-        raise AddressError(f"{text!r} is not a valid address: {exc}") from None
+        raise AddressError(
+            _("{text!r} is not a valid address: {exc}").format(text=text, exc=exc)
+        ) from None
     family, plus, link = parts.scheme.partition("+")
     if not plus or family not in FAMILIES:
         raise AddressError(
-            f"unknown address scheme {parts.scheme!r} in {text!r} "
-            f"(known: {', '.join(f'{f}+{lk}' for f in FAMILIES for lk in LINKS[f])})"
+            _("unknown address scheme {scheme!r} in {text!r} (known: {join})").format(
+                scheme=parts.scheme,
+                text=text,
+                join=", ".join(f"{f}+{lk}" for f in FAMILIES for lk in LINKS[f]),
+            )
         )
     if link not in LINKS[family]:
         raise AddressError(
-            f"{family} terminals are not reached over {link!r} "
-            f"(use one of {', '.join(LINKS[family])})"
+            _("{family} terminals are not reached over {link!r} (use one of {join})").format(
+                family=family, link=link, join=", ".join(LINKS[family])
+            )
         )
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
     if link == "serial":
@@ -157,21 +192,24 @@ def parse_address(text: str) -> Address:
             # in the host slot (``zvt+serial://dev/ttyACM0``) would silently open the wrong path.
             if parts.path or not _BARE_DEVICE.match(parts.netloc):
                 raise AddressError(
-                    f"{text!r}: a serial device path needs three slashes "
-                    "(zvt+serial:///dev/ttyACM0)"
+                    _(
+                        "{text!r}: a serial device path needs three slashes (zvt+serial:///dev/ttyACM0)"
+                    ).format(text=text)
                 )
             target = parts.netloc
         if not target:
-            raise AddressError(f"{text!r} names no serial device (zvt+serial:///dev/ttyACM0)")
+            raise AddressError(
+                _("{text!r} names no serial device (zvt+serial:///dev/ttyACM0)").format(text=text)
+            )
     elif link == "tcp":
         if not parts.hostname:
-            raise AddressError(f"{text!r} names no host (zvt+tcp://HOST:PORT)")
+            raise AddressError(_("{text!r} names no host (zvt+tcp://HOST:PORT)").format(text=text))
         try:
             port = parts.port
         except ValueError:
-            raise AddressError(f"{text!r} has an invalid port") from None
+            raise AddressError(_("{text!r} has an invalid port").format(text=text)) from None
         if port == 0:
-            raise AddressError(f"{text!r} has an invalid port (0)")
+            raise AddressError(_("{text!r} has an invalid port (0)").format(text=text))
         if port is None:
             port = DEFAULT_TCP_PORT[family]
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
@@ -182,5 +220,9 @@ def parse_address(text: str) -> Address:
     else:
         target = (parts.netloc + parts.path).strip("/")
         if not target:
-            raise AddressError(f"{text!r} names no scenario ({family}+sim://activated)")
+            raise AddressError(
+                _("{text!r} names no scenario ({family}+sim://activated)").format(
+                    text=text, family=family
+                )
+            )
     return Address(family, link, target, options)

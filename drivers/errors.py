@@ -21,6 +21,10 @@ class TransportOpenError(TransportError):
     """The transport could not be opened (no such device, connection refused, busy port)."""
 
 
+class DeviceNotFound(TransportOpenError):
+    """No attached device matches the address (nothing plugged in, or none we may open)."""
+
+
 class TransportTimeout(TransportError):
     """Nothing (or not enough) arrived before a deadline."""
 

@@ -54,3 +54,20 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     return home
+
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts in English, whatever the developer's locale, and leaves English behind.
+
+    The CLI chooses its language from ``LANG``/``LC_ALL`` when ``--lang`` is not given; a test
+    that wants Chinese says so (``--lang zh-CN`` or ``set_language("zh_CN")``).
+    """
+    from posdiag.drivers.i18n import set_language
+
+    for variable in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    set_language("en")
+    yield
+    set_language("en")

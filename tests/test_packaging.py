@@ -113,3 +113,32 @@ def test_console_script_is_declared(wheel: BuiltWheel) -> None:
     parser.read_string(wheel.entry_points)
     assert parser.has_section("console_scripts")
     assert parser.get("console_scripts", "posdiag") == "posdiag.agent.cli:main"
+
+
+def test_every_package_root_ships_its_type_marker(wheel: BuiltWheel) -> None:
+    # PEP 561: without py.typed, mypy treats posdiag as untyped and a CI user's tests of the
+    # fixtures (SimulatedZvt, SimulatedAdb…) are not type-checked at all.
+    missing = [f"posdiag/{root}/py.typed" for root in ROOTS]
+    missing = [name for name in missing if name not in wheel.names]
+    assert not missing, f"type markers missing from the wheel: {missing}"
+
+
+def test_the_pytest_plugins_are_declared(wheel: BuiltWheel) -> None:
+    parser = configparser.ConfigParser()
+    parser.read_string(wheel.entry_points)
+    assert parser.get("pytest11", "posdiag") == "posdiag.simulators.pytest_plugin"
+    assert parser.get("pytest11", "posdiag_backends") == (
+        "posdiag.simulators.backend.pytest_fixtures"
+    )
+
+
+def test_the_chinese_catalogue_is_compiled_into_the_wheel(wheel: BuiltWheel) -> None:
+    # The build compiles the .po (setup.py); an installed posdiag reads the .mo with the standard
+    # library's gettext, so a wheel without it would speak English to a Chinese depot.
+    locale = "posdiag/drivers/locale/zh_CN/LC_MESSAGES"
+    assert f"{locale}/posdiag.mo" in wheel.names
+    assert f"{locale}/posdiag.po" in wheel.names
+
+
+def test_the_udev_rules_ship_with_the_package(wheel: BuiltWheel) -> None:
+    assert "posdiag/drivers/catalogue/60-posdiag.rules" in wheel.names

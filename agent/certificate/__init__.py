@@ -45,7 +45,9 @@ not secret: the certificate exists to name the device.
 
 The package's rooms: ``keys`` (the station key), ``content`` (building), ``canonical`` (JCS and
 the strict parser), ``signing`` (sign and verify), ``files`` (atomic private writes and the
-pre-wipe check of the folder) and ``page`` (the printable HTML).
+pre-wipe check of the folder), ``page`` (the printable HTML), ``pdf`` (the PDF to hand over,
+with built-in CJK fonts), ``view`` (the wording the renderings share) and ``summary`` (what
+``posdiag verify`` tells a person).
 """
 
 from __future__ import annotations
@@ -69,14 +71,18 @@ from .files import (
     FILE_MODE,
     FOLDER_MODE,
     MIN_FREE_BYTES,
+    CertificateFiles,
     certificate_paths,
     ensure_private_folder,
+    pdf_path,
     preflight_out_dir,
     write_certificate,
+    write_certificate_files,
     write_private_atomic,
 )
 from .keys import KEY_FILE_NAME, StationKey, default_key_path, fingerprint_of
 from .page import render_html
+from .pdf import render_pdf
 from .signing import (
     ALGORITHM,
     OLD_FORMAT_NOTE,
@@ -104,6 +110,7 @@ __all__ = [
     "SIGNATURE_METHOD",
     "STANDARDS",
     "CertificateError",
+    "CertificateFiles",
     "StationKey",
     "VerifyResult",
     "build_certificate",
@@ -115,10 +122,13 @@ __all__ = [
     "fingerprint_of",
     "legacy_canonical_json",
     "parse_strict",
+    "pdf_path",
     "preflight_out_dir",
     "render_html",
+    "render_pdf",
     "sign_certificate",
     "verify_certificate",
     "write_certificate",
+    "write_certificate_files",
     "write_private_atomic",
 ]

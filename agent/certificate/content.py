@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from posdiag.drivers.i18n import N_
 from posdiag.drivers.text import clean_text
 
 from ..logs import get_logger, mask_identifier, redact
@@ -23,11 +24,13 @@ from .errors import CertificateError
 
 __all__ = [
     "DONE_STATUSES",
+    "INVENTORY_STATUS",
     "OUTCOMES",
     "SAFE_ID",
     "SCHEMA",
     "SCHEMA_V1",
     "SKIPPED_STATUSES",
+    "TECHNIQUES",
     "build_certificate",
 ]
 
@@ -37,16 +40,19 @@ SCHEMA = "posdiag.certificate/2"  # signed and stored as RFC 8785 (JCS) bytes
 SCHEMA_V1 = "posdiag.certificate/1"  # older: signed over sorted-keys JSON, file pretty-printed
 OUTCOMES = ("erased", "erased_with_exceptions", "not_erased", "aborted", "refused")
 
-DEFAULT_MEDIA_TYPE = "payment terminal (flash, secure element)"
-DEFAULT_MEDIA_SOURCE = "returned merchant terminal"
-DEVICE_TYPE = "payment terminal (POI device)"
-NOT_CATEGORIZED = "not categorized"
-DATA_BACKUP = "not performed by posdiag"
-SIGNATURE_METHOD = "digital: Ed25519 signature of the station key over this record"
+DEFAULT_MEDIA_TYPE = N_("payment terminal (flash, secure element)")
+DEFAULT_MEDIA_SOURCE = N_("returned merchant terminal")
+DEVICE_TYPE = N_("payment terminal (POI device)")
+NOT_CATEGORIZED = N_("not categorized")
+DATA_BACKUP = N_("not performed by posdiag")
+SIGNATURE_METHOD = N_("digital: Ed25519 signature of the station key over this record")
+# Marked for translation: the content keeps the English, the renderings show it translated.
 STANDARDS = (
-    "NIST SP 800-88 Rev. 1 §4.8 and Appendix G (certificate of sanitization fields; Rev. 2 of "
-    "September 2025 keeps certificates within an organisation's sanitization program)",
-    "PCI DSS v4.0 9.5.1.1 (POI device inventory: make/model, location, serial, status)",
+    N_(
+        "NIST SP 800-88 Rev. 1 §4.8 and Appendix G (certificate of sanitization fields; Rev. 2 of "
+        "September 2025 keeps certificates within an organisation's sanitization program)"
+    ),
+    N_("PCI DSS v4.0 9.5.1.1 (POI device inventory: make/model, location, serial, status)"),
 )
 
 # One field of text, and any string at all: generous (a summary lists every step), but bounded.
@@ -55,31 +61,41 @@ ANY_TEXT_LIMIT = 8192
 
 _TECHNIQUES = {
     "clear": (
-        "Clear",
-        "Clear (NIST SP 800-88): the terminal's own merchant/vendor reset functions remove data "
-        "from user-addressable storage against simple, non-invasive recovery. It is not a Purge: "
-        "recovery with laboratory techniques is not ruled out.",
+        N_("Clear"),
+        N_(
+            "Clear (NIST SP 800-88): the terminal's own merchant/vendor reset functions remove "
+            "data from user-addressable storage against simple, non-invasive recovery. It is not "
+            "a Purge: recovery with laboratory techniques is not ruled out."
+        ),
     ),
     "purge": (
-        "Purge",
-        "Purge (NIST SP 800-88): techniques that make recovery infeasible even with "
-        "state-of-the-art laboratory techniques, leaving the media usable.",
+        N_("Purge"),
+        N_(
+            "Purge (NIST SP 800-88): techniques that make recovery infeasible even with "
+            "state-of-the-art laboratory techniques, leaving the media usable."
+        ),
     ),
     "destroy": (
-        "Destroy",
-        "Destroy (NIST SP 800-88): recovery is infeasible with laboratory techniques and the "
-        "media can no longer store data.",
+        N_("Destroy"),
+        N_(
+            "Destroy (NIST SP 800-88): recovery is infeasible with laboratory techniques and the "
+            "media can no longer store data."
+        ),
     ),
 }
+TECHNIQUES = _TECHNIQUES  # name and meaning per technique: the renderings translate them
 
 # What the inventory (PCI DSS 9.5.1.1) should say about the unit after each outcome.
 _INVENTORY_STATUS = {
-    "erased": "decommissioned: sanitized, ready for its destination",
-    "erased_with_exceptions": "decommissioned: sanitized with exceptions, review before release",
-    "not_erased": "not sanitized: hold for rework or destruction",
-    "aborted": "not sanitized (wipe aborted): hold for rework",
-    "refused": "not sanitized (wipe refused): hold, see exceptions",
+    "erased": N_("decommissioned: sanitized, ready for its destination"),
+    "erased_with_exceptions": N_(
+        "decommissioned: sanitized with exceptions, review before release"
+    ),
+    "not_erased": N_("not sanitized: hold for rework or destruction"),
+    "aborted": N_("not sanitized (wipe aborted): hold for rework"),
+    "refused": N_("not sanitized (wipe refused): hold, see exceptions"),
 }
+INVENTORY_STATUS = _INVENTORY_STATUS
 
 # Step statuses meaning "its effect is in place"; the wipe workflow reports one of these when a
 # step ran (or was found already done on resume). Anything else counts as not done.

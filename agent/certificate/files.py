@@ -1,5 +1,7 @@
 """Certificate files: written atomically and privately, checked for room before a wipe starts.
 
+A certificate is three files of one name: ``<report_id>.json`` (the signed record, the proof),
+``<report_id>.html`` and ``<report_id>.pdf`` (renderings to print or hand over).
 A certificate is evidence, so a file is either absent or complete and is never replaced: each is
 written under a temporary name in the same folder, flushed to disk (``fsync``), then published
 by a hard link that fails if the name exists (a rename where the file system has no hard links),
@@ -13,24 +15,31 @@ import contextlib
 import errno
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from posdiag.drivers.i18n import _
 
 from ..logs import get_logger
 from .content import SAFE_ID, SCHEMA
 from .errors import CertificateError
 from .page import render_html
+from .pdf import render_pdf
 from .signing import document_bytes, verify_certificate
 
 __all__ = [
     "FILE_MODE",
     "FOLDER_MODE",
     "MIN_FREE_BYTES",
+    "CertificateFiles",
     "certificate_paths",
     "ensure_private_folder",
+    "pdf_path",
     "preflight_out_dir",
     "write_certificate",
+    "write_certificate_files",
     "write_private_atomic",
 ]
 
@@ -150,85 +159,197 @@ def certificate_paths(out_dir: Path, report_id: str) -> tuple[Path, Path]:
         CertificateError: if the report ID is not safe as a file name.
     """
     if not SAFE_ID.fullmatch(report_id):
-        raise CertificateError(f"report_id {report_id!r} is not a safe file name")
+        raise CertificateError(
+            _("report_id {report_id!r} is not a safe file name").format(report_id=report_id)
+        )
     out_dir = Path(out_dir)
     return out_dir / f"{report_id}.json", out_dir / f"{report_id}.html"
 
 
+@dataclass(frozen=True)
+class CertificateFiles:
+    """Where one certificate's files are.
+
+    Attributes:
+        json: the signed record (the proof).
+        html: the printable page.
+        pdf: the PDF to hand over; None when it could not be rendered (logged: the signed
+            record and the page are still written, a rendering never holds back the proof).
+    """
+
+    json: Path
+    html: Path
+    pdf: Path | None
+
+
+def pdf_path(out_dir: Path, report_id: str) -> Path:
+    """``<out_dir>/<report_id>.pdf``, beside the JSON and HTML of the same certificate.
+
+    Raises:
+        CertificateError: if the report ID is not safe as a file name.
+    """
+    json_path, _html = certificate_paths(out_dir, report_id)
+    return json_path.with_name(f"{report_id}.pdf")
+
+
+def _render_pdf(
+    document: Mapping[str, Any], organisation: str | None, logo: Path | None
+) -> bytes | None:
+    """The PDF, or None when reportlab fails on it: the signed record must still be filed."""
+    try:
+        return render_pdf(document, organisation=organisation, logo=logo)
+    except Exception as exc:  # a rendering library's failure of any kind; the proof goes on
+        log.error("certificate.pdf_failed", error=str(exc)[:300], kind=type(exc).__name__)
+        return None
+
+
 def write_certificate(
-    document: Mapping[str, Any], out_dir: Path, *, reuse_identical: bool = False
+    document: Mapping[str, Any],
+    out_dir: Path,
+    *,
+    reuse_identical: bool = False,
+    organisation: str | None = None,
+    logo: Path | None = None,
 ) -> tuple[Path, Path]:
-    """Store a signed certificate as ``<report_id>.json`` and its printable ``<report_id>.html``.
+    """Store a signed certificate as JSON, HTML and PDF; ``(json_path, html_path)``.
+
+    See :func:`write_certificate_files`, which this calls (and which also says where the PDF is).
+    """
+    files = write_certificate_files(
+        document, out_dir, reuse_identical=reuse_identical, organisation=organisation, logo=logo
+    )
+    return files.json, files.html
+
+
+def write_certificate_files(
+    document: Mapping[str, Any],
+    out_dir: Path,
+    *,
+    reuse_identical: bool = False,
+    organisation: str | None = None,
+    logo: Path | None = None,
+) -> CertificateFiles:
+    """Store a signed certificate as ``<report_id>.json``, its page ``.html`` and its ``.pdf``.
 
     The JSON file is exactly the document's RFC 8785 bytes (see :func:`document_bytes`). The
-    document is verified first, so a damaged or unsigned certificate is never filed. Neither file
-    may exist already: a certificate is evidence, and replacing one silently would destroy
-    evidence. Both files are written to temporary names and flushed before either is published,
-    and a failure to publish the page removes the JSON again: both or neither.
+    document is verified first, so a damaged or unsigned certificate is never filed. None of the
+    files may exist already: a certificate is evidence, and replacing one silently would destroy
+    evidence. All are written to temporary names and flushed before any is published, and a
+    failure to publish a rendering removes what was published: all or none. A PDF that cannot
+    be rendered is logged and left out rather than holding back the proof.
 
     Args:
         document: what :func:`sign_certificate` returned.
         out_dir: the folder, created (0700) when missing.
         reuse_identical: re-issuing after a crash: a JSON file that holds exactly these bytes is
-            this very certificate, so it is kept (and a missing page written) instead of refused.
+            this very certificate, so it is kept (and a missing page or PDF written) instead of
+            refused.
+        organisation: the depot's name for the renderings' header (station settings).
+        logo: the depot's logo (PNG or JPEG) for the PDF's header (station settings).
 
     Returns:
-        ``(json_path, html_path)``.
+        The files' paths.
 
     Raises:
         CertificateError: if the document does not verify or is not of the current schema, its
-            report ID is unsafe as a file name, either file exists, or writing fails.
+            report ID is unsafe as a file name, a file exists, or writing fails.
     """
     result = verify_certificate(document)
     if not result.ok or result.content is None:
-        raise CertificateError(f"refusing to store an invalid certificate: {result.reason}")
+        raise CertificateError(
+            _("refusing to store an invalid certificate: {reason}").format(reason=result.reason)
+        )
     if result.content.get("schema") != SCHEMA:
-        raise CertificateError(f"only {SCHEMA} certificates are written")
-    json_path, html_path = certificate_paths(out_dir, str(result.content.get("report_id", "")))
+        raise CertificateError(_("only {SCHEMA} certificates are written").format(SCHEMA=SCHEMA))
+    report_id = str(result.content.get("report_id", ""))
+    json_path, html_path = certificate_paths(out_dir, report_id)
+    printable_pdf = pdf_path(out_dir, report_id)
     folder = json_path.parent
     data = document_bytes(document)
-    page = render_html(document).encode("utf-8")
+    page = render_html(document, organisation=organisation).encode("utf-8")
     if reuse_identical and _holds(json_path, data):
-        if not (html_path.exists() or html_path.is_symlink()):
-            try:
-                write_private_atomic(html_path, page)
-            except FileExistsError:
-                pass  # written by a concurrent re-issue: a page of the same certificate
-            except OSError as exc:
-                raise CertificateError(
-                    f"cannot write certificates to {folder}: {_why(exc)}"
-                ) from exc
-        log.info("certificate already written", report_id=result.content.get("report_id"))
-        return json_path, html_path
-    for path in (json_path, html_path):
+        pdf_done = _write_missing(
+            folder,
+            [
+                (html_path, lambda: page),
+                (printable_pdf, lambda: _render_pdf(document, organisation, logo)),
+            ],
+        )
+        log.info("certificate already written", report_id=report_id)
+        return CertificateFiles(json_path, html_path, printable_pdf if pdf_done else None)
+    pdf = _render_pdf(document, organisation, logo)
+    wanted = [(json_path, data), (html_path, page)]
+    if pdf is not None:
+        wanted.append((printable_pdf, pdf))
+    for path in (json_path, html_path, printable_pdf):
         if path.exists() or path.is_symlink():
-            raise CertificateError(f"certificate {path} already exists; it is never overwritten")
+            raise CertificateError(
+                _("certificate {path} already exists; it is never overwritten").format(path=path)
+            )
     temporaries: list[Path] = []
+    published: list[Path] = []
     try:
         ensure_private_folder(folder)
-        temporaries.append(_write_temporary(folder, json_path.name, data))
-        temporaries.append(_write_temporary(folder, html_path.name, page))
-        _publish(temporaries[0], json_path)
+        for path, content in wanted:
+            temporaries.append(_write_temporary(folder, path.name, content))
         try:
-            _publish(temporaries[1], html_path)
+            for tmp, (path, _content) in zip(temporaries, wanted, strict=True):
+                _publish(tmp, path)
+                published.append(path)
         except OSError:
-            json_path.unlink(missing_ok=True)  # keep the pair together: both or neither
+            for path in reversed(published):  # keep them together: all or none
+                path.unlink(missing_ok=True)
             raise
         _fsync_folder(folder)
     except FileExistsError as exc:
-        raise CertificateError(f"certificate {exc.filename or json_path} already exists") from exc
+        raise CertificateError(
+            _("certificate {value} already exists").format(value=exc.filename or json_path)
+        ) from exc
     except OSError as exc:
-        raise CertificateError(f"cannot write certificates to {folder}: {_why(exc)}") from exc
+        raise CertificateError(
+            _("cannot write certificates to {folder}: {why}").format(folder=folder, why=_why(exc))
+        ) from exc
     finally:
         for tmp in temporaries:
             tmp.unlink(missing_ok=True)
     log.info(
         "certificate written",
-        report_id=result.content.get("report_id"),
+        report_id=report_id,
         json=str(json_path),
         html=str(html_path),
+        pdf=str(printable_pdf) if pdf is not None else None,
     )
-    return json_path, html_path
+    return CertificateFiles(json_path, html_path, printable_pdf if pdf is not None else None)
+
+
+def _write_missing(folder: Path, renderings: list[tuple[Path, Callable[[], bytes | None]]]) -> bool:
+    """Write each rendering whose file is missing (re-issue); whether the last one is there.
+
+    Each entry is ``(path, make)`` where ``make()`` gives the bytes (or None: not renderable).
+
+    Raises:
+        CertificateError: a file cannot be written.
+    """
+    present = False
+    for path, make in renderings:
+        present = path.exists() or path.is_symlink()
+        if present:
+            continue
+        content = make()
+        if content is None:
+            continue
+        try:
+            write_private_atomic(path, content)
+        except FileExistsError:
+            pass  # written by a concurrent re-issue: a rendering of the same certificate
+        except OSError as exc:
+            raise CertificateError(
+                _("cannot write certificates to {folder}: {why}").format(
+                    folder=folder, why=_why(exc)
+                )
+            ) from exc
+        present = True
+    return present
 
 
 def _holds(path: Path, data: bytes) -> bool:
@@ -257,7 +378,7 @@ def preflight_out_dir(out_dir: Path, min_free: int = MIN_FREE_BYTES) -> None:
         CertificateError: one line naming the folder, the cause and what to do.
     """
     folder = Path(out_dir)
-    advice = "choose another folder with --out"
+    advice = _("choose another folder with --out")
     try:
         ensure_private_folder(folder)
         probe = folder / f".posdiag-probe.{os.getpid()}.{uuid.uuid4().hex}"
@@ -272,19 +393,29 @@ def preflight_out_dir(out_dir: Path, min_free: int = MIN_FREE_BYTES) -> None:
     except NotADirectoryError as exc:
         where = exc.filename or folder
         raise CertificateError(
-            f"cannot write certificates to {folder}: {where} is a file, not a folder; {advice}"
+            _(
+                "cannot write certificates to {folder}: {where} is a file, not a folder; {advice}"
+            ).format(folder=folder, where=where, advice=advice)
         ) from exc
     except FileExistsError as exc:
         raise CertificateError(
-            f"cannot write certificates to {folder}: it is a file, not a folder; {advice}"
+            _("cannot write certificates to {folder}: it is a file, not a folder; {advice}").format(
+                folder=folder, advice=advice
+            )
         ) from exc
     except OSError as exc:
         raise CertificateError(
-            f"cannot write certificates to {folder}: {_why(exc)}; {advice}"
+            _("cannot write certificates to {folder}: {why}; {advice}").format(
+                folder=folder, why=_why(exc), advice=advice
+            )
         ) from exc
     free = stats.f_bavail * stats.f_frsize
     if free < min_free:
         raise CertificateError(
-            f"cannot write certificates to {folder}: only {free // 1024} kB free (a wipe needs "
-            f"{min_free // (1024 * 1024)} MB); free some space or {advice}"
+            _(
+                "cannot write certificates to {folder}: only {free} kB free (a wipe needs "
+                "{needed} MB); free some space or {advice}"
+            ).format(
+                folder=folder, free=free // 1024, needed=min_free // (1024 * 1024), advice=advice
+            )
         )

@@ -3,65 +3,58 @@
 It renders signed content; it is not itself evidence (the JSON file is). Every value passes
 through :func:`posdiag.drivers.text.clean_text` and is HTML-escaped, so terminal-sourced text can
 inject neither markup nor control sequences, even from a certificate an older version wrote.
+Labels are in the reader's language (``_()``), dates in their locale; a field the content does
+not hold is left out rather than announced, so the page shows what is known.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
+from posdiag.drivers.i18n import _, language
 from posdiag.drivers.text import clean_text
 
-from .content import ANY_TEXT_LIMIT, DONE_STATUSES, SKIPPED_STATUSES
+from .view import (
+    MASKING_NOTE,
+    backend_state,
+    get,
+    is_missing,
+    outcome_view,
+    status_kind,
+    status_word,
+    text,
+    verdict_text,
+    when,
+)
 
 __all__ = ["render_html"]
 
-_OUTCOME_VIEW = {
-    "erased": (
-        "Erased",
-        "#1b7a3a",
-        "✔",
-        "Every step of the wipe completed; how each was verified is listed below.",
-    ),
-    "erased_with_exceptions": (
-        "Erased with exceptions",
-        "#a85d00",
-        "⚠",
-        "The wipe ran, but not everything could be done or verified: see the exceptions.",
-    ),
-    "not_erased": (
-        "Not erased",
-        "#b3261e",
-        "✘",
-        "The wipe did not complete. Merchant data may still be on this terminal.",
-    ),
-    "aborted": (
-        "Aborted",
-        "#b3261e",
-        "■",
-        "The wipe was stopped before it finished. Merchant data may still be on this terminal.",
-    ),
-    "refused": (
-        "Refused",
-        "#4a5568",
-        "⊘",
-        "posdiag refused to wipe this terminal (see the exceptions); nothing was erased.",
-    ),
+_MARKS = {
+    "erased": "✔",
+    "erased_with_exceptions": "⚠",
+    "not_erased": "✘",
+    "aborted": "■",
+    "refused": "⊘",
 }
+
+# Nothing is fetched and nothing runs: the page prints and archives the same in ten years.
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 
 _CSS = """
 @page { size: A4; margin: 14mm; }
 * { box-sizing: border-box; }
 html { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-body { font-family: "Helvetica Neue", Arial, "DejaVu Sans", sans-serif; color: #1a1a1a;
+body { font-family: "Helvetica Neue", Arial, "DejaVu Sans", "Noto Sans CJK SC", "PingFang SC",
+       "Microsoft YaHei", "WenQuanYi Zen Hei", sans-serif; color: #1a1a1a;
        margin: 0 auto; max-width: 820px; padding: 24px; font-size: 13px; line-height: 1.4; }
 header { display: flex; justify-content: space-between; align-items: flex-end;
          border-bottom: 3px solid #1a1a1a; padding-bottom: 8px; }
 h1 { font-size: 26px; margin: 0; letter-spacing: 0.3px; }
 .sub { color: #555; font-size: 12px; }
+.org { font-size: 15px; font-weight: 700; color: #333; }
 .ids { text-align: right; font-size: 12px; color: #333; }
 .ids code { font-size: 12px; }
 .outcome { margin: 16px 0; padding: 12px 18px 14px; border: 3px solid var(--c);
@@ -101,83 +94,66 @@ footer { margin-top: 16px; font-size: 11px; color: #666; border-top: 1px solid #
 """
 
 
-def _e(value: Any, missing: str = "not recorded") -> str:
-    """HTML-escape a value for display; missing values say so instead of leaving a blank."""
-    if value is None or value == "" or value == [] or value == {}:
-        return f'<span class="muted">{html.escape(missing)}</span>'
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return html.escape(clean_text(value, ANY_TEXT_LIMIT), quote=True)
+def _e(value: Any) -> str:
+    """A value as escaped display text; "" when the content holds nothing for it."""
+    if is_missing(value):
+        return ""
+    return html.escape(text(value), quote=True)
 
 
-def _when(value: Any) -> Any:
-    """``2026-01-01T09:03:30Z`` as ``2026-01-01 09:03:30 UTC``: same instant, easier to read."""
-    if not isinstance(value, str):
-        return value
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value  # shown as recorded rather than hidden
-    if moment.tzinfo is None:
-        return value
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _v(value: Any) -> str:
+    """A value for a place that must show something: escaped text, or a quiet grey dash."""
+    shown = _e(value)
+    return shown if shown else '<span class="muted">—</span>'
 
 
-def _row(label: str, value: Any, missing: str = "not recorded") -> str:
-    return f"<tr><th>{html.escape(label)}</th><td>{_e(value, missing)}</td></tr>"
+def _row(label: str, value: Any) -> str:
+    """One labelled row, or nothing when the value is missing: unknowns are not shouted."""
+    if is_missing(value):
+        return ""
+    return f"<tr><th>{html.escape(label)}</th><td>{_e(value)}</td></tr>"
 
 
-def _group(label: str) -> str:
-    return f'<tr><td class="group" colspan="2">{html.escape(label)}</td></tr>'
-
-
-def _get(mapping: Any, *path: str) -> Any:
-    for name in path:
-        if not isinstance(mapping, Mapping):
-            return None
-        mapping = mapping.get(name)
-    return mapping
-
-
-def _status_cell(status: Any) -> str:
-    text = str(status or "").lower()
-    if text in DONE_STATUSES:
-        css = "ok"
-    elif text in SKIPPED_STATUSES:
-        css = "warn"
-    else:
-        css = "bad"
-    return f'<span class="{css}">{_e(status, "unknown")}</span>'
+def _group(label: str, rows: list[str]) -> list[str]:
+    """A titled group of rows; a group with no row left is left out as a whole."""
+    kept = [row for row in rows if row]
+    if not kept:
+        return []
+    return [f'<tr><td class="group" colspan="2">{html.escape(label)}</td></tr>', *kept]
 
 
 def _verified_cell(verified: Any) -> str:
     if verified is True:
-        return '<span class="ok">✔ read back</span>'
+        return f'<span class="ok">✔ {html.escape(_("read back"))}</span>'
     if verified is False:
-        return '<span class="bad">✘ not confirmed</span>'
-    return '<span class="muted">not checked</span>'
+        return f'<span class="bad">✘ {html.escape(_("not confirmed"))}</span>'
+    return f'<span class="muted">{html.escape(_("not checked"))}</span>'
 
 
 def _steps_html(steps: Any) -> str:
     if not isinstance(steps, list) or not steps:
-        return '<p class="muted">No wipe step ran.</p>'
+        return f'<p class="muted">{html.escape(_("No wipe step ran."))}</p>'
     rows = []
     for number, step in enumerate(steps, 1):
         step = step if isinstance(step, Mapping) else {}
-        detail = step.get("detail")
+        status = step.get("status")
         rows.append(
             "<tr>"
             f"<td>{number}</td>"
-            f'<td><span class="mono">{_e(step.get("name"), "unnamed")}</span></td>'
-            f"<td>{_e(step.get('erases'), '—')}</td>"
-            f'<td class="nowrap">{_status_cell(step.get("status"))}</td>'
+            f'<td><span class="mono">{_v(step.get("name"))}</span></td>'
+            f"<td>{_v(step.get('erases'))}</td>"
+            f'<td class="nowrap"><span class="{status_kind(status)}">'
+            f"{html.escape(status_word(status))}</span></td>"
             f'<td class="nowrap">{_verified_cell(step.get("verified"))}</td>'
-            f"<td>{_e(detail, '')}</td>"
+            f"<td>{_e(step.get('detail'))}</td>"
             "</tr>"
         )
+    head = "".join(
+        f"<th>{html.escape(label)}</th>"
+        for label in ("#", _("Step"), _("What it erases"), _("Result"), _("Verified"), _("Detail"))
+    )
     return (
-        '<table class="steps"><thead><tr><th>#</th><th>Step</th><th>What it erases</th>'
-        "<th>Result</th><th>Verified</th><th>Detail</th></tr></thead><tbody>"
+        f'<table class="steps"><thead><tr>{head}</tr></thead><tbody>'
         + "".join(rows)
         + "</tbody></table>"
     )
@@ -186,91 +162,121 @@ def _steps_html(steps: Any) -> str:
 def _list_html(items: Any, empty: str) -> str:
     if not isinstance(items, list) or not items:
         return f'<p class="muted">{html.escape(empty)}</p>'
-    return "<ul>" + "".join(f"<li>{_e(item)}</li>" for item in items) + "</ul>"
+    return "<ul>" + "".join(f"<li>{_v(item)}</li>" for item in items) + "</ul>"
 
 
-def _firmware_text(components: Any) -> str:
+def _firmware_row(components: Any) -> str:
     if not isinstance(components, Mapping) or not components:
-        return _e(None)
-    return "<br>".join(
-        f"{_e(name)}: <span class='mono'>{_e(version)}</span>"
+        return ""
+    lines = "<br>".join(
+        f"{_v(name)}: <span class='mono'>{_v(version)}</span>"
         for name, version in sorted(components.items())
     )
+    return f"<tr><th>{html.escape(_('Firmware'))}</th><td>{lines}</td></tr>"
 
 
 def _pre_wipe_html(pre: Any) -> str:
-    activation = _get(pre, "activation")
-    rows = [_row("Checked at", _when(_get(pre, "checked_at")))]
+    activation = get(pre, "activation")
+    rows = [_row(_("Checked at"), when(get(pre, "checked_at")))]
     if isinstance(activation, Mapping):
         rows += [
-            _row("Activation", activation.get("state"), "unknown"),
-            _row("Terminal ID (masked)", activation.get("terminal_id"), "none"),
-            _row("Merchant ID (masked)", activation.get("merchant_id"), "none"),
-            _row("Keys loaded", activation.get("keys_loaded"), "unknown"),
-            _row("Registered with host", activation.get("host_registered"), "unknown"),
+            _row(_("Activation"), activation.get("state")),
+            _row(_("Terminal ID (masked)"), activation.get("terminal_id")),
+            _row(_("Merchant ID (masked)"), activation.get("merchant_id")),
+            _row(_("Keys loaded"), activation.get("keys_loaded")),
+            _row(_("Registered with host"), activation.get("host_registered")),
         ]
         evidence = activation.get("evidence")
         if isinstance(evidence, list) and evidence:
             facts = "".join(
-                f"<li>{_e(_get(item, 'source'))}: {_e(_get(item, 'fact'))}</li>"
-                for item in evidence
+                f"<li>{_v(get(item, 'source'))}: {_v(get(item, 'fact'))}</li>" for item in evidence
             )
-            rows.append(f"<tr><th>Evidence</th><td><ul>{facts}</ul></td></tr>")
-    else:
-        rows.append(_row("Activation", None, "not checked"))
-    tamper = _get(pre, "tamper")
-    if isinstance(tamper, Mapping):
-        rows.append(_row("Tampered", tamper.get("tampered"), "unknown"))
-    pending = _get(pre, "merchant_data", "pending_transactions")
-    if isinstance(pending, Mapping):
-        rows.append(_row("Unsettled transactions", pending.get("count"), "unknown"))
-    verdict = _get(pre, "verdict")
-    if isinstance(verdict, Mapping):
-        reasons = verdict.get("reasons")
-        text = str(verdict.get("status") or "")
-        if isinstance(reasons, list) and reasons:
-            text += " (" + "; ".join(str(r) for r in reasons) + ")"
-        rows.append(_row("Check verdict", text))
-    return '<table class="kv">' + "".join(rows) + "</table>"
+            rows.append(f"<tr><th>{html.escape(_('Evidence'))}</th><td><ul>{facts}</ul></td></tr>")
+    rows.append(_row(_("Tampered"), get(pre, "tamper", "tampered")))
+    pending = get(pre, "merchant_data", "pending_transactions", "count")
+    rows.append(_row(_("Unsettled transactions"), pending))
+    rows.append(_row(_("Check verdict"), verdict_text(get(pre, "verdict"))))
+    kept = "".join(rows)
+    if not kept:
+        return f'<p class="muted">{html.escape(_("Not checked."))}</p>'
+    return f'<table class="kv">{kept}</table>'
 
 
 def _backends_html(backends: Any) -> str:
     """Each backend's binding before and after the wipe: the proof of a release step."""
     if not isinstance(backends, Mapping):
         return ""
-    rows = []
-    for when, label in (("before", "Before the wipe"), ("after", "After the wipe")):
-        views = backends.get(when)
+    rows: list[str] = []
+    for moment, label in (("before", _("Before the wipe")), ("after", _("After the wipe"))):
+        views = backends.get(moment)
         if not isinstance(views, list):
             continue
-        rows.append(_group(label))
-        for view in views:
-            if not isinstance(view, Mapping):
-                continue
-            if view.get("consulted"):
-                state = f"{view.get('binding')} (status {view.get('status') or '-'})"
-                if view.get("merchant"):
-                    state += f", merchant {view.get('merchant')}"
-            else:
-                state = f"not consulted: {view.get('error') or 'no answer'}"
-            rows.append(_row(f"{view.get('name')} ({view.get('kind')})", state))
+        rows += _group(
+            label,
+            [
+                _row(
+                    _("{name} ({kind})").format(
+                        name=text(view.get("name")), kind=text(view.get("kind"))
+                    ),
+                    backend_state(view),
+                )
+                for view in views
+                if isinstance(view, Mapping)
+            ],
+        )
     if not rows:
         return ""
     table = '<table class="kv">' + "".join(rows) + "</table>"
-    return f"<section>\n<h2>Terminal management / acquirer backends</h2>\n{table}\n</section>\n"
+    title = html.escape(_("Terminal management / acquirer backends"))
+    return f"<section>\n<h2>{title}</h2>\n{table}\n</section>\n"
 
 
-def render_html(document: Mapping[str, Any]) -> str:
+def _signature_html(sig: Any, report_id: Any) -> str:
+    """The digital signature and how to check it; a loud warning when there is none."""
+    if not isinstance(sig, Mapping):
+        warning = html.escape(_("NOT SIGNED: this content carries no signature."))
+        return f'<p class="bad">{warning}</p>'
+    json_name = f"{text(report_id)}.json" if not is_missing(report_id) else "<certificate>.json"
+    rows = [
+        _row(_("Algorithm"), sig.get("algorithm")),
+        f"<tr><th>{html.escape(_('Station key fingerprint'))}</th>"
+        f"<td><code>{_v(sig.get('fingerprint'))}</code></td></tr>",
+        f"<tr><th>{html.escape(_('Station public key'))}</th>"
+        f"<td><code class='break'>{_v(sig.get('public_key'))}</code></td></tr>",
+        f"<tr><th>{html.escape(_('Signature'))}</th>"
+        f"<td><code class='break small'>{_v(sig.get('value'))}</code></td></tr>",
+    ]
+    how = html.escape(
+        _(
+            "This page is a rendering. The signed record is the file {file}; check it with "
+            "{command} and compare the fingerprint with the station's. Any change to the record "
+            "makes verification fail."
+        )
+    ).format(
+        file=f"<code>{html.escape(json_name)}</code>",
+        command=f"<code>posdiag verify {html.escape(json_name)}</code>",
+    )
+    return '<table class="kv">' + "".join(rows) + f'</table><p class="small">{how}</p>'
+
+
+def _glance(label: str, value: Any) -> str:
+    return f"<div><span>{html.escape(label)}</span><b>{_v(value)}</b></div>"
+
+
+def render_html(document: Mapping[str, Any], organisation: str | None = None) -> str:
     """The printable certificate: one self-contained page a person understands at a glance.
 
-    Inline CSS only (no scripts, fonts or images to fetch), so it prints and archives the same in
-    ten years. Every value is HTML-escaped: model names and step details come from the terminal
-    and must not be able to inject markup. Identifiers are shown as the content holds them
-    (masked); serial numbers are shown in full because they name the device.
+    Inline CSS only (no scripts, fonts or images to fetch, and a Content-Security-Policy that
+    forbids them), so it prints and archives the same in ten years. Every value is HTML-escaped:
+    model names and step details come from the terminal and must not be able to inject markup.
+    Identifiers are shown as the content holds them (masked); serial numbers are shown in full
+    because they name the device. Labels are in the language in force.
 
     Args:
         document: a signed document (``{"certificate": …, "signature": …}``); unsigned content is
             shown with a warning that it is not signed.
+        organisation: the depot's name for the header (station settings); the certificate's own
+            organisation when None.
 
     Returns:
         The HTML text.
@@ -279,169 +285,190 @@ def render_html(document: Mapping[str, Any]) -> str:
     sig = document.get("signature") if isinstance(document, Mapping) else None
     cert = cert if isinstance(cert, Mapping) else {}
     outcome = str(cert.get("outcome", ""))
-    word, colour, mark, meaning = _OUTCOME_VIEW.get(
-        outcome, (outcome or "Unknown", "#4a5568", "?", "Unknown outcome.")
-    )
-    media = cert.get("media") or {}
-    person = cert.get("person") or {}
-    san = cert.get("sanitization") or {}
-    dest = cert.get("destination") or {}
-    inv = cert.get("inventory") or {}
+    word, colour, meaning = outcome_view(outcome)
+    mark = _MARKS.get(outcome, "?")
+    media = get(cert, "media") or {}
+    person = get(cert, "person") or {}
+    san = get(cert, "sanitization") or {}
+    dest = get(cert, "destination") or {}
+    inv = get(cert, "inventory") or {}
     report_id = cert.get("report_id")
+    depot = organisation if not is_missing(organisation) else get(person, "organisation")
 
     device_line = " ".join(
-        str(part) for part in (media.get("manufacturer"), media.get("model")) if part
+        text(part, 256) for part in (get(media, "manufacturer"), get(media, "model")) if part
     )
-    serial = media.get("serial_number")
     simulated = (
-        '<div class="simulated">SIMULATED TERMINAL: this records a test against a simulator, '
-        "not the sanitization of a real device.</div>"
+        '<div class="simulated">'
+        + html.escape(
+            _(
+                "SIMULATED TERMINAL: this records a test against a simulator, not the "
+                "sanitization of a real device."
+            )
+        )
+        + "</div>"
         if cert.get("simulated")
         else ""
     )
+    location = get(san, "location") or get(person, "location")
+    details = [
+        *_group(
+            _("Who: person performing the sanitization"),
+            [
+                _row(_("Name"), get(person, "name")),
+                _row(_("Position / title"), get(person, "title")),
+                _row(_("Organisation"), get(person, "organisation")),
+                _row(_("Contact"), get(person, "contact")),
+            ],
+        ),
+        *_group(
+            _("What: media information"),
+            [
+                _row(_("Manufacturer"), get(media, "manufacturer")),
+                _row(_("Model"), get(media, "model")),
+                _row(_("Serial number"), get(media, "serial_number")),
+                _row(_("IMEI"), get(media, "imei")),
+                _row(_("Property / asset number"), get(media, "property_number")),
+                _row(_("Media type"), get(media, "media_type")),
+                _row(_("Media source"), get(media, "media_source")),
+                _row(
+                    _("Pre-sanitization confidentiality"),
+                    get(media, "pre_sanitization_confidentiality"),
+                ),
+                _row(_("Data backup"), get(media, "data_backup")),
+                _firmware_row(get(inv, "firmware_versions")),
+            ],
+        ),
+        *_group(
+            _("When"),
+            [
+                _row(_("Started"), when(get(san, "started_at"))),
+                _row(_("Finished"), when(get(san, "finished_at"))),
+                _row(_("Certificate issued"), when(cert.get("issued_at"))),
+            ],
+        ),
+        *_group(_("Where"), [_row(_("Location"), location)]),
+        *_group(
+            _("How: sanitization details"),
+            [
+                _row(_("Sanitization"), get(san, "technique")),
+                _row(_("Meaning"), get(san, "technique_meaning")),
+                _row(_("Method used"), get(san, "method")),
+                _row(_("What was done"), get(san, "summary")),
+                _row(_("Tool used"), get(san, "tool")),
+                _row(_("Verification method"), get(san, "verification_method")),
+            ],
+        ),
+        *_group(
+            _("Afterwards: media destination"),
+            [
+                _row(_("Post-sanitization destination"), get(dest, "destination")),
+                _row(
+                    _("Post-sanitization confidentiality"),
+                    get(dest, "post_sanitization_confidentiality"),
+                ),
+                _row(_("Inventory status"), get(inv, "status")),
+                _row(_("Device type"), get(inv, "device_type")),
+            ],
+        ),
+    ]
 
-    who = [
-        _group("Who: person performing the sanitization"),
-        _row("Name", person.get("name")),
-        _row("Position / title", person.get("title")),
-        _row("Organisation", person.get("organisation")),
-        _row("Contact", person.get("contact")),
-    ]
-    what = [
-        _group("What: media information"),
-        _row("Manufacturer", media.get("manufacturer")),
-        _row("Model", media.get("model")),
-        _row("Serial number", media.get("serial_number")),
-    ]
-    if media.get("imei"):
-        what.append(_row("IMEI", media.get("imei")))
-    what += [
-        _row("Property / asset number", media.get("property_number")),
-        _row("Media type", media.get("media_type")),
-        _row("Media source", media.get("media_source")),
-        _row("Pre-sanitization confidentiality", media.get("pre_sanitization_confidentiality")),
-        _row("Data backup", media.get("data_backup")),
-        f"<tr><th>Firmware</th><td>{_firmware_text(inv.get('firmware_versions'))}</td></tr>",
-    ]
-    when = [
-        _group("When"),
-        _row("Started", _when(san.get("started_at"))),
-        _row("Finished", _when(san.get("finished_at"))),
-        _row("Certificate issued", _when(cert.get("issued_at"))),
-    ]
-    where = [_group("Where"), _row("Location", san.get("location") or person.get("location"))]
-    how = [
-        _group("How: sanitization details"),
-        _row("Sanitization", san.get("technique")),
-        _row("Meaning", san.get("technique_meaning")),
-        _row("Method used", san.get("method")),
-        _row("What was done", san.get("summary")),
-        _row("Tool used", san.get("tool")),
-        _row("Verification method", san.get("verification_method")),
-        _group("Afterwards: media destination"),
-        _row("Post-sanitization destination", dest.get("destination")),
-        _row("Post-sanitization confidentiality", dest.get("post_sanitization_confidentiality")),
-        _row("Inventory status", inv.get("status")),
-        _row("Device type", inv.get("device_type")),
-    ]
-
-    if isinstance(sig, Mapping):
-        json_name = f"{report_id}.json" if report_id else "<certificate>.json"
-        rows = [
-            _row("Algorithm", sig.get("algorithm")),
-            "<tr><th>Station key fingerprint</th>"
-            f"<td><code>{_e(sig.get('fingerprint'))}</code></td></tr>",
-            "<tr><th>Station public key</th>"
-            f"<td><code class='break'>{_e(sig.get('public_key'))}</code></td></tr>",
-            "<tr><th>Signature</th>"
-            f"<td><code class='break small'>{_e(sig.get('value'))}</code></td></tr>",
-        ]
-        signature = (
-            '<table class="kv">' + "".join(rows) + "</table>"
-            '<p class="small">This page is a rendering. The signed record is the file '
-            f"<code>{_e(json_name)}</code>; check it with <code>posdiag verify "
-            f"{_e(json_name)}</code> and compare the fingerprint with the station's. Any change "
-            "to the record makes verification fail.</p>"
-        )
-    else:
-        signature = '<p class="bad">NOT SIGNED: this content carries no signature.</p>'
-
-    technique = san.get("technique")
-    if technique and outcome in ("not_erased", "aborted", "refused"):
-        technique = f"{technique}: not achieved"
+    technique: Any = get(san, "technique")
+    if not is_missing(technique) and outcome in ("not_erased", "aborted", "refused"):
+        technique = _("{technique}: not achieved").format(technique=text(technique))
     standards = cert.get("standards") or []
+    footer = [_e(item) for item in standards if not is_missing(item)]
+    footer.append(html.escape(_(MASKING_NOTE)))
+    depot_line = f'<div class="org">{_e(depot)}</div>' if not is_missing(depot) else ""
+    verification = get(san, "verification_method")
+    verification_line = (
+        "<p>"
+        + html.escape(_("Verification method: {method}")).format(method=_e(verification))
+        + "</p>"
+        if not is_missing(verification)
+        else ""
+    )
+    lang = "zh-CN" if language() == "zh_CN" else "en"
+    subtitle = html.escape(
+        _("Payment terminal · NIST SP 800-88 record with PCI DSS inventory fields")
+    )
+    title_and_date = " · ".join(
+        part for part in (_e(get(person, "title")), _e(get(san, "date"))) if part
+    )
+    optional = html.escape(_("(second person, optional)"))
+    title = html.escape(_("Certificate of Sanitization"))
     return f"""<!DOCTYPE html>
-<html lang="en">
+<html lang="{lang}">
 <head>
 <meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{_CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Certificate of Sanitization {_e(report_id, "")}</title>
+<title>{title} {_e(report_id)}</title>
 <style>{_CSS}</style>
 </head>
 <body>
 <header>
   <div>
-    <h1>Certificate of Sanitization</h1>
-    <div class="sub">Payment terminal · NIST SP 800-88 record with PCI DSS inventory fields</div>
+    {depot_line}
+    <h1>{title}</h1>
+    <div class="sub">{subtitle}</div>
   </div>
-  <div class="ids">Certificate ID<br><code>{_e(report_id)}</code><br>
-    Issued {_e(_when(cert.get("issued_at")))}</div>
+  <div class="ids">{html.escape(_("Certificate ID"))}<br><code>{_v(report_id)}</code><br>
+    {html.escape(_("Issued {moment}").format(moment=when(cert.get("issued_at")) or "—"))}</div>
 </header>
 {simulated}
 <div class="outcome" style="--c: {colour}">
   <div class="word">{mark} {html.escape(clean_text(word.upper(), 64))}</div>
   <div class="meaning">{html.escape(meaning)}</div>
   <div class="glance">
-    <div><span>Device</span><b>{_e(device_line, "unknown device")}</b></div>
-    <div><span>Serial number</span><b>{_e(serial, "unknown")}</b></div>
-    <div><span>Sanitization</span><b>{_e(technique)}</b></div>
-    <div><span>Operator</span><b>{_e(person.get("name"))}</b></div>
-    <div><span>Finished</span><b>{_e(_when(san.get("finished_at")))}</b></div>
-    <div><span>Location</span><b>{_e(san.get("location"))}</b></div>
+    {_glance(_("Device"), device_line)}
+    {_glance(_("Serial number"), get(media, "serial_number"))}
+    {_glance(_("Sanitization"), technique)}
+    {_glance(_("Operator"), get(person, "name"))}
+    {_glance(_("Finished"), when(get(san, "finished_at")))}
+    {_glance(_("Location"), get(san, "location"))}
   </div>
 </div>
 
 <section>
-<h2>Exceptions</h2>
-{_list_html(cert.get("exceptions"), "None.")}
+<h2>{html.escape(_("Exceptions"))}</h2>
+{_list_html(cert.get("exceptions"), _("None."))}
 </section>
 
 <section>
-<h2>Wipe steps and how each was verified</h2>
-<p>Verification method: {_e(san.get("verification_method"))}</p>
+<h2>{html.escape(_("Wipe steps and how each was verified"))}</h2>
+{verification_line}
 {_steps_html(cert.get("steps"))}
 </section>
 
 <section>
-<h2>Details</h2>
-<table class="kv">{"".join(who + what + when + where + how)}</table>
+<h2>{html.escape(_("Details"))}</h2>
+<table class="kv">{"".join(details)}</table>
 </section>
 
 <section>
-<h2>Device before the wipe</h2>
+<h2>{html.escape(_("Device before the wipe"))}</h2>
 {_pre_wipe_html(cert.get("pre_wipe"))}
 </section>
 {_backends_html(cert.get("backends"))}
 <section>
-<h2>Signatures</h2>
+<h2>{html.escape(_("Signatures"))}</h2>
 <div class="signs">
-  <div><strong>Sanitized by</strong> {_e(person.get("name"))}<br>
-    <span class="small">{_e(person.get("title"), "")} · {_e(san.get("date"))}</span>
-    <div class="line"></div><span class="small">Signature and date</span></div>
-  <div><strong>Validated by</strong> (second person, optional)<br>
-    <span class="small">Name and position</span>
-    <div class="line"></div><span class="small">Signature and date</span></div>
+  <div><strong>{html.escape(_("Sanitized by"))}</strong> {_v(get(person, "name"))}<br>
+    <span class="small">{title_and_date}</span>
+    <div class="line"></div><span class="small">{html.escape(_("Signature and date"))}</span></div>
+  <div><strong>{html.escape(_("Validated by"))}</strong> {optional}<br>
+    <span class="small">{html.escape(_("Name and position"))}</span>
+    <div class="line"></div><span class="small">{html.escape(_("Signature and date"))}</span></div>
 </div>
 </section>
 
 <section>
-<h2>Digital signature</h2>
-{signature}
+<h2>{html.escape(_("Digital signature"))}</h2>
+{_signature_html(sig, report_id)}
 </section>
 
-<footer>{"<br>".join(_e(item) for item in standards)}<br>
-Terminal and merchant identifiers are masked (last four characters). Serial numbers are shown
-in full: they identify the device this certificate is about.</footer>
+<footer>{"<br>".join(footer)}</footer>
 </body>
 </html>
 """

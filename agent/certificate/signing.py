@@ -22,6 +22,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from posdiag.drivers.i18n import N_, _
+
 from ..logs import get_logger
 from .canonical import canonical_json, legacy_canonical_json, parse_strict
 from .content import SCHEMA, SCHEMA_V1
@@ -40,7 +42,7 @@ __all__ = [
 log = get_logger(__name__)
 
 ALGORITHM = "Ed25519"
-OLD_FORMAT_NOTE = (
+OLD_FORMAT_NOTE = N_(
     "old format (posdiag.certificate/1): whitespace is not protected, only the values are"
 )
 
@@ -56,15 +58,19 @@ def _strict_b64(text: Any, what: str, length: int) -> bytes:
     bytes, and a changed character in a certificate must never go unnoticed.
     """
     if not isinstance(text, str):
-        raise ValueError(f"{what} is not a base64 string")
+        raise ValueError(_("{what} is not a base64 string").format(what=what))
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
-        raise ValueError(f"{what} is not valid base64") from exc
+        raise ValueError(_("{what} is not valid base64").format(what=what)) from exc
     if _b64(raw) != text:
-        raise ValueError(f"{what} is not canonical base64")
+        raise ValueError(_("{what} is not canonical base64").format(what=what))
     if len(raw) != length:
-        raise ValueError(f"{what} is {len(raw)} bytes, expected {length}")
+        raise ValueError(
+            _("{what} is {size} bytes, expected {length}").format(
+                what=what, size=len(raw), length=length
+            )
+        )
     return raw
 
 
@@ -139,11 +145,11 @@ def _parse_trusted(key: str | bytes) -> bytes:
     if data.lstrip().startswith(b"-----BEGIN"):
         public = serialization.load_pem_public_key(data)
         if not isinstance(public, Ed25519PublicKey):
-            raise ValueError("the trusted public key is not an Ed25519 public key")
+            raise ValueError(_("the trusted public key is not an Ed25519 public key"))
         return raw_public(public)
     if isinstance(key, bytes) and len(data) == 32:
         return data
-    return _strict_b64(data.decode("ascii").strip(), "trusted public key", 32)
+    return _strict_b64(data.decode("ascii").strip(), _("trusted public key"), 32)
 
 
 def _first_difference(actual: bytes, expected: bytes) -> int:
@@ -179,7 +185,7 @@ def verify_certificate(
         try:
             exact = document.encode("utf-8")
         except UnicodeEncodeError:
-            return VerifyResult(False, "not a certificate: holds a lone surrogate (not text)")
+            return VerifyResult(False, _("not a certificate: holds a lone surrogate (not text)"))
     elif isinstance(document, bytes | bytearray | memoryview):
         exact = bytes(document)
     expected: bytes | None = None
@@ -188,43 +194,61 @@ def verify_certificate(
             doc: Any = parse_strict(exact, check_jcs=False)
             expected = canonical_json(doc)
         except ValueError as exc:
-            return VerifyResult(False, f"not a certificate: unreadable JSON ({exc})")
+            return VerifyResult(
+                False, _("not a certificate: unreadable JSON ({error})").format(error=exc)
+            )
         except CertificateError as exc:
-            return VerifyResult(False, f"not a certificate: {exc}")
+            return VerifyResult(False, _("not a certificate: {error}").format(error=exc))
     else:
         doc = document
     if not isinstance(doc, Mapping):
-        return VerifyResult(False, "not a certificate: expected a JSON object")
+        return VerifyResult(False, _("not a certificate: expected a JSON object"))
     missing = {"certificate", "signature"} - set(doc)
     if missing:
         return VerifyResult(
-            False, f"not a signed certificate: missing {', '.join(sorted(missing))}"
+            False,
+            _("not a signed certificate: missing {fields}").format(
+                fields=", ".join(sorted(missing))
+            ),
         )
     extra = set(doc) - {"certificate", "signature"}
     if extra:
         return VerifyResult(
-            False, f"unexpected field(s) outside the signed content: {', '.join(sorted(extra))}"
+            False,
+            _("unexpected field(s) outside the signed content: {fields}").format(
+                fields=", ".join(sorted(extra))
+            ),
         )
     content, sig = doc["certificate"], doc["signature"]
     if not isinstance(content, Mapping) or not isinstance(sig, Mapping):
-        return VerifyResult(False, "certificate and signature must be JSON objects")
+        return VerifyResult(False, _("certificate and signature must be JSON objects"))
     schema = content.get("schema")
     if schema not in (SCHEMA, SCHEMA_V1):
-        return VerifyResult(False, f"unknown certificate schema {schema!r}")
+        return VerifyResult(
+            False, _("unknown certificate schema {schema}").format(schema=repr(schema))
+        )
     old = schema == SCHEMA_V1
     if sig.get("algorithm") != ALGORITHM:
-        return VerifyResult(False, f"unsupported signature algorithm {sig.get('algorithm')!r}")
+        return VerifyResult(
+            False,
+            _("unsupported signature algorithm {algorithm}").format(
+                algorithm=repr(sig.get("algorithm"))
+            ),
+        )
     try:
-        raw_key = _strict_b64(sig.get("public_key"), "signature public key", 32)
+        raw_key = _strict_b64(sig.get("public_key"), _("signature public key"), 32)
     except ValueError as exc:
         return VerifyResult(False, str(exc))
     fingerprint = fingerprint_of(raw_key)
     if sig.get("fingerprint") != fingerprint:
         return VerifyResult(
-            False, "the signature's fingerprint does not match its public key", None, fingerprint
+            False,
+            _("the signature's fingerprint does not match its public key"),
+            None,
+            fingerprint,
         )
     try:
-        value = _strict_b64(sig.get("value"), "signature value", 64)
+        value = _strict_b64(sig.get("value"), _("signature value"), 64)
         data = legacy_canonical_json(content) if old else canonical_json(content)
         public = Ed25519PublicKey.from_public_bytes(raw_key)
     except (ValueError, CertificateError) as exc:
@@ -234,7 +258,7 @@ def verify_certificate(
     except InvalidSignature:
         return VerifyResult(
             False,
-            "signature does not match the content: the certificate was changed after signing",
+            _("signature does not match the content: the certificate was changed after signing"),
             None,
             fingerprint,
         )
@@ -242,8 +266,10 @@ def verify_certificate(
         at = _first_difference(exact, expected)
         return VerifyResult(
             False,
-            f"the file is not exactly as signed (byte {at} differs from its RFC 8785 form: "
-            "whitespace, key order, escapes or trailing data were changed)",
+            _(
+                "the file is not exactly as signed (byte {at} differs from its RFC 8785 form: "
+                "whitespace, key order, escapes or trailing data were changed)"
+            ).format(at=at),
             None,
             fingerprint,
         )
@@ -251,18 +277,25 @@ def verify_certificate(
         try:
             trusted = _parse_trusted(trusted_public_key)
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-            return VerifyResult(False, f"the trusted public key is unreadable: {exc}", None)
+            return VerifyResult(
+                False, _("the trusted public key is unreadable: {error}").format(error=exc), None
+            )
         if not hmac.compare_digest(trusted, raw_key):
             return VerifyResult(
                 False,
-                f"signed by station {fingerprint}, not by the trusted station "
-                f"{fingerprint_of(trusted)}",
+                _("signed by station {fingerprint}, not by the trusted station {trusted}").format(
+                    fingerprint=fingerprint, trusted=fingerprint_of(trusted)
+                ),
                 None,
                 fingerprint,
             )
-        reason = f"valid signature by the trusted station {fingerprint}"
+        reason = _("valid signature by the trusted station {fingerprint}").format(
+            fingerprint=fingerprint
+        )
     else:
-        reason = f"valid signature by station {fingerprint} (signer not checked against a key)"
+        reason = _(
+            "valid signature by station {fingerprint} (signer not checked against a key)"
+        ).format(fingerprint=fingerprint)
     if old:
-        reason = f"{reason}; {OLD_FORMAT_NOTE}"
+        reason = _("{reason}; {note}").format(reason=reason, note=_(OLD_FORMAT_NOTE))
     return VerifyResult(True, reason, json.loads(data), fingerprint, old)

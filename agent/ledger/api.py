@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from posdiag.drivers.i18n import _
+
 from .chain import ChainReport, LedgerVerification, WriteTx, redacted_json, verify, verify_chain
 from .claims import TerminalClaims
 from .engine import DEFAULT_BUSY_TIMEOUT_S, Database, LedgerError
@@ -137,7 +139,7 @@ class Ledger(WipeRunRecords):
             The device id.
         """
         if not family or not serial:
-            raise ValueError("a device needs both a family and a serial number")
+            raise ValueError(_("a device needs both a family and a serial number"))
 
         def work(tx: WriteTx) -> int:
             # Under the head lock the look-up and the insert cannot race another station's.
@@ -211,7 +213,7 @@ class Ledger(WipeRunRecords):
         try:
             verdict = str(report["verdict"]["status"])
         except (KeyError, TypeError):
-            raise ValueError("the report has no verdict.status; pass the JSON report") from None
+            raise ValueError(_("the report has no verdict.status; pass the JSON report")) from None
         report_json = redacted_json(report)
         who = operator or None
 
@@ -282,7 +284,7 @@ class Ledger(WipeRunRecords):
             **data: details; redacted (secrets dropped, identifiers masked) before storing.
         """
         if not event or "\x00" in event:
-            raise ValueError("an audit event needs a name, without NUL characters")
+            raise ValueError(_("an audit event needs a name, without NUL characters"))
         self._write(lambda tx: tx.audit(event, data))
 
     def head(self) -> AuditHead:
@@ -290,7 +292,9 @@ class Ledger(WipeRunRecords):
         with self._read() as conn:
             row = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).one_or_none()
         if row is None:
-            raise LedgerError(f"the ledger {self._where} has lost its audit head")
+            raise LedgerError(
+                _("the ledger {where} has lost its audit head").format(where=self._where)
+            )
         return AuditHead(last_id=row.last_id, hash=row.hash, rows=row.row_count)
 
     def verify_chain(self) -> ChainReport:
@@ -316,4 +320,8 @@ class Ledger(WipeRunRecords):
     @staticmethod
     def _require_device(conn: Connection, device_id: int) -> None:
         if conn.execute(sa.select(devices.c.id).where(devices.c.id == device_id)).first() is None:
-            raise LedgerError(f"no device {device_id} in the ledger; record the device first")
+            raise LedgerError(
+                _("no device {device_id} in the ledger; record the device first").format(
+                    device_id=device_id
+                )
+            )

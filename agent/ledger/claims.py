@@ -29,6 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
+from posdiag.drivers.i18n import _
+
 from ..logs import get_logger
 from .engine import Database, LedgerError
 
@@ -139,11 +141,17 @@ class TerminalClaims:
                         return key
                 if time.monotonic() >= deadline:
                     raise LedgerError(
-                        f"terminal {family} {serial} is being wiped by another posdiag session "
-                        f"on the ledger {self._db.where} right now (waited "
-                        f"{self._db.busy_timeout:g} s); one terminal cannot be wiped from two "
-                        "places at once: if two terminals report this serial, wipe them one "
-                        "after the other"
+                        _(
+                            "terminal {family} {serial} is being wiped by another posdiag session "
+                            "on the ledger {where} right now (waited {busy_timeout:g} s); one "
+                            "terminal cannot be wiped from two places at once: if two terminals "
+                            "report this serial, wipe them one after the other"
+                        ).format(
+                            family=family,
+                            serial=serial,
+                            where=self._db.where,
+                            busy_timeout=self._db.busy_timeout,
+                        )
                     )
                 time.sleep(0.05)
 
@@ -161,9 +169,11 @@ class TerminalClaims:
             if key in self._held:
                 return True, key
             if self._db.is_postgres:
-                got = self._connection().execute(
-                    sa.select(sa.func.pg_try_advisory_lock(PG_TERMINAL_LOCK_CLASS, key))
-                ).scalar_one()
+                got = (
+                    self._connection()
+                    .execute(sa.select(sa.func.pg_try_advisory_lock(PG_TERMINAL_LOCK_CLASS, key)))
+                    .scalar_one()
+                )
             else:
                 got = self._try_lock_file(key)
             if got:

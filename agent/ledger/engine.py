@@ -40,6 +40,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from posdiag.drivers.errors import PosdiagError
+from posdiag.drivers.i18n import _
 
 from ..logs import get_logger
 from .chain import WriteTx
@@ -246,12 +247,17 @@ class Database:
         self.busy_timeout = busy_timeout
         self.closed = False
         text = url if url is not None else default_url()
+        if "://" not in text:  # a file path, as the settings file and most people write it
+            text = sqlite_url(text)
         try:
             parsed = _normalise_url(make_url(text))
         except sa_exc.ArgumentError:
             raise LedgerError(
-                "the ledger URL could not be understood; give a SQLAlchemy database URL such as "
-                "sqlite:////var/lib/posdiag/ledger.sqlite3 or postgresql://user@host/posdiag"
+                _(
+                    "the ledger URL could not be understood; give a SQLite file path or a "
+                    "database URL such as sqlite:////var/lib/posdiag/ledger.sqlite3 or "
+                    "postgresql://user@host/posdiag"
+                )
             ) from None
         self.parsed = parsed
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -273,12 +279,16 @@ class Database:
                 make_private_file(self.file)
             except FileNotFoundError:
                 raise LedgerError(
-                    f"cannot open the ledger {self.where}: its folder does not exist"
+                    _("cannot open the ledger {where}: its folder does not exist").format(
+                        where=self.where
+                    )
                 ) from None
             except OSError as error:
                 raise LedgerError(
-                    f"cannot open the ledger {self.where}: {error.strerror or error}; check that "
-                    "its folder can be written"
+                    _(
+                        "cannot open the ledger {where}: {value}; check that its folder can be "
+                        "written"
+                    ).format(where=self.where, value=error.strerror or error)
                 ) from None
         self.engine = self._create_engine(parsed)
 
@@ -312,17 +322,23 @@ class Database:
             engine = sa.create_engine(parsed, **options)
         except sa_exc.NoSuchModuleError:
             raise LedgerError(
-                f"the ledger URL names an unknown database type {parsed.drivername!r}; "
-                "use sqlite:///… or postgresql://…"
+                _(
+                    "the ledger URL names an unknown database type {drivername!r}; use "
+                    "sqlite:///… or postgresql://…"
+                ).format(drivername=parsed.drivername)
             ) from None
         except ImportError as error:
             if parsed.drivername == _POSTGRES_DRIVER:
                 raise LedgerError(
-                    "a PostgreSQL ledger needs the psycopg driver, which is not installed: "
-                    "pip install 'posdiag[postgres]'"
+                    _(
+                        "a PostgreSQL ledger needs the psycopg driver, which is not installed: "
+                        "pip install 'posdiag[postgres]'"
+                    )
                 ) from None
             raise LedgerError(
-                f"the database driver for {parsed.drivername!r} is not installed ({error.name})"
+                _("the database driver for {drivername!r} is not installed ({name})").format(
+                    drivername=parsed.drivername, name=error.name
+                )
             ) from None
         except sa_exc.ArgumentError as error:
             raise LedgerError(
@@ -399,7 +415,7 @@ class Database:
     def check_open(self) -> None:
         """Refuse work on a closed ledger with a readable error rather than a pool error."""
         if self.closed:
-            raise LedgerError("the ledger is closed")
+            raise LedgerError(_("the ledger is closed"))
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -439,7 +455,7 @@ class Database:
                         pause_s=round(pause, 3),
                     )
                     time.sleep(pause)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        raise AssertionError(_("unreachable: the last attempt returns or raises"))
 
     def write_once(self, work: Callable[[WriteTx], _T]) -> _T:
         """One attempt of :meth:`write`."""
@@ -449,8 +465,10 @@ class Database:
             ).one_or_none()
             if head is None:
                 raise LedgerError(
-                    f"the ledger {self.where} has lost its audit head: it was damaged or "
-                    "tampered with; keep the file for investigation and start a new ledger"
+                    _(
+                        "the ledger {where} has lost its audit head: it was damaged or tampered "
+                        "with; keep the file for investigation and start a new ledger"
+                    ).format(where=self.where)
                 )
             return work(WriteTx(conn, head))
 

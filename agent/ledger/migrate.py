@@ -17,6 +17,8 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from posdiag.drivers.i18n import _
+
 from ..logs import get_logger
 from .chain import GENESIS_HASH, WriteTx, audit_row_hash
 from .engine import WRITE_OPTION, Database, LedgerError
@@ -146,8 +148,10 @@ def _upgrade(db: Database, conn: Connection, head: Row[Any] | None) -> None:
     )
     if head is None:
         raise LedgerError(
-            f"the ledger {db.where} has lost its audit head: it was damaged or tampered with; "
-            "keep the file for investigation and start a new ledger"
+            _(
+                "the ledger {where} has lost its audit head: it was damaged or tampered with; "
+                "keep the file for investigation and start a new ledger"
+            ).format(where=db.where)
         )
     tx = WriteTx(conn, head)
     tx.audit(
@@ -183,14 +187,19 @@ def _refuse_to_launder(db: Database, conn: Connection) -> None:
         ).first()
         if sealed is not None:
             raise LedgerError(
-                f"the ledger {db.where} says it is older than it is (its schema version was "
-                "changed): it was tampered with; keep it for investigation and start a new ledger"
+                _(
+                    "the ledger {where} says it is older than it is (its schema version was "
+                    "changed): it was tampered with; keep it for investigation and start a new "
+                    "ledger"
+                ).format(where=db.where)
             )
     report = verify_old_chain(conn)
     if report is not None:
         raise LedgerError(
-            f"the ledger {db.where} cannot be upgraded: its audit chain is broken ({report}); "
-            "keep it for investigation and start a new ledger"
+            _(
+                "the ledger {where} cannot be upgraded: its audit chain is broken ({report}); "
+                "keep it for investigation and start a new ledger"
+            ).format(where=db.where, report=report)
         )
 
 
@@ -238,8 +247,10 @@ def _rebuild_wipe_runs_sqlite(conn: Connection) -> None:
     broken = conn.execute(sa.text("PRAGMA foreign_key_check")).first()
     if broken is not None:
         raise LedgerError(
-            f"the ledger's table {broken[0]} refers to rows that do not exist; it was damaged "
-            "or tampered with: keep the file for investigation and start a new ledger"
+            _(
+                "the ledger's table {value} refers to rows that do not exist; it was damaged or "
+                "tampered with: keep the file for investigation and start a new ledger"
+            ).format(value=broken[0])
         )
 
 
@@ -268,8 +279,10 @@ def _schema_state(db: Database, conn: Connection) -> str:
     if "ledger_meta" not in present:
         if present & LEDGER_TABLES:
             raise LedgerError(
-                f"the database {db.where} has tables named like the ledger's but is not a "
-                "posdiag ledger; give a different database"
+                _(
+                    "the database {where} has tables named like the ledger's but is not a posdiag "
+                    "ledger; give a different database"
+                ).format(where=db.where)
             )
         return "incomplete"
     version = conn.execute(
@@ -279,8 +292,10 @@ def _schema_state(db: Database, conn: Connection) -> str:
         not (version.isascii() and version.isdigit()) or int(version) > SCHEMA_VERSION
     ):
         raise LedgerError(
-            f"the ledger {db.where} was written by a newer posdiag (schema {version}, "
-            f"this version reads {SCHEMA_VERSION}); upgrade posdiag"
+            _(
+                "the ledger {where} was written by a newer posdiag (schema {version}, this "
+                "version reads {SCHEMA_VERSION}); upgrade posdiag"
+            ).format(where=db.where, version=version, SCHEMA_VERSION=SCHEMA_VERSION)
         )
     if version is not None and int(version) < SCHEMA_VERSION:
         return "outdated"
@@ -288,8 +303,11 @@ def _schema_state(db: Database, conn: Connection) -> str:
         written = conn.execute(sa.select(audit_log.c.id).limit(1)).first() is not None
         if written:  # creation is one transaction: a ledger with entries had its version
             raise LedgerError(
-                f"the ledger {db.where} has lost its metadata (its schema version row was "
-                "deleted): it was tampered with; keep it for investigation and start a new ledger"
+                _(
+                    "the ledger {where} has lost its metadata (its schema version row was "
+                    "deleted): it was tampered with; keep it for investigation and start a new "
+                    "ledger"
+                ).format(where=db.where)
             )
     if version is None or not LEDGER_TABLES.issubset(present):
         return "incomplete"

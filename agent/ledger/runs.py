@@ -20,6 +20,8 @@ from typing import Any, Final, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from posdiag.drivers.i18n import _
+
 from .chain import WriteTx, dumps, redacted_json
 from .claims import TerminalClaims
 from .engine import LedgerError
@@ -67,7 +69,11 @@ class WipeRunRecords:
     @staticmethod
     def _require_device(conn: Connection, device_id: int) -> None:
         if conn.execute(sa.select(devices.c.id).where(devices.c.id == device_id)).first() is None:
-            raise LedgerError(f"no device {device_id} in the ledger; record the device first")
+            raise LedgerError(
+                _("no device {device_id} in the ledger; record the device first").format(
+                    device_id=device_id
+                )
+            )
 
     # -- wipe runs -------------------------------------------------------------------------------
 
@@ -250,8 +256,11 @@ class WipeRunRecords:
         open_run = self._open_run_id(conn, device_id)
         if open_run is not None:
             raise LedgerError(
-                f"device {device_id} already has an unfinished wipe run ({open_run}); resume it "
-                "(or issue its certificate), or finish it as aborted before starting a new one"
+                _(
+                    "device {device_id} already has an unfinished wipe run ({open_run}); resume "
+                    "it (or issue its certificate), or finish it as aborted before starting a new "
+                    "one"
+                ).format(device_id=device_id, open_run=open_run)
             )
 
     def open_wipe_run(self, family: str, serial: str) -> WipeRun | None:
@@ -299,7 +308,7 @@ class WipeRunRecords:
         what happened the first time.
         """
         if not name:
-            raise ValueError("a step needs a name")
+            raise ValueError(_("a step needs a name"))
 
         def work(tx: WriteTx) -> None:
             self._require_running(tx.conn, run_id)
@@ -344,9 +353,11 @@ class WipeRunRecords:
         """
         final = StepStatus(status)
         if final not in FINAL_STEP_STATUSES:
-            raise ValueError(f"step_finished needs a final status, not {final.value!r}")
+            raise ValueError(
+                _("step_finished needs a final status, not {value!r}").format(value=final.value)
+            )
         if not name:
-            raise ValueError("a step needs a name")
+            raise ValueError(_("a step needs a name"))
 
         def work(tx: WriteTx) -> None:
             self._require_running(tx.conn, run_id)
@@ -459,16 +470,20 @@ class WipeRunRecords:
         try:
             report_uuid = str(uuid.UUID(str(report_id)))
         except ValueError:
-            raise ValueError(f"report_id {report_id!r} is not a UUID") from None
+            raise ValueError(
+                _("report_id {report_id!r} is not a UUID").format(report_id=report_id)
+            ) from None
         digest = sha256.lower()
         if not SHA256_RE.fullmatch(digest):
-            raise ValueError("sha256 must be 64 hex digits")
+            raise ValueError(_("sha256 must be 64 hex digits"))
 
         def work(tx: WriteTx) -> None:
             status = self._run_status(tx.conn, run_id)
             if status is RunStatus.RUNNING:
                 raise LedgerError(
-                    f"wipe run {run_id} is still running; finish it before issuing a certificate"
+                    _(
+                        "wipe run {run_id} is still running; finish it before issuing a certificate"
+                    ).format(run_id=run_id)
                 )
             taken = tx.conn.execute(
                 sa.select(certificates.c.run_id, certificates.c.sha256).where(
@@ -480,7 +495,11 @@ class WipeRunRecords:
                     status is RunStatus.FINISHED
                 ):
                     return  # the same file recorded by another station's re-issue: done
-                raise LedgerError(f"a certificate with report id {report_uuid} is already recorded")
+                raise LedgerError(
+                    _("a certificate with report id {report_uuid} is already recorded").format(
+                        report_uuid=report_uuid
+                    )
+                )
             certificate_id = insert_id(
                 tx.conn,
                 sa.insert(certificates).values(
@@ -605,12 +624,16 @@ class WipeRunRecords:
             sa.select(wipe_runs.c.status).where(wipe_runs.c.id == run_id)
         ).scalar_one_or_none()
         if status is None:
-            raise LedgerError(f"no wipe run {run_id} in the ledger")
+            raise LedgerError(_("no wipe run {run_id} in the ledger").format(run_id=run_id))
         return RunStatus(status)
 
     def _require_running(self, conn: Connection, run_id: int) -> None:
         if self._run_status(conn, run_id) is not RunStatus.RUNNING:
-            raise LedgerError(f"wipe run {run_id} is already finished and cannot be changed")
+            raise LedgerError(
+                _("wipe run {run_id} is already finished and cannot be changed").format(
+                    run_id=run_id
+                )
+            )
 
     @staticmethod
     def _step_id(conn: Connection, run_id: int, name: str) -> int:

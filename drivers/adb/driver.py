@@ -17,8 +17,10 @@ from typing import Self
 
 import structlog
 
+from ..activity import announce, received
 from ..deadline import Deadline, check_seconds
 from ..errors import ResponseTooLarge, TransportClosed
+from ..i18n import _
 from ..text import clean_text
 from ..transport.base import Transport
 from .auth import AdbKey, load_or_create_key
@@ -198,6 +200,7 @@ class AdbDriver:
                 continue
             data = self.transport.read(READ_CHUNK, wait)
             if data:
+                received(len(data))  # the watcher's byte count (one lookup when nobody watches)
                 self._conn.receive_data(data)
 
     def _read_usb_packet(self, wait: float) -> None:
@@ -213,12 +216,13 @@ class AdbDriver:
             header += self.transport.read_exact(
                 HEADER_SIZE - len(header), self.deadline.clip(self.timeout)
             )
+        received(len(header))
         self._conn.receive_data(header)
         length = int.from_bytes(header[12:16], "little")
         if 0 < length <= self._conn.max_payload:
-            self._conn.receive_data(
-                self.transport.read_exact(length, self.deadline.clip(self.timeout))
-            )
+            payload = self.transport.read_exact(length, self.deadline.clip(self.timeout))
+            received(len(payload))
+            self._conn.receive_data(payload)
 
     # --- connection --------------------------------------------------------------------------
 
@@ -240,8 +244,10 @@ class AdbDriver:
             except AdbTimeoutError:
                 if sent_key:
                     raise AdbAuthError(
-                        f"the terminal did not accept posdiag's key within {self.auth_timeout:g} s"
-                        " (allow USB debugging on the terminal's screen, then try again)"
+                        _(
+                            "the terminal did not accept posdiag's key within {seconds} s "
+                            "(allow USB debugging on the terminal's screen, then try again)"
+                        ).format(seconds=f"{self.auth_timeout:g}")
                     ) from None
                 raise
             if isinstance(event, Connected):
@@ -261,7 +267,7 @@ class AdbDriver:
                 return self.device
             if isinstance(event, TlsRequested):
                 raise AdbUnsupportedError(
-                    "the device asks for TLS (wireless debugging pairing); connect over USB"
+                    _("the device asks for TLS (wireless debugging pairing); connect over USB")
                 )
             if isinstance(event, AuthToken):
                 key = self._load_key()
@@ -272,12 +278,14 @@ class AdbDriver:
                     sent_key = True
                     self._conn.send_auth(AuthType.RSAPUBLICKEY, key.android_public_key())
                     log.info("adb.auth_prompt", transport=self.transport.description)
+                    # the operator must tap "Allow" on the terminal: up to auth_timeout of waiting
+                    announce(_("waiting for USB debugging to be allowed on the terminal's screen"))
                     if self.on_auth_prompt is not None:
                         self.on_auth_prompt()
                     deadline = self._clock() + self.auth_timeout
                 else:
                     raise AdbAuthError(
-                        "the terminal refused posdiag's key (the debugging prompt was denied)"
+                        _("the terminal refused posdiag's key (the debugging prompt was denied)")
                     )
                 self._flush()
 

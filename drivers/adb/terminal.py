@@ -8,6 +8,11 @@ the device sent, so a hostile or broken device cannot inject shell syntax.
 Activation is inferred, not read: each catalogue recipe (payment app data, device owner, accounts,
 merchant files, properties) that fires adds evidence, and the state follows from the evidence's
 weight: any strong evidence means ``activated``, only weak evidence ``partial``.
+
+Each command is announced to whoever watches (:mod:`posdiag.drivers.activity`) in the words an
+operator uses ("reading battery status", "clearing the payment app's data 2/6"), and every
+sentence a record carries is translated (:mod:`posdiag.drivers.i18n`); the English
+``facts.errors`` keep the commands' own words for ``--debug`` and the JSON report.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from typing import Any
 
 import structlog
 
+from ..activity import announce
 from ..catalogue import AdbModelEntry, Catalogue, load_catalogue
 from ..errors import DeadlineExceeded, PosdiagError, TransportError, UnsupportedError
+from ..i18n import N_, _, ngettext
 from ..model import (
     Activation,
     ActivationState,
@@ -39,6 +46,7 @@ from ..model import (
     WipeStep,
 )
 from ..text import clean_text, cleaned
+from ..transport.tcp import TcpTransport
 from .driver import AdbDriver, ShellOutput
 from .errors import AdbCommandError
 from .parsers import (
@@ -59,6 +67,7 @@ from .parsers import (
     parse_settings_value,
     parse_telephony_registry,
 )
+from .wipe import AdbWipePlan
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +75,16 @@ LOW_STORAGE_PCT = 5
 PRIVACY_MAC = "02:00:00:00:00:00"
 _ACTIVATION_FACTS = ("device policy", "accounts", "storage", "packages", "files in", "wifi")
 """Facts whose read failure leaves the terminal's binding or merchant data unverified."""
+FACT_WORDS = {
+    "battery": N_("battery"),
+    "telephony": N_("telephony"),
+    "wifi": N_("wifi"),
+    "airplane mode": N_("airplane mode"),
+    "packages": N_("packages"),
+    "storage": N_("storage"),
+    "accounts": N_("accounts"),
+}
+"""The facts read by name, in words a person reads where one could not be read."""
 
 
 @dataclass
@@ -86,11 +105,16 @@ class AdbFacts:
     files: dict[str, list[str]] = field(default_factory=dict)
     pending: PendingTransactions | None = None
     errors: list[str] = field(default_factory=list)
+    unread: list[tuple[str, str, str]] = field(default_factory=list)
+    """(name, what in the reader's words, error) of every fact that failed to read."""
 
 
 def mask_ssid(ssid: str) -> str:
     """A saved network's name, shortened: enough to recognise, not to publish."""
-    return f"{ssid[:3]}… ({len(ssid)} chars)" if len(ssid) > 3 else f"… ({len(ssid)} chars)"
+    count = len(ssid)
+    return ngettext("{start}… ({count} char)", "{start}… ({count} chars)", count).format(
+        start=ssid[:3] if count > 3 else "", count=count
+    )
 
 
 def _pending(raw: bytes) -> PendingTransactions | None:
@@ -136,9 +160,7 @@ class AdbTerminal:
     # --- session ---------------------------------------------------------------------------------
 
     def _sh(self, command: str) -> ShellOutput:
-        if not self._connected:
-            self.driver.open()
-            self._connected = True
+        self._connect()
         return self.driver.shell(command)
 
     def _dumpsys(self, service: str) -> str:
@@ -166,67 +188,116 @@ class AdbTerminal:
 
     def _collect(self) -> AdbFacts:
         facts = AdbFacts()
+        self._connect()
+        announce(_("reading the system properties"))
         facts.props = parse_getprop(self._sh("getprop").text)  # reachability decided here
         entry = self.catalogue.by_getprop(facts.props)
         facts.entry = entry
         alive = True
+        said = ""
 
-        def step(name: str, action: Callable[[], Any]) -> Any:
-            nonlocal alive
+        def step(name: str, what: str, action: Callable[[], Any], label: str = "") -> Any:
+            """One fact, announced as ``what``; a failure is noted in English as ``name``.
+
+            ``label`` is ``name`` in the reader's words (``name`` itself, translated, if empty):
+            what the activation evidence says could not be read.
+            """
+            nonlocal alive, said
             if not alive:
                 return None
+            if what != said:  # several reads under one heading keep counting their bytes
+                announce(what)
+                said = what
             try:
                 return action()
             except DeadlineExceeded:
                 raise  # the check's time is up: the caller decides what that means
             except TransportError as exc:
-                facts.errors.append(clean_text(f"{name}: {exc}"))
+                self._failed(facts, name, label, exc)
                 alive = False
             except PosdiagError as exc:
-                facts.errors.append(clean_text(f"{name}: {exc}"))
+                self._failed(facts, name, label, exc)
             return None
 
+        battery = _("reading battery status")
+        network = _("reading network status")
         facts.battery = step(
-            "battery", lambda: parse_dumpsys_battery(self._sh("dumpsys battery").text)
+            "battery", battery, lambda: parse_dumpsys_battery(self._sh("dumpsys battery").text)
         )
         facts.telephony = step(
             "telephony",
+            network,
             lambda: parse_telephony_registry(self._sh("dumpsys telephony.registry").text),
         )
-        facts.wifi = step("wifi", lambda: parse_dumpsys_wifi(self._dumpsys("wifi")))
+        facts.wifi = step("wifi", network, lambda: parse_dumpsys_wifi(self._dumpsys("wifi")))
         airplane = step(
             "airplane mode",
+            network,
             lambda: parse_settings_value(self._sh("settings get global airplane_mode_on").text),
         )
         facts.airplane_mode = None if airplane is None else airplane == "1"
         facts.packages = (
-            step("packages", lambda: parse_pm_list_packages(self._sh("pm list packages").text))
+            step(
+                "packages",
+                _("listing installed apps"),
+                lambda: parse_pm_list_packages(self._sh("pm list packages").text),
+            )
             or []
         )
-        facts.diskstats = step("storage", lambda: parse_diskstats(self._dumpsys("diskstats")))
-        owners = [r.package for r in entry.activation if r.kind == "device_owner" and r.package]
-        expected = f" (device owner {', '.join(owners)} expected)" if owners else ""
-        facts.policy = step(
-            f"device policy{expected}", lambda: parse_device_owner(self._dumpsys("device_policy"))
+        facts.diskstats = step(
+            "storage", _("reading storage use"), lambda: parse_diskstats(self._dumpsys("diskstats"))
         )
-        facts.accounts = step("accounts", lambda: parse_accounts(self._dumpsys("account"))) or []
+        owners = ", ".join(
+            r.package for r in entry.activation if r.kind == "device_owner" and r.package
+        )
+        expected = f" (device owner {owners} expected)" if owners else ""
+        facts.policy = step(
+            f"device policy{expected}",
+            _("reading the device management settings"),
+            lambda: parse_device_owner(self._dumpsys("device_policy")),
+            _("device policy (device owner {owners} expected)").format(owners=owners)
+            if owners
+            else _("device policy"),
+        )
+        facts.accounts = (
+            step(
+                "accounts",
+                _("reading the accounts on the terminal"),
+                lambda: parse_accounts(self._dumpsys("account")),
+            )
+            or []
+        )
         for package in (*entry.payment_apps, *entry.tms_apps):
             if package in facts.packages:
-                version = step(f"version of {package}", partial(self._app_version, package))
+                version = step(
+                    f"version of {package}",
+                    _("reading the payment app's version"),
+                    partial(self._app_version, package),
+                    _("version of {package}").format(package=package),
+                )
                 if version:
                     facts.app_versions[package] = version
         for path in entry.merchant_paths:
-            listing = step(f"files in {path}", partial(self._sh, f"ls -1Ap {path}"))
+            listing = step(
+                f"files in {path}",
+                _("looking for merchant files"),
+                partial(self._sh, f"ls -1Ap {path}"),
+                _("files in {path}").format(path=path),
+            )
             if listing is not None and listing.ok:
                 facts.files[path] = parse_ls(listing.text)
         read_all = alive
+        if alive and entry.pending_files:
+            announce(_("reading the payment app's data"))
         for path in entry.pending_files if alive else ():
             try:
                 raw = self._read_optional(path)
             except DeadlineExceeded:
                 raise
             except PosdiagError as exc:
-                facts.errors.append(clean_text(f"pending batch {path}: {exc}"))
+                self._failed(
+                    facts, f"pending batch {path}", _("pending batch {path}").format(path=path), exc
+                )
                 read_all = False
                 break
             if raw is not None:
@@ -238,6 +309,25 @@ class AdbTerminal:
                 facts.pending = PendingTransactions(0, 0)
         log.info("adb.collected", address=self.address, model=entry.id, errors=len(facts.errors))
         return facts
+
+    @staticmethod
+    def _failed(facts: AdbFacts, name: str, label: str, exc: PosdiagError) -> None:
+        """Note a fact that could not be read: English for the errors, words for the evidence."""
+        facts.errors.append(clean_text(f"{name}: {exc}"))
+        facts.unread.append((name, label or _(FACT_WORDS.get(name, name)), clean_text(str(exc))))
+
+    def _connect(self) -> None:
+        """Open the link once (the first command does it too), saying so to whoever watches."""
+        if self._connected:
+            return
+        if self.driver.packetized:
+            announce(_("connecting over USB"))
+        elif isinstance(self.driver.transport, TcpTransport):
+            announce(_("connecting over the network"))
+        else:
+            announce(_("connecting to the terminal"))
+        self.driver.open()
+        self._connected = True
 
     def _app_version(self, package: str) -> str | None:
         return parse_dumpsys_package_version(self._sh(f"dumpsys package {package}").text, package)
@@ -297,7 +387,7 @@ class AdbTerminal:
         """From ``dumpsys battery``."""
         info = self.facts().battery
         if info is None or (info.level is None and info.voltage_mv is None):
-            raise UnsupportedError("dumpsys battery gave no battery data")
+            raise UnsupportedError(_("dumpsys battery gave no battery data"))
         return info.to_battery()
 
     @cleaned
@@ -311,13 +401,13 @@ class AdbTerminal:
         )
         details = []
         if f.airplane_mode is not None:
-            details.append(f"airplane mode {'on' if f.airplane_mode else 'off'}")
+            details.append(_("airplane mode on") if f.airplane_mode else _("airplane mode off"))
         if f.wifi is not None and f.wifi.enabled is not None:
-            details.append(f"Wi-Fi {'enabled' if f.wifi.enabled else 'disabled'}")
+            details.append(_("Wi-Fi enabled") if f.wifi.enabled else _("Wi-Fi disabled"))
             if f.wifi.rssi_dbm is not None and f.wifi.connected:
-                details.append(f"Wi-Fi RSSI {f.wifi.rssi_dbm} dBm")
+                details.append(_("Wi-Fi RSSI {dbm} dBm").format(dbm=f.wifi.rssi_dbm))
         if primary and primary.network_type:
-            details.append(f"cellular {primary.network_type}")
+            details.append(_("cellular {type}").format(type=primary.network_type))
         interfaces: tuple[NetworkInterface, ...] = ()
         if f.wifi:
             wlan = f.wifi.to_interface()
@@ -355,7 +445,15 @@ class AdbTerminal:
         for package, size in self._app_data().items():
             if size:
                 found.append(
-                    ("strong", Evidence("app data", f"{package} holds {size} bytes of data"))
+                    (
+                        "strong",
+                        Evidence(
+                            "app data",
+                            _("{package} holds {size} bytes of data").format(
+                                package=package, size=size
+                            ),
+                        ),
+                    )
                 )
             elif size is None:
                 unreadable.append(package)
@@ -366,8 +464,10 @@ class AdbTerminal:
                     "info",
                     Evidence(
                         "app data",
-                        f"{len(unreadable)} payment app(s) unchecked: Android SDK {sdk} does not "
-                        "report per-app data sizes to the shell (SDK 26+ does)",
+                        _(
+                            "{count} payment app(s) unchecked: Android SDK {sdk} does not "
+                            "report per-app data sizes to the shell (SDK 26+ does)"
+                        ).format(count=len(unreadable), sdk=sdk),
                     ),
                 )
             )
@@ -380,7 +480,9 @@ class AdbTerminal:
                             recipe.weight,
                             Evidence(
                                 "device policy",
-                                f"device owner {policy.device_owner}: {recipe.means}",
+                                _("device owner {owner}: {means}").format(
+                                    owner=policy.device_owner, means=_(recipe.means)
+                                ),
                             ),
                         )
                     )
@@ -398,8 +500,11 @@ class AdbTerminal:
                             recipe.weight,
                             Evidence(
                                 "accounts",
-                                f"{len(f.accounts)} account(s) of type {', '.join(types)}: "
-                                f"{recipe.means}",
+                                _("{count} account(s) of type {types}: {means}").format(
+                                    count=len(f.accounts),
+                                    types=", ".join(types),
+                                    means=_(recipe.means),
+                                ),
                             ),
                         )
                     )
@@ -408,7 +513,12 @@ class AdbTerminal:
                 found.append(
                     (
                         recipe.weight,
-                        Evidence("files", f"{count} item(s) in {recipe.path}: {recipe.means}"),
+                        Evidence(
+                            "files",
+                            _("{count} item(s) in {path}: {means}").format(
+                                count=count, path=recipe.path, means=_(recipe.means)
+                            ),
+                        ),
                     )
                 )
             elif recipe.kind == "property" and recipe.property_matches(
@@ -419,7 +529,8 @@ class AdbTerminal:
                         recipe.weight,
                         Evidence(
                             "properties",
-                            f"{recipe.property}={f.props.get(recipe.property)}: {recipe.means}",
+                            # the property and its value as the device gave them
+                            f"{recipe.property}={f.props.get(recipe.property)}: {_(recipe.means)}",
                         ),
                     )
                 )
@@ -430,14 +541,18 @@ class AdbTerminal:
                         (
                             recipe.weight,
                             Evidence(
-                                "app data", f"{recipe.package} holds {size} bytes: {recipe.means}"
+                                "app data",
+                                _("{package} holds {size} bytes: {means}").format(
+                                    package=recipe.package, size=size, means=_(recipe.means)
+                                ),
                             ),
                         )
                     )
-        for error in f.errors:
-            if error.startswith(_ACTIVATION_FACTS):
+        for name, what, error in f.unread:
+            if name.startswith(_ACTIVATION_FACTS):
                 # said, so a wipe's read-back cannot pass over what it could not see
-                found.append(("info", Evidence("unreadable", error)))
+                fact = _("{fact}: {error}").format(fact=what, error=error)
+                found.append(("info", Evidence("unreadable", fact)))
         weights = {weight for weight, _ in found}
         if "strong" in weights:
             state = ActivationState.ACTIVATED
@@ -449,7 +564,13 @@ class AdbTerminal:
             state = ActivationState.NOT_ACTIVATED
         if not found:
             found.append(
-                ("info", Evidence("recipes", f"no activation evidence ({entry.id} recipes)"))
+                (
+                    "info",
+                    Evidence(
+                        "recipes",
+                        _("no activation evidence ({model} recipes)").format(model=entry.id),
+                    ),
+                )
             )
         return Activation(
             state=state,
@@ -463,7 +584,9 @@ class AdbTerminal:
         """Payment app data, saved Wi-Fi networks, merchant files, and a pending batch."""
         f = self.facts()
         apps = tuple(
-            f"{package} ({size} bytes)" for package, size in self._app_data().items() if size
+            _("{package} ({size} bytes)").format(package=package, size=size)
+            for package, size in self._app_data().items()
+            if size
         )
         saved = tuple(mask_ssid(s) for s in (f.wifi.saved_networks if f.wifi else ()))
         files = tuple(
@@ -471,9 +594,9 @@ class AdbTerminal:
         )
         notes = []
         if any(size is None for size in self._app_data().values()):
-            notes.append("payment app data sizes are not readable on this Android release")
+            notes.append(_("payment app data sizes are not readable on this Android release"))
         if f.pending is None and not self._entry().pending_files:
-            notes.append("no open-batch export is known for this model")
+            notes.append(_("no open-batch export is known for this model"))
         return MerchantData(
             pending_transactions=f.pending,
             network_profiles=saved,
@@ -485,7 +608,7 @@ class AdbTerminal:
     @cleaned
     def tamper(self) -> Tamper:
         """Android does not expose the secure processor's tamper state over adb."""
-        raise UnsupportedError("tamper state is not readable over adb")
+        raise UnsupportedError(_("tamper state is not readable over adb"))
 
     @cleaned
     def health(self) -> Health:
@@ -494,103 +617,11 @@ class AdbTerminal:
         faults = []
         data = f.diskstats.partitions.get("data") if f.diskstats else None
         if data and data.free_pct is not None and data.free_pct < LOW_STORAGE_PCT:
-            faults.append(f"storage nearly full ({data.free_pct}% free)")
+            faults.append(_("storage nearly full ({percent}% free)").format(percent=data.free_pct))
         return Health(faults=tuple(faults))  # the battery row already shows its temperature
 
     def wipe_plan(self) -> list[WipeStep]:
         """Clear payment apps, forget Wi-Fi, delete merchant files; factory reset if available."""
-        entry = self._entry()
-        steps: list[WipeStep] = []
-        if entry.wipe.clear_payment_apps:
-            installed = self.facts().packages
-            for package in (*entry.payment_apps, *entry.tms_apps):
-                if package not in installed:
-                    continue  # catalogue names are examples: `pm clear` of a missing one fails
-                steps.append(
-                    WipeStep(
-                        f"clear:{package}",
-                        f"the data of {package} (pm clear)",
-                        partial(self._run, f"pm clear {package}"),
-                        partial(self._app_data_cleared, package),
-                    )
-                )
-        steps.append(
-            WipeStep(
-                "forget_wifi", "saved Wi-Fi networks", self._forget_networks, self._no_networks
-            )
-        )
-        for path in entry.merchant_paths:
-            steps.append(
-                WipeStep(
-                    f"delete:{path}",
-                    f"merchant files in {path}",
-                    # both globs: the shell's * skips hidden files, which may hold merchant data
-                    partial(self._run, f"rm -rf {path.rstrip('/')}/* {path.rstrip('/')}/.[!.]*"),
-                    partial(self._directory_empty, path),
-                )
-            )
-        if entry.wipe.factory_reset == "testharness":
-            steps.append(
-                WipeStep(
-                    "factory_reset",
-                    "everything on the data partition (test-harness reset, Android 10+)",
-                    partial(self._run, "cmd testharness enable"),
-                    self._test_harness_done,
-                    optional=True,
-                    caveat=(
-                        "test-harness reset keeps the adb keys and skips the setup wizard "
-                        "(persist.sys.test_harness=1): not a clean hand-back for resale"
-                    ),
-                )
-            )
-        return steps
-
-    def _app_data_cleared(self, package: str) -> bool:
-        """Whether diskstats shows no data for the package.
-
-        Raises:
-            UnsupportedError: the sizes are not readable (Android < 8); unobservable is not done,
-                and the wipe reports the step as unverified rather than erased.
-        """
-        sizes = parse_diskstats(self._sh("dumpsys diskstats").text).app_data_sizes
-        if not sizes:
-            sdk = self.facts().props.get("ro.build.version.sdk", "?")
-            raise UnsupportedError(
-                f"Android SDK {sdk} does not report per-app data sizes to the shell"
-            )
-        return not sizes.get(package)
-
-    def _run(self, command: str) -> None:
-        """Run a wipe command built from catalogue data; a failure is an error, not a shrug."""
-        self._require(self._sh(command), command.split()[0])
-
-    def _test_harness_done(self) -> bool:
-        """The reset leaves its mark: ``persist.sys.test_harness`` is 1 afterwards."""
-        return self._sh("getprop persist.sys.test_harness").text.strip() == "1"
-
-    def _directory_empty(self, path: str) -> bool:
-        return not parse_ls(self._sh(f"ls -1Ap {path}").text)
-
-    @staticmethod
-    def _require(output: ShellOutput, what: str) -> None:
-        if not output.ok:
-            said = (output.stderr or output.stdout).decode("utf-8", "replace").strip()
-            first = clean_text(said.splitlines()[0], 160) if said else ""
-            raise AdbCommandError(
-                f"{what} failed (exit {output.exit_code})" + (f": {first}" if first else "")
-            )
-
-    def _network_ids(self) -> list[int]:
-        ids = []
-        for line in self._sh("cmd wifi list-networks").text.splitlines()[1:]:
-            first = line.split(maxsplit=1)[0] if line.strip() else ""
-            if first.isascii() and first.isdigit():
-                ids.append(int(first))  # only integers from device output reach a command
-        return ids
-
-    def _forget_networks(self) -> None:
-        for network_id in sorted(self._network_ids(), reverse=True):
-            self._require(self._sh(f"cmd wifi forget-network {network_id}"), "forget-network")
-
-    def _no_networks(self) -> bool:
-        return not parse_dumpsys_wifi(self._sh("dumpsys wifi").text).saved_networks
+        f = self.facts()
+        sdk = f.props.get("ro.build.version.sdk", "?")
+        return AdbWipePlan(self._sh, self._entry(), f.packages, sdk).steps()

@@ -46,7 +46,13 @@ import usb.backend.libusb1
 import usb.core
 import usb.util
 
-from ..errors import TransportClosed, TransportError, TransportOpenError, TransportTimeout
+from ..errors import (
+    DeviceNotFound,
+    TransportClosed,
+    TransportError,
+    TransportOpenError,
+    TransportTimeout,
+)
 from ..text import clean_text
 from .base import Transport, check_read_args
 
@@ -581,7 +587,7 @@ class UsbBulkTransport(Transport):
                     f" ({scan.unreadable} other ADB device(s) could not be read: "
                     "USB access denied (udev rule?))"
                 )
-            raise TransportOpenError(message)
+            raise DeviceNotFound(message)
         serials = [info.serial for _, info in scan.matches]
         if self.serial is not None:
             where = ", ".join(f"bus {i.bus} address {i.address}" for _, i in scan.matches)

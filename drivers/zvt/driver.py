@@ -23,8 +23,10 @@ from typing import Self
 
 import structlog
 
+from ..activity import received
 from ..deadline import Deadline
 from ..errors import PosdiagError, ResponseTooLarge
+from ..i18n import _
 from ..text import clean_text
 from ..transport.base import Transport
 from .connection import (
@@ -37,9 +39,10 @@ from .connection import (
     Role,
     ZvtConnection,
 )
-from .constants import error_text, result_text
+from .constants import error_text, result_text_en
 from .errors import (
     ZvtCommandError,
+    ZvtNoAnswerError,
     ZvtNotSupportedError,
     ZvtPasswordError,
     ZvtProtocolError,
@@ -105,7 +108,11 @@ class CommandResult:
 
 @dataclass(frozen=True)
 class DiagnosisResult:
-    """Outcome of 06 70: did the PT reach its host, and what it printed about it."""
+    """Outcome of 06 70: did the PT reach its host, and what it printed about it.
+
+    ``result_text`` is English, like every driver-level text (logs, ``--debug``); what a person
+    reads is translated where it is shown (``constants.result_text``).
+    """
 
     host_reachable: bool
     result_code: int | None
@@ -209,6 +216,7 @@ class ZvtDriver:
         wait = min(deadline - now, self.timers.t1 if self._conn.frame_in_progress else POLL * 4)
         data = self.transport.read(4096, self.deadline.clip(wait))
         if data:
+            received(len(data))  # the watcher's byte count (one lookup when nobody watches)
             self._answer_bytes += len(data)
             if self._answer_bytes > self.limits.max_answer_bytes:
                 self._give_up()
@@ -267,7 +275,8 @@ class ZvtDriver:
                 log.debug("zvt.repeat", message=message.NAME, reason=reason, attempt=attempt + 1)
                 self._conn.resend()
                 self._flush()
-        raise ZvtTransmissionError(
+        silent = reason == "no ACK within T2" and not self._noise
+        raise (ZvtNoAnswerError if silent else ZvtTransmissionError)(
             f"the terminal did not acknowledge {message.NAME} ({reason}, "
             f"{MAX_REPEATS + 1} attempts on {self.transport.description})"
         )
@@ -408,8 +417,9 @@ class ZvtDriver:
                     return result
                 elif isinstance(message, AbortFromTerminal):
                     self._send(PositiveAck())
+                    said = result_text_en(message.result_code)
                     raise ZvtCommandError(
-                        f"the terminal aborted {command.NAME}: {result_text(message.result_code)}",
+                        f"the terminal aborted {command.NAME}: {said}",
                         code=message.result_code,
                         command=command.NAME,
                     )
@@ -430,9 +440,12 @@ class ZvtDriver:
                 command=command.NAME,
             )
         if code in PASSWORD_ERRORS:
+            # the operator reads this one (the CLI's error line): their language, their next move
             return ZvtPasswordError(
-                f"the terminal rejected the ZVT password for {command.NAME} "
-                "(give the right one with --password or ?password=NNNNNN)",
+                _(
+                    "the terminal rejected the ZVT password for {command} "
+                    "(give the right one with --password or ?password=NNNNNN)"
+                ).format(command=command.NAME),
                 code=code,
                 command=command.NAME,
             )
@@ -489,10 +502,10 @@ class ZvtDriver:
         except ZvtCommandError as exc:
             if exc.code is None:
                 raise
-            return DiagnosisResult(False, exc.code, result_text(exc.code), ())
+            return DiagnosisResult(False, exc.code, result_text_en(exc.code), ())
         code = _result_code(result)
         reachable = code in (None, 0)
-        text = "host reached" if reachable else result_text(code or 0)
+        text = "host reached" if reachable else result_text_en(code or 0)
         return DiagnosisResult(reachable, code, text, tuple(result.print_lines))
 
     def print_system_configuration(self) -> list[str]:

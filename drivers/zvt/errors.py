@@ -21,6 +21,14 @@ class ZvtTimeoutError(TransportTimeout):
     """A ZVT timer (T2, T3 or T4) expired waiting for the terminal."""
 
 
+class ZvtNoAnswerError(ZvtTransmissionError, TransportTimeout):
+    """Every repeat of a frame met silence: nothing came back at all, not even noise.
+
+    Still a transmission error (the link layer gave up), and also a timeout, so that the agent
+    tells the operator to check the cable and power rather than blaming the protocol.
+    """
+
+
 class ZvtCommandError(DeviceError):
     """The terminal refused a command (``84 xx``) or aborted it (``06 1E <rc>``).
 

@@ -7,14 +7,22 @@ network), Send Turnover Totals (unsettled money, without settling), Diagnosis (c
 host), the vendor's system info where the catalogue says there is one, and Log-Off so the
 terminal's menu is free again. Each probe then reads from those facts and says ``unsupported``
 where ZVT exposes nothing, rather than guessing.
+
+Each exchange is announced to whoever watches (:mod:`posdiag.drivers.activity`) in the words an
+operator uses ("reading the system configuration printout"), and every sentence a record carries
+is translated (:mod:`posdiag.drivers.i18n`); the English ``facts.errors`` keep the protocol's
+own words for ``--debug`` and the JSON report.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
 
+from ..activity import announce
 from ..catalogue import Catalogue, ModelEntry, load_catalogue
 from ..errors import (
     DeadlineExceeded,
@@ -23,6 +31,7 @@ from ..errors import (
     TransportError,
     UnsupportedError,
 )
+from ..i18n import N_, _, ngettext
 from ..model import (
     Activation,
     ActivationState,
@@ -44,6 +53,8 @@ from .constants import (
     DEVICE_STATE_TAMPER,
     SERVICE_STATUS,
     UNPROVISIONED_STATUS,
+    device_state_text,
+    result_text,
     status_text,
 )
 from .driver import DiagnosisResult, ZvtDriver
@@ -53,7 +64,15 @@ from .printout import PrintoutFacts, parse_printout
 
 log = structlog.get_logger(__name__)
 
-CURRENCIES = {978: "EUR", 756: "CHF", 752: "SEK", 208: "DKK", 826: "GBP", 985: "PLN"}
+CURRENCIES = {
+    978: "EUR",
+    756: "CHF",
+    752: "SEK",
+    208: "DKK",
+    826: "GBP",
+    985: "PLN",
+    156: "CNY",
+}
 
 
 @dataclass
@@ -102,6 +121,7 @@ class ZvtTerminal:
 
     def _ensure_open(self) -> None:
         if not self._opened:
+            announce(_("connecting to the terminal"))
             self.driver.open()
             self._opened = True
 
@@ -120,13 +140,16 @@ class ZvtTerminal:
         facts = ZvtFacts()
         self._ensure_open()
         # The first exchange decides reachability: link errors propagate to the caller.
+        announce(_("logging in to the terminal"))
         self.driver.register()
         link_alive = True
 
-        def step(name: str, action: object) -> object | None:
+        def step(name: str, what: str, action: object) -> object | None:
+            """One exchange, announced as ``what``; its failure is noted in English as ``name``."""
             nonlocal link_alive
             if not link_alive:
                 return None
+            announce(what)
             try:
                 return action()  # type: ignore[operator]
             except (ZvtPasswordError, DeadlineExceeded):
@@ -141,9 +164,15 @@ class ZvtTerminal:
                 facts.errors.append(clean_text(f"{name}: {exc}"))
             return None
 
-        facts.status = step("status enquiry", self.driver.status_enquiry)  # type: ignore[assignment]
+        facts.status = step(  # type: ignore[assignment]
+            "status enquiry", _("reading the terminal's status"), self.driver.status_enquiry
+        )
         names = [facts.status.device_name] if facts.status else []
-        lines = step("print system configuration", self.driver.print_system_configuration)
+        lines = step(
+            "print system configuration",
+            _("reading the system configuration printout"),
+            self.driver.print_system_configuration,
+        )
         entry = self.catalogue.by_name("zvt", *names)
         if lines:
             label_set = entry.label_set if entry.match_names else None
@@ -151,11 +180,20 @@ class ZvtTerminal:
             if not entry.match_names:
                 entry = self.catalogue.by_name("zvt", facts.printout.hardware)
         facts.entry = entry
-        facts.totals = step("turnover totals", self.driver.turnover_totals)  # type: ignore[assignment]
-        facts.diagnosis = step("diagnosis", self.driver.diagnosis)  # type: ignore[assignment]
+        facts.totals = step(  # type: ignore[assignment]
+            "turnover totals", _("reading unsettled totals"), self.driver.turnover_totals
+        )
+        # The terminal dials its host: seconds, sometimes a minute; its bytes keep the line moving.
+        facts.diagnosis = step(  # type: ignore[assignment]
+            "diagnosis", _("testing the connection to the payment host"), self.driver.diagnosis
+        )
         if entry.vendor_extension == "feig":
-            facts.vendor_info = step("vendor system info", self.driver.feig_system_info)  # type: ignore[assignment]
-        step("log-off", self.driver.log_off)
+            facts.vendor_info = step(  # type: ignore[assignment]
+                "vendor system info",
+                _("reading the terminal's system information"),
+                self.driver.feig_system_info,
+            )
+        step("log-off", _("logging off"), self.driver.log_off)
         log.info("zvt.collected", address=self.address, errors=len(facts.errors))
         return facts
 
@@ -203,26 +241,30 @@ class ZvtTerminal:
         """Activation from the TID, the device state (1F43) and the terminal status byte."""
         f = self.facts()
         if f.status is None and f.printout is None:
-            return Activation(ActivationState.UNKNOWN, evidence=(Evidence("zvt", "no status"),))
+            return Activation(ActivationState.UNKNOWN, evidence=(Evidence("zvt", _("no status")),))
         evidence: list[Evidence] = []
         tid = self._terminal_id()
         if tid:
-            evidence.append(Evidence("status enquiry", f"terminal ID {_masked(tid)} assigned"))
+            evidence.append(
+                Evidence("status enquiry", _("terminal ID {tid} assigned").format(tid=_masked(tid)))
+            )
         else:
-            evidence.append(Evidence("status enquiry", "no terminal ID assigned"))
+            evidence.append(Evidence("status enquiry", _("no terminal ID assigned")))
         status = f.status.terminal_status if f.status else None
         device_state = f.status.device_state if f.status else None
         if status is not None:
-            evidence.append(
-                Evidence("status enquiry", f"terminal status {status:02X}: {status_text(status)}")
-            )
+            evidence.append(Evidence("status enquiry", _status_fact(status)))
         if device_state is not None:
-            text = DEVICE_STATE.get(device_state, f"{device_state:02X}")
-            evidence.append(Evidence("status enquiry", f"device state: {text}"))
+            evidence.append(
+                Evidence(
+                    "status enquiry",
+                    _("device state: {state}").format(state=device_state_text(device_state)),
+                )
+            )
         keys = None if device_state is None else device_state == 0x00
         merchant = bool(f.printout and f.printout.merchant_lines)
         if merchant:
-            evidence.append(Evidence("printout", "merchant name/address configured"))
+            evidence.append(Evidence("printout", _("merchant name/address configured")))
         host_registered = bool(f.printout and f.printout.host)
         if tid and keys and (status is None or status not in UNPROVISIONED_STATUS):
             state = ActivationState.ACTIVATED
@@ -238,6 +280,7 @@ class ZvtTerminal:
             keys_loaded=keys,
             host_registered=host_registered,
             evidence=tuple(evidence),
+            # the state's English name: a stable value beside the code for the JSON report
             device_state=DEVICE_STATE.get(device_state) if device_state is not None else None,
             status_code=status,
             status_text=status_text(status) if status is not None else None,
@@ -252,7 +295,7 @@ class ZvtTerminal:
         if reported and reported not in components.values():
             components = {"ZVT application": reported, **components}
         if not components:
-            raise UnsupportedError("the terminal reported no software versions")
+            raise UnsupportedError(_("the terminal reported no software versions"))
         return Firmware(components)
 
     @cleaned
@@ -266,9 +309,14 @@ class ZvtTerminal:
         )
         details: list[str] = []
         if f.diagnosis is not None:
-            details.append(f"diagnosis: {f.diagnosis.result_text}")
+            said = (
+                _("host reached")
+                if f.diagnosis.host_reachable
+                else result_text(f.diagnosis.result_code or 0)
+            )
+            details.append(_("diagnosis: {result}").format(result=said))
         if p is None and f.diagnosis is None:
-            raise UnsupportedError("neither a printout nor a diagnosis was available")
+            raise UnsupportedError(_("neither a printout nor a diagnosis was available"))
         modem = None
         if p and p.modem is not None:
             modem = "none" if p.modem.strip().lower() in ("nein", "no", "none", "aus") else p.modem
@@ -286,7 +334,7 @@ class ZvtTerminal:
         """Battery voltage where the vendor's printout shows it; ZVT has no battery command."""
         f = self.facts()
         if f.printout is None or f.printout.battery_voltage_mv is None:
-            raise UnsupportedError("ZVT exposes no battery data for this terminal")
+            raise UnsupportedError(_("ZVT exposes no battery data for this terminal"))
         # The printout's temperature is the module's, not the battery's: it goes to health().
         return Battery(present=True, voltage_mv=f.printout.battery_voltage_mv)
 
@@ -300,12 +348,19 @@ class ZvtTerminal:
             pending = PendingTransactions(f.totals.count, f.totals.total_cents, currency)
         notes: list[str] = []
         if f.printout and f.printout.merchant_lines:
-            notes.append(f"merchant name/address printed ({len(f.printout.merchant_lines)} lines)")
+            count = len(f.printout.merchant_lines)
+            notes.append(
+                ngettext(
+                    "merchant name/address printed ({count} line)",
+                    "merchant name/address printed ({count} lines)",
+                    count,
+                ).format(count=count)
+            )
         tid = self._terminal_id()
         if tid:
-            notes.append(f"terminal ID {_masked(tid)}")
+            notes.append(_("terminal ID {tid}").format(tid=_masked(tid)))
         if f.printout and f.printout.host:
-            notes.append("payment host configured")
+            notes.append(_("payment host configured"))
         return MerchantData(pending_transactions=pending, notes=tuple(notes))
 
     @cleaned
@@ -313,9 +368,9 @@ class ZvtTerminal:
         """Device state 03 (fraud) is the terminal's own tamper verdict."""
         f = self.facts()
         if f.status is None or f.status.device_state is None:
-            raise UnsupportedError("the terminal did not report its device state")
+            raise UnsupportedError(_("the terminal did not report its device state"))
         if f.status.device_state == DEVICE_STATE_TAMPER:
-            return Tamper(True, ("security module reports fraud (device state 03)",))
+            return Tamper(True, (_("security module reports fraud (device state 03)"),))
         return Tamper(False)
 
     @cleaned
@@ -323,46 +378,57 @@ class ZvtTerminal:
         """Faults from the terminal status byte (printer, reader, clock…)."""
         f = self.facts()
         if f.status is None:
-            raise UnsupportedError("no status enquiry answer")
+            raise UnsupportedError(_("no status enquiry answer"))
         code = f.status.terminal_status
-        faults = (
-            (f"terminal status {code:02X}: {status_text(code)}",) if code in SERVICE_STATUS else ()
-        )
+        faults = (_status_fact(code),) if code in SERVICE_STATUS else ()
         temperature = f.printout.temperature_c if f.printout else None
         return Health(faults=faults, status=status_text(code), temperature_c=temperature)
 
     def wipe_plan(self) -> list[WipeStep]:
-        """De-provisioning steps in the order PA00P015 allows (described; run by the wipe)."""
+        """De-provisioning steps in the order PA00P015 allows (described; run by the wipe).
+
+        Each step announces itself when it runs, numbered among the steps the wipe will run:
+        settling counts only when the turnover store held transactions (the wipe skips it
+        otherwise). Reads that check a step's effect announce what they read.
+        """
         f = self.facts()
         entry = f.entry or self.catalogue.generic("zvt")
 
-        def store_empty() -> bool:
+        def totals_empty() -> bool:
             totals = self.driver.turnover_totals()
             return totals is None or totals.count == 0
 
+        def store_empty() -> bool:
+            announce(_("reading unsettled totals"))
+            return totals_empty()
+
         def tid_cleared() -> bool:
+            announce(_("reading the terminal's status"))
             return _real_tid(self.driver.status_enquiry().terminal_id) is None
 
         def settle() -> None:
-            if not store_empty():
+            if not totals_empty():  # part of the step: its announcement stays on screen
                 self.driver.end_of_day()
 
         steps = [
             WipeStep(
                 "settle",
-                "unsettled transactions, submitted to the host by End-of-Day (only with consent)",
+                _(
+                    "unsettled transactions, submitted to the host by End-of-Day "
+                    "(only with consent)"
+                ),
                 settle,
                 store_empty,
             ),
             WipeStep(
                 "reset_terminal_id",
-                "the terminal ID binding the unit to the merchant (06 1B without TID)",
+                _("the terminal ID binding the unit to the merchant"),
                 lambda: self.driver.set_terminal_id(None),
                 tid_cleared,
             ),
             WipeStep(
                 "log_off",
-                "the cash register registration and TLV permission (06 02)",
+                _("the cash register's registration with the terminal"),
                 self.driver.log_off,
                 lambda: True,
             ),
@@ -371,10 +437,52 @@ class ZvtTerminal:
             steps.append(
                 WipeStep(
                     "factory_reset",
-                    "merchant configuration and host parameters (Feig factory reset 0F A1 0255)",
+                    _("merchant configuration and host parameters (factory reset)"),
                     self.driver.feig_factory_reset,
                     tid_cleared,
                     optional=True,
                 )
             )
-        return steps
+        settles = bool(f.totals and f.totals.count)
+        counted = [s.name for s in steps if s.name != "settle" or settles]
+        return [
+            dataclasses.replace(
+                step,
+                run=announced(
+                    _(STEP_WORDS[step.name]),
+                    step.run,
+                    counted.index(step.name) + 1 if step.name in counted else None,
+                    len(counted),
+                ),
+            )
+            for step in steps
+        ]
+
+
+STEP_WORDS = {
+    "settle": N_("settling the day's transactions"),
+    "reset_terminal_id": N_("removing the terminal ID"),
+    "log_off": N_("logging off"),
+    "factory_reset": N_("resetting the terminal to factory settings"),
+}
+"""What each wipe step is doing, as the operator watching it would say."""
+
+
+def announced(
+    what: str, run: Callable[[], None], position: int | None, total: int
+) -> Callable[[], None]:
+    """``run``, announcing ``what`` (as step ``position`` of ``total`` when it is counted) first."""
+
+    def announced_run() -> None:
+        if position is None:
+            announce(what)
+        else:
+            announce(what, done=position, total=total, unit="steps")
+        run()
+
+    return announced_run
+
+
+def _status_fact(code: int) -> str:
+    """The terminal status byte as evidence and fault text: its code and what it means."""
+    return _("terminal status {code}: {text}").format(code=f"{code:02X}", text=status_text(code))

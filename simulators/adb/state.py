@@ -1,7 +1,8 @@
 """The state of a simulated Android smart POS, built from a model profile and a scenario (TOML).
 
 A *profile* says what the hardware is (PAX A920, Sunmi P2, a generic Android POS): its
-properties, USB identity, vendor serial property, preinstalled payment apps. A *scenario* says
+properties, USB identity, vendor serial property, preinstalled payment apps, and the market its
+units serve (``[merchant]``: currency, shop name, Wi-Fi names). A *scenario* says
 what happened to it (activated by a merchant, unsettled payments, no SIM, a worn battery…).
 Scenario values override the profile's; both are data, so new models and cases need no code.
 The state changes as a real device's would: ``pm clear`` empties an app's data, forgetting a
@@ -231,6 +232,24 @@ class AndroidState:
         return dict(sorted(props.items()))
 
 
+MERCHANT_DEFAULTS: dict[str, str] = {
+    "currency": "EUR",
+    "merchant_id": "MID-0042",
+    "merchant_name": "Café Beispiel",
+    "account": "merchant-0042@example.invalid",
+    "ssid": "Cafe-Beispiel",
+    "ssid_2": "Cafe-Backoffice",
+    "settlement_export": "settlement-2026-10.csv",
+}
+"""The merchant a scenario's unit belonged to, unless the profile's ``[merchant]`` says otherwise.
+
+Scenarios write ``{currency}``, ``{merchant_id}``, ``{ssid}``… where a market shows: a unit
+handed out by a Chinese acquirer holds CNY batches, a Chinese shop name and Chinese Wi-Fi names,
+a German café's unit EUR and ``Cafe-Beispiel``. The market belongs to the model profile (who
+hands such units out), the story (activated, unsettled) to the scenario, so one scenario serves
+every market and the defaults keep the existing profiles' data as it was.
+"""
+
 PROFILES = "posdiag.simulators.adb.profiles"
 SCENARIOS = "posdiag.simulators.adb.scenarios"
 
@@ -286,7 +305,10 @@ def _merge_apps(
 
 
 def _fill(value: Any, names: dict[str, str]) -> Any:
-    """Put the profile's names into a scenario's ``{vendor_dir}``/``{mdm}``/``{payment}``."""
+    """Put the profile's names into a scenario's ``{vendor_dir}``/``{mdm}``/``{payment}``.
+
+    The merchant's data (:data:`MERCHANT_DEFAULTS`: ``{currency}``, ``{ssid}``…) too.
+    """
     if isinstance(value, str):
         for key, text in names.items():
             value = value.replace("{" + key + "}", text)
@@ -298,6 +320,25 @@ def _fill(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
+_MARKUP = '"\\<>&'
+"""Characters a merchant value may not hold: it is put unescaped into JSON and XML files."""
+
+
+def _merchant(section: Any, where: str) -> dict[str, str]:
+    """The profile's merchant data over :data:`MERCHANT_DEFAULTS`, rejecting unknown keys."""
+    if not isinstance(section, dict):
+        raise AdbScenarioError(f"{where}: expected a table")
+    unknown = sorted(set(section) - set(MERCHANT_DEFAULTS))
+    if unknown:
+        raise AdbScenarioError(f"{where}: unknown keys {', '.join(unknown)}")
+    for key, value in section.items():
+        if not isinstance(value, str) or not value:
+            raise AdbScenarioError(f"{where} {key}: expected a non-empty string")
+        if any(ch in value for ch in _MARKUP):
+            raise AdbScenarioError(f"{where} {key}: none of {_MARKUP} allowed")
+    return {**MERCHANT_DEFAULTS, **section}
+
+
 def load_android(
     scenario: str, profile: str = "android-generic", overrides: dict[str, Any] | None = None
 ) -> AndroidState:
@@ -305,6 +346,7 @@ def load_android(
     base = _load(PROFILES, profile, "model profile")
     device = base.get("device", {})
     names = {
+        **_merchant(base.pop("merchant", {}), f"Android model profile {profile!r} [merchant]"),
         "vendor_dir": device.get("vendor_dir", "/sdcard/Download"),
         "mdm": device.get("mdm_package", "com.example.mdm"),
         "payment": device.get("payment_package", "com.example.payment"),

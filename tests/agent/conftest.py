@@ -10,14 +10,34 @@ import pytest
 import structlog
 from rich.console import Console
 
-from posdiag.agent import cli, cli_backend, cli_common, cli_simulate, cli_station
+from posdiag.agent import (
+    cli,
+    cli_backend,
+    cli_common,
+    cli_doctor,
+    cli_records,
+    cli_simulate,
+    cli_station,
+    cli_station_config,
+    cli_station_view,
+)
 
 
 def plain_consoles(monkeypatch: pytest.MonkeyPatch) -> None:
     """Plain wide consoles in every CLI module (each binds ``out``/``err`` when imported)."""
     out = Console(width=200, color_system=None, force_terminal=False)
     err = Console(stderr=True, soft_wrap=True, color_system=None, force_terminal=False)
-    for module in (cli, cli_common, cli_station, cli_simulate, cli_backend):
+    for module in (
+        cli,
+        cli_common,
+        cli_station,
+        cli_station_config,
+        cli_station_view,
+        cli_simulate,
+        cli_backend,
+        cli_doctor,
+        cli_records,
+    ):
         for name, console in (("out", out), ("err", err)):
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, console)

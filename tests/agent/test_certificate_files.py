@@ -19,6 +19,7 @@ from posdiag.agent.certificate import (
     sign_certificate,
     verify_certificate,
     write_certificate,
+    write_certificate_files,
     write_private_atomic,
 )
 from posdiag.agent.certificate import files as cert_files
@@ -71,12 +72,17 @@ def test_certificates_are_private_whatever_the_umask(
 ) -> None:
     out = tmp_path / "certs" / "2026" / "batch"
     document = signed_document(key)
-    json_path, html_path = write_certificate(document, out)
-    assert mode(json_path) == mode(html_path) == 0o600
+    files = write_certificate_files(document, out)
+    assert files.pdf is not None
+    assert mode(files.json) == mode(files.html) == mode(files.pdf) == 0o600
     for folder in (out, out.parent, out.parent.parent):
         assert mode(folder) == 0o700, folder
+    json_path = files.json
     assert json_path.read_bytes() == document_bytes(document)
-    assert sorted(p.name for p in out.iterdir()) == sorted([json_path.name, html_path.name])
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(path.name for path in (files.json, files.html, files.pdf))
+    assert files.pdf == json_path.with_suffix(".pdf")
+    assert files.pdf.read_bytes().startswith(b"%PDF-")
     assert verify_certificate(json_path.read_bytes()).ok
 
 
@@ -100,13 +106,14 @@ def test_write_private_atomic_never_replaces(tmp_path: Path, umask: int) -> None
     assert [p.name for p in target.parent.iterdir()] == ["file.json"]  # no temporary left
 
 
-def test_a_failed_page_leaves_neither_file(
-    tmp_path: Path, key: StationKey, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("suffix", [".html", ".pdf"])
+def test_a_failed_rendering_leaves_no_file(
+    tmp_path: Path, key: StationKey, monkeypatch: pytest.MonkeyPatch, suffix: str
 ) -> None:
     publish = cert_files._publish
 
     def failing(tmp: Path, target: Path) -> None:
-        if target.suffix == ".html":
+        if target.suffix == suffix:
             tmp.unlink()
             raise OSError(28, "No space left on device")
         publish(tmp, target)
@@ -115,6 +122,35 @@ def test_a_failed_page_leaves_neither_file(
     with pytest.raises(CertificateError, match="no space left on device"):
         write_certificate(signed_document(key), tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pdf_that_cannot_be_rendered_does_not_hold_back_the_proof(
+    tmp_path: Path, key: StationKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # reportlab failing (a bug, a font it cannot load) stands in here: the signed record and
+    # its page are still filed, and the PDF is written by a later re-issue.
+    def broken(*args: Any, **kwargs: Any) -> bytes:
+        raise RuntimeError("renderer broke")
+
+    document = signed_document(key)
+    monkeypatch.setattr(cert_files, "render_pdf", broken)
+    files = write_certificate_files(document, tmp_path)
+    assert files.pdf is None
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".html", ".json"]
+    monkeypatch.undo()
+    again = write_certificate_files(document, tmp_path, reuse_identical=True)
+    assert again.pdf is not None and again.pdf.read_bytes().startswith(b"%PDF-")
+    assert mode(again.pdf) == 0o600
+
+
+def test_an_existing_pdf_is_never_replaced(tmp_path: Path, key: StationKey) -> None:
+    document = signed_document(key)
+    report_id = document["certificate"]["report_id"]
+    (tmp_path / f"{report_id}.pdf").write_bytes(b"older")
+    with pytest.raises(CertificateError, match="already exists"):
+        write_certificate(document, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [f"{report_id}.pdf"]
+    assert (tmp_path / f"{report_id}.pdf").read_bytes() == b"older"
 
 
 def test_a_failed_flush_leaves_nothing(

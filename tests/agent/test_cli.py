@@ -87,7 +87,7 @@ def test_activated_needs_a_wipe_and_masks_the_tid(invoke: Invoke) -> None:
     assert result.exit_code == 1
     assert "WIPE REQUIRED" in result.stdout
     assert "activated (terminal ID ****2000): still bound to a merchant" in result.stdout
-    assert "TID ****2000" in result.stdout
+    assert "terminal ID ****2000" in result.stdout
     assert "FEIG ELECTRONIC cVEND plug" in result.stdout
     assert "(simulated)" in result.stdout
     assert TID not in result.output
@@ -114,10 +114,10 @@ def test_unsettled_shows_the_pending_money(invoke: Invoke) -> None:
     result = invoke("check", "zvt+sim://unsettled")
     assert result.exit_code == 1
     assert "WIPE REQUIRED" in result.stdout
-    assert "3 unsettled transactions (EUR 47.57): settle (End-of-Day) before wiping" in (
+    assert "3 unsettled transactions (€47.57): settle (End-of-Day) before wiping" in (
         result.stdout
     )
-    assert "3 UNSETTLED transactions, EUR 47.57" in result.stdout
+    assert "3 UNSETTLED transactions, €47.57" in result.stdout
     assert TID not in result.output
 
 
@@ -196,7 +196,7 @@ def test_json_battery_is_null_for_a_terminal_without_battery_data(
     assert data["verdict"]["status"] == "ready"
     result = invoke("check", "zvt+sim://fresh")
     assert result.exit_code == 0
-    assert "Battery          unsupported" in result.stdout
+    assert "Battery          not available on this terminal" in result.stdout
 
 
 # --- usage errors (exit 2) -----------------------------------------------------------------------
@@ -260,15 +260,21 @@ def test_silent_terminal_is_unreachable(invoke: Invoke) -> None:
     assert time.monotonic() - started < 5
     assert result.exit_code == 3
     assert "UNREACHABLE" in result.stdout
-    assert "did not acknowledge Registration" in result.stdout
+    assert "did not answer" in result.stdout  # what to try, in plain words
+    assert "Registration" not in result.stdout  # the protocol's words are for --debug
     assert "Traceback" not in result.output
+    debug = invoke("--debug", "check", "zvt+sim://activated?silent=1&t2=0.2")
+    assert "did not acknowledge Registration" in debug.stdout
 
 
 def test_babbling_terminal_is_unreachable(invoke: Invoke) -> None:
     result = invoke("check", "zvt+sim://activated?babble=1&t2=0.2&t3=0.3")
     assert result.exit_code == 3
     assert "UNREACHABLE" in result.stdout
-    assert "not ZVT frames" in result.stdout
+    assert "answered, but not in a way posdiag understands: restart it" in result.stdout
+    assert "not ZVT frames" not in result.stdout
+    debug = invoke("--debug", "check", "zvt+sim://activated?babble=1&t2=0.2&t3=0.3")
+    assert "not ZVT frames" in debug.stdout
 
 
 def closed_port() -> int:
@@ -283,7 +289,8 @@ def test_closed_tcp_port_is_refused(invoke: Invoke) -> None:
     result = invoke("check", f"zvt+tcp://127.0.0.1:{port}")
     assert result.exit_code == 3
     assert "UNREACHABLE" in result.stdout
-    assert "refused" in result.stdout
+    assert "check that it is switched on, on the same network" in result.stdout
+    assert "refused" in invoke("--debug", "check", f"zvt+tcp://127.0.0.1:{port}").stdout
     data = as_json(invoke("check", "--json", f"zvt+tcp://127.0.0.1:{port}"))
     assert data["verdict"]["status"] == "unreachable"
     assert data["battery"] is None
@@ -295,15 +302,20 @@ def test_closed_tcp_port_is_refused(invoke: Invoke) -> None:
 def test_missing_serial_device_is_unreachable(invoke: Invoke, address: str) -> None:
     result = invoke("check", address)
     assert result.exit_code == 3
-    assert "cannot open /dev/ttyNOPE: no such file or directory" in result.stdout
+    assert "the cable is plugged in at both ends" in result.stdout
+    debug = invoke("--debug", "check", address)
+    assert "cannot open /dev/ttyNOPE: no such file or directory" in debug.stdout
 
 
 def test_link_dying_mid_check_is_reported_not_ready(invoke: Invoke) -> None:
     result = invoke("check", "zvt+sim://fresh?disconnect_after=2")
     assert result.exit_code == 1
     assert "SERVICE REQUIRED" in result.stdout
-    assert "check incomplete (1 error(s), see Errors): check again" in result.stdout
-    assert "Errors" in result.stdout and "print system configuration" in result.stdout
+    assert "check incomplete (1 fact could not be read): check again" in result.stdout
+    assert "System configuration printout: could not be read (details: --debug)" in result.stdout
+    assert "went away" not in result.stdout
+    debug = invoke("--debug", "check", "zvt+sim://fresh?disconnect_after=2")
+    assert "print system configuration: serial device" in debug.stdout
     assert "unsettled transactions: not readable" in result.stdout
     assert "Traceback" not in result.output
 
@@ -319,7 +331,7 @@ def test_brackets_in_report_text_are_printed_verbatim() -> None:
         verdict=Verdict(VerdictStatus.SERVICE_REQUIRED, ("see [b]",)),
     )
     console = Console(width=200, color_system=None, record=True)
-    console.print(render_report(report))
+    console.print(render_report(report, debug=True))  # errors verbatim only with --debug
     console.print(render_summary([report]))
     text = console.export_text()
     assert text.count("zvt+tcp://[fe80::1]:20007") == 2
@@ -361,7 +373,9 @@ def test_no_address_and_no_hardware_checks_every_scenario(
         "wipe_required",
         "wipe_required",
         "ready",
+        "wipe_required",  # the Chinese-market unit (CNY, Chinese merchant name)
     ]
+    assert "¥" in result.stdout
 
 
 def test_no_address_checks_discovered_terminals(

@@ -98,7 +98,7 @@ def test_activated_pax_needs_a_wipe_with_its_evidence(invoke: Invoke) -> None:
     assert "- 1 account(s) of type com.pax.market.android.app.account" in out
     assert "- 1 item(s) in /sdcard/PAX/" in out
     assert "network profile: Caf…" in out
-    assert "Tamper           unsupported" in out
+    assert "Tamper           not available on this terminal" in out
     assert ACCOUNT_NAME not in result.output
     assert "Cafe-Beispiel" not in result.output
     assert "82617703" not in out  # ro.serialno: the vendor serial is the one on the label
@@ -151,10 +151,10 @@ def test_fresh_is_ready(invoke: Invoke, model: str) -> None:
 def test_unsettled_shows_the_open_batch(invoke: Invoke, model: str) -> None:
     result = invoke("check", f"adb+sim://unsettled?model={model}")
     assert result.exit_code == 1
-    assert "3 unsettled transactions (EUR 47.57): settle (End-of-Day) before wiping" in (
+    assert "3 unsettled transactions (€47.57): settle (End-of-Day) before wiping" in (
         result.stdout
     )
-    assert "3 UNSETTLED transactions, EUR 47.57" in result.stdout
+    assert "3 UNSETTLED transactions, €47.57" in result.stdout
     data = as_json(invoke("check", "--json", f"adb+sim://unsettled?model={model}"))
     pending = data["merchant_data"]["pending_transactions"]
     assert (pending["count"], pending["total_cents"], pending["currency"]) == (3, 4757, "EUR")
@@ -298,8 +298,9 @@ def test_usb_without_a_bus_is_unreachable_in_one_clear_line(
     assert result.exit_code == 3
     assert "Traceback" not in result.output
     assert "UNREACHABLE" in result.stdout
-    assert f"• {reason}" in result.stdout
+    assert "No terminal was found on USB: plug it in with a data cable" in result.stdout
     assert "no USB bus on this machine" in result.stderr  # the why, logged once
+    assert reason in invoke("--debug", "check", address).stdout  # the detail, with --debug
 
 
 # --- real processes ------------------------------------------------------------------------------

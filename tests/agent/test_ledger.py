@@ -197,7 +197,7 @@ def test_sqlite_url_survives_awkward_file_names(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("bad_url", "words"),
     [
-        ("not a url", "could not be understood"),
+        ("not a url://x", "could not be understood"),
         ("nosuchdb://host/db", "unknown database type"),
         ("sqlite:////nonexistent-posdiag-dir/sub/ledger.sqlite3", "folder does not exist"),
     ],
@@ -205,6 +205,14 @@ def test_sqlite_url_survives_awkward_file_names(tmp_path: Path) -> None:
 def test_bad_url_gives_a_readable_ledger_error(bad_url: str, words: str) -> None:
     with pytest.raises(LedgerError, match=words):
         Ledger(bad_url)
+
+
+def test_a_plain_file_path_is_a_sqlite_ledger(tmp_path: Path) -> None:
+    """What the settings file accepts, --ledger accepts too: a path, not only a URL."""
+    path = tmp_path / "depot ledger.sqlite3"
+    with Ledger(str(path)) as ledger:
+        ledger.audit("x")
+    assert path.is_file()
 
 
 def test_missing_driver_error_hides_the_url_password() -> None:

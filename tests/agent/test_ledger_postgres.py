@@ -294,7 +294,7 @@ def test_operator_on_checks_reaches_the_manifest(backend_url: str) -> None:
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
-    lines = result.stdout_bytes.decode().split("\r\n")
+    lines = result.stdout_bytes.decode("utf-8-sig").split("\r\n")
     assert lines[0] == ",".join(CHECK_COLUMNS)
     assert lines[2].split(",")[CHECK_COLUMNS.index("operator")] == "Jana"
     assert "123456" not in result.stdout

@@ -246,7 +246,7 @@ def test_a_tampered_simulated_row_left_out_of_the_report_is_still_announced(
     shown = runner.invoke(cli.main, ["report", "--ledger", url, "--include-simulated"])
     assert shown.exit_code == 1
     assert "TAMPERED: the wipe run record" in shown.stdout
-    assert "1 row(s) are marked TAMPERED;" in shown.stderr
+    assert "1 row is marked TAMPERED;" in shown.stderr
 
 
 def test_a_broken_chain_marks_every_row(copy: Path) -> None:

@@ -51,9 +51,10 @@ def invoke(*args: str) -> Result:
 def report_csv(*args: str) -> list[dict[str, str]]:
     result = invoke("report", "--format", "csv", "--include-simulated", *args)
     assert result.exit_code == 0, result.output
-    text = result.stdout_bytes.decode("utf-8")
+    assert result.stdout_bytes.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM, for Excel
+    text = result.stdout_bytes.decode("utf-8-sig")
     header = ",".join(WIPE_COLUMNS if "checks" not in args else CHECK_COLUMNS)
-    assert text.startswith(header + "\r\n")  # RFC 4180: CRLF line ends
+    assert text.startswith(header + "\r\n")  # RFC 4180: CRLF line ends; one BOM only
     return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
@@ -164,7 +165,7 @@ def test_open_runs_only_when_asked(tmp_path: Path) -> None:
 def test_empty_ledger_gives_header_only() -> None:
     result = invoke("report")
     assert result.exit_code == 0
-    assert result.stdout_bytes == (",".join(WIPE_COLUMNS) + "\r\n").encode()
+    assert result.stdout_bytes == b"\xef\xbb\xbf" + (",".join(WIPE_COLUMNS) + "\r\n").encode()
     assert report_json() == []
 
 
@@ -190,7 +191,7 @@ def test_parse_since_forms() -> None:
 
 
 def test_csv_quotes_per_rfc4180() -> None:
-    text = to_csv([{"serial": 'a,"b"', "model": None}], ("serial", "model"))
+    text = to_csv([{"serial": 'a,"b"', "model": None}], ("serial", "model"), bom=False)
     assert text == 'serial,model\r\n"a,""b""",\r\n'
 
 

@@ -158,7 +158,7 @@ def test_unsettled_transactions_require_settling_before_the_wipe() -> None:
     verdict = decide(make_report(merchant_data=merchant), DEFAULTS)
     assert verdict.status is VerdictStatus.WIPE_REQUIRED
     assert verdict.reasons == (
-        "3 unsettled transactions (EUR 47.57): settle (End-of-Day) before wiping",
+        "3 unsettled transactions (€47.57): settle (End-of-Day) before wiping",
     )
 
 
@@ -184,9 +184,9 @@ def test_empty_store_and_notes_alone_need_no_wipe(merchant: MerchantData) -> Non
 @pytest.mark.parametrize(
     ("merchant", "reason"),
     [
-        (MerchantData(apps=("com.merchant.pos",)), "1 payment app(s) with data"),
-        (MerchantData(files=("/data/receipts.db",)), "1 merchant file(s)"),
-        (MerchantData(network_profiles=("Sho…", "Bac…")), "2 saved Wi-Fi network(s)"),
+        (MerchantData(apps=("com.merchant.pos",)), "1 payment app with data"),
+        (MerchantData(files=("/data/receipts.db",)), "1 merchant file"),
+        (MerchantData(network_profiles=("Sho…", "Bac…")), "2 saved Wi-Fi networks"),
     ],
 )
 def test_merchant_apps_files_or_profiles_require_a_wipe(
@@ -302,7 +302,7 @@ def test_errors_never_certify_ready() -> None:
     report = make_report(merchant_data=None, errors=["turnover totals: link lost"])
     verdict = decide(report, DEFAULTS)
     assert verdict.status is VerdictStatus.SERVICE_REQUIRED
-    assert verdict.reasons == ("check incomplete (1 error(s), see Errors): check again",)
+    assert verdict.reasons == ("check incomplete (1 fact could not be read): check again",)
 
 
 def test_errors_do_not_hide_a_stronger_verdict() -> None:
@@ -404,7 +404,7 @@ def test_valid_precedence_override(tmp_path: Path) -> None:
         ("[network]\nrequire_host_reachable = 1\n", "wrong type"),
         ('[activation]\nwipe_states = "activated"\n', "wrong type"),
         ('[verdict]\nprecedence = ["wipe", "ready"]\n', "precedence must list each of"),
-        ('[activation]\nwipe_states = ["activate"]\n', "unknown state(s) 'activate'"),
+        ('[activation]\nwipe_states = ["activate"]\n', "unknown states 'activate'"),
     ],
 )
 def test_bad_keys_and_values_are_rejected(tmp_path: Path, text: str, message: str) -> None:

@@ -173,7 +173,7 @@ def test_unsettled_zvt_without_settle_is_refused_and_keeps_the_money(
     result = run_wipe(zvt_connect(sim), station)
     assert result.outcome is Outcome.REFUSED
     (reason,) = result.reasons
-    assert "3 unsettled transaction(s) (EUR 47.57)" in reason
+    assert "3 unsettled transactions (€47.57)" in reason
     assert "--settle" in reason
     assert [tx.amount_cents for tx in sim.state.transactions] == [2500, 958, 1299]
     assert sim.state.terminal_id == TID
@@ -190,7 +190,7 @@ def test_unsettled_android_without_settle_is_refused_and_keeps_the_batch(
     result = run_wipe(adb_connect(sim, adb_key), station)
     assert result.outcome is Outcome.REFUSED
     (reason,) = result.reasons
-    assert "3 unsettled transaction(s) (EUR 47.57)" in reason
+    assert "3 unsettled transactions (€47.57)" in reason
     assert "--settle" not in reason  # which could not help: adb cannot settle
     assert "settle them in the payment app" in reason
     assert sim.state.files == before  # the open batch (and everything else) is still there
@@ -228,7 +228,7 @@ def test_unsettled_android_with_settle_is_refused_it_cannot_settle_over_adb(
     result = run_wipe(adb_connect(sim, adb_key), station, settle=True, confirm=confirm)
     assert result.outcome is Outcome.REFUSED
     (reason,) = result.reasons
-    assert "3 unsettled transaction(s) (EUR 47.57)" in reason
+    assert "3 unsettled transactions (€47.57)" in reason
     assert "cannot be settled over its cable" in reason
     assert "settle them in the payment app" in reason
     assert asked == []  # refused before the operator is asked to confirm
@@ -644,6 +644,22 @@ def json_logs() -> Iterator[io.StringIO]:
     structlog.reset_defaults()
 
 
+def _pdf_text(pdf: bytes) -> str:
+    """A PDF's page streams, inflated: where its drawn text is (in ``(...) Tj`` operands)."""
+    import re
+    import zlib
+
+    parts = [pdf.decode("latin-1")]
+    for stream in re.findall(rb"stream\r?\n(.*?)endstream", pdf, re.S):
+        try:
+            parts.append(zlib.decompress(stream).decode("latin-1"))
+        except zlib.error:
+            parts.append(stream.decode("latin-1"))
+    text = "\n".join(parts)
+    assert "Tj" in text or "TJ" in text  # text was found, so a search in it means something
+    return text
+
+
 def test_no_secret_reaches_certificates_ledger_or_logs(
     zvt_terminal: ZvtFactory,
     adb_terminal: AdbFactory,
@@ -671,9 +687,12 @@ def test_no_secret_reaches_certificates_ledger_or_logs(
     logs = json_logs.getvalue()
     assert '"event": "wipe.done"' in logs  # the capture works
     documents = {
-        str(path): path.read_text(encoding="utf-8") for path in sorted(station.out.iterdir())
+        str(path): _pdf_text(path.read_bytes())
+        if path.suffix == ".pdf"
+        else path.read_text(encoding="utf-8")
+        for path in sorted(station.out.iterdir())
     }
-    assert len(documents) == 6  # JSON and HTML of three certificates
+    assert len(documents) == 9  # JSON, HTML and PDF of three certificates
     stores = {
         str(path): path.read_bytes().decode("utf-8", "replace")
         for path in station.db.parent.glob("ledger.sqlite3*")

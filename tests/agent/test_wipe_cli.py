@@ -132,7 +132,7 @@ def test_human_output_of_exceptions_and_reasons(invoke: Invoke) -> None:
     refused = wipe(invoke, "zvt+sim://unsettled", "--yes")
     assert refused.exit_code == 6
     assert refused.stdout.lstrip().startswith("REFUSED")
-    assert "• 3 unsettled transaction(s) (EUR 47.57)" in refused.stdout
+    assert "• 3 unsettled transactions (€47.57)" in refused.stdout
     assert "certificate:" not in refused.stdout
 
 
@@ -142,7 +142,7 @@ def test_out_puts_the_certificate_there(invoke: Invoke, tmp_path: Path, _isolate
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert Path(data["certificate"]).parent == out
-    assert sorted(p.suffix for p in out.iterdir()) == [".html", ".json"]
+    assert sorted(p.suffix for p in out.iterdir()) == [".html", ".json", ".pdf"]
     assert certificates(_isolate) == []
 
 
@@ -193,7 +193,7 @@ def test_unreachable_terminal_is_exit_3(invoke: Invoke) -> None:
         port = probe.getsockname()[1]  # nothing listens once the socket is closed
     result = wipe(invoke, f"zvt+tcp://127.0.0.1:{port}", "--yes")
     assert result.exit_code == 3, result.output
-    assert "refused" in result.stdout
+    assert "on the same network" in result.stdout  # what to try; the socket error is for --debug
 
 
 def test_usage_errors_are_exit_2(invoke: Invoke) -> None:
@@ -271,7 +271,14 @@ def test_verify_prints_a_valid_certificate(invoke: Invoke, certificate: Path) ->
     assert result.exit_code == 0, result.output
     first, _, rest = result.stdout.partition("\n")
     assert first.startswith("VALID signature by station ")
-    content = json.loads(rest)
+    assert "signed with this station's key" in rest
+    assert "Erased with exceptions" in rest
+    assert "SUNMI P2_PRO, serial PC02P0CN01234" in rest
+    assert re.search(r"^Operator +Jana$", rest, re.MULTILINE)
+    assert "steps: 5 done, 5 verified" in rest
+    full = invoke("verify", str(certificate), "--json")
+    assert full.exit_code == 0, full.output
+    content = json.loads(full.stdout)["certificate"]
     assert content["outcome"] == "erased_with_exceptions"
     assert content["media"]["serial_number"] == "PC02P0CN01234"
     assert content["person"]["name"] == "Jana"

@@ -129,7 +129,8 @@ def test_sunmi_entry() -> None:
         (props("PAX", "A80"), "pax-android"),  # unlisted PAX: still PAX serial property
         (props("SUNMI", "T2s"), "sunmi-android"),
         (props("Google", "Pixel 7"), "android-generic"),
-        (props("Newland", "N910"), "android-generic"),
+        (props("Newland", "N910"), "newland-n910"),
+        (props("Acme", "N910"), "android-generic"),  # the model name alone is not a vendor
         (props(None, "A920"), "android-generic"),  # a model name alone is not a vendor
         (props("Samsung", "P2"), "android-generic"),
         ({}, "android-generic"),

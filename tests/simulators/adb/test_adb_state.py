@@ -14,7 +14,7 @@ from posdiag.simulators.adb.state import (
     state_from_dict,
 )
 
-PROFILES = ["android-generic", "pax-a920", "pax-a920-android7", "sunmi-p2"]
+PROFILES = ["android-generic", "newland-n910", "pax-a920", "pax-a920-android7", "sunmi-p2"]
 SCENARIOS = [
     "activated",
     "auth-required",
