@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,7 +22,7 @@ from posdiag.simulators.adb import tms
 from posdiag.simulators.adb.engine import AdbSimulator
 from posdiag.simulators.adb.state import AndroidState, Faults, load_android
 from posdiag.simulators.attach import MemoryAttachment, TcpAttachment
-from posdiag.simulators.pytest_support import check_names
+from posdiag.simulators.pytest_support import SimulatedLink, check_names
 
 if TYPE_CHECKING:  # pyusb is imported only by tests that attach a terminal over USB
     from posdiag.simulators.usb_backend import SimulatedUsbBackend, SimulatedUsbDevice
@@ -53,7 +53,7 @@ _DEVICE_FIELDS = frozenset(f.name for f in dataclasses.fields(AndroidState))
 
 
 @dataclass
-class SimulatedAdb:
+class SimulatedAdb(SimulatedLink):
     """A running simulated Android POS and the ways to reach it.
 
     Attributes:
@@ -75,6 +75,13 @@ class SimulatedAdb:
             system hands it out); ``None`` otherwise.
         path: always ``None``: no attach mode of an Android POS is a device path (kept so
             code can read ``host``/``port``/``path`` of any simulated terminal).
+
+    ``transport()`` gives a fresh host-side transport, not yet opened: memory: the host end
+    of a new in-process link (born open; every call lays a new link to the same simulator);
+    tcp: a ``TcpTransport`` to the listening port (the simulator serves one connection at a
+    time, like adbd on a LAN terminal: close one before opening the next); usb: a
+    ``UsbBulkTransport`` on the simulated backend, selected by serial. The fixture closes every
+    transport it handed out at teardown.
     """
 
     scenario: str
@@ -88,9 +95,6 @@ class SimulatedAdb:
     host: str | None = None
     port: int | None = None
     path: str | None = None
-    _new_transport: Callable[[], Transport] | None = field(default=None, repr=False)
-    _attachments: list[MemoryAttachment | TcpAttachment] = field(default_factory=list, repr=False)
-    _transports: list[Transport] = field(default_factory=list, repr=False)
 
     @property
     def state(self) -> AndroidState:
@@ -105,27 +109,8 @@ class SimulatedAdb:
         """Whether ADB messages travel as separate USB transfers (usb): pass it to AdbDriver."""
         return self.simulator.packetized
 
-    def transport(self) -> Transport:
-        """A fresh host-side transport to this device, not yet opened.
-
-        memory: the host end of a new in-process link (born open; every call lays a new link
-        to the same simulator); tcp: a ``TcpTransport`` to the listening port (the simulator
-        serves one connection at a time, like adbd on a LAN terminal: close one before opening
-        the next); usb: a ``UsbBulkTransport`` on the simulated backend, selected by serial.
-        The fixture closes every transport it handed out at teardown.
-        """
-        if self._new_transport is None:
-            raise RuntimeError("this SimulatedAdb was stopped")
-        transport = self._new_transport()
-        self._transports.append(transport)
-        return transport
-
     def _stop(self) -> None:
-        self._new_transport = None
-        for transport in reversed(self._transports):
-            transport.close()
-        for attachment in reversed(self._attachments):
-            attachment.stop()
+        super()._stop()
         if self.usb_backend is not None:
             self.usb_backend.close()
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 from urllib.parse import urlencode
 
@@ -67,6 +67,7 @@ from posdiag.simulators.pytest_adb import (
     adb_terminal,
 )
 from posdiag.simulators.pytest_support import (
+    SimulatedLink,
     UnknownFaultError,
     add_log_options,
     check_names,
@@ -144,7 +145,7 @@ Attachment: TypeAlias = MemoryAttachment | PtyAttachment | TcpAttachment
 
 
 @dataclass
-class SimulatedZvt:
+class SimulatedZvt(SimulatedLink):
     """A running simulated ZVT terminal and the ways to reach it.
 
     Attributes:
@@ -167,6 +168,13 @@ class SimulatedZvt:
         port: tcp: the TCP port (a free one, chosen at start); ``None`` otherwise.
         path: pty: the device path (``/dev/pts/N``) to open as a serial port; ``None``
             otherwise (url: use :attr:`url`).
+
+    ``transport()`` gives a fresh host-side (cash register) transport, not yet opened:
+    memory: the host end of an in-process link (memory ends are born open, and ``open()`` on
+    them does nothing; each call after the first lays a new link to the same simulator); pty:
+    a ``SerialTransport`` on the pty path; tcp: a ``TcpTransport`` to the listening port; url:
+    a ``SerialTransport`` on the ``possim://`` URL. The fixture closes every transport it
+    handed out at teardown.
     """
 
     scenario: str
@@ -179,9 +187,6 @@ class SimulatedZvt:
     host: str | None = None
     port: int | None = None
     path: str | None = None
-    _new_transport: Callable[[], Transport] | None = field(default=None, repr=False)
-    _attachments: list[Attachment] = field(default_factory=list, repr=False)
-    _transports: list[Transport] = field(default_factory=list, repr=False)
 
     @property
     def state(self) -> TerminalState:
@@ -191,27 +196,7 @@ class SimulatedZvt:
         """
         return self.simulator.state
 
-    def transport(self) -> Transport:
-        """A fresh host-side (cash register) transport to this terminal, not yet opened.
 
-        memory: the host end of an in-process link (memory ends are born open, and ``open()``
-        on them does nothing; each call after the first lays a new link to the same
-        simulator); pty: a ``SerialTransport`` on the pty path; tcp: a ``TcpTransport`` to the
-        listening port; url: a ``SerialTransport`` on the ``possim://`` URL. The fixture closes
-        every transport it handed out at teardown.
-        """
-        if self._new_transport is None:
-            raise RuntimeError("this SimulatedZvt was stopped")
-        transport = self._new_transport()
-        self._transports.append(transport)
-        return transport
-
-    def _stop(self) -> None:
-        self._new_transport = None
-        for transport in reversed(self._transports):
-            transport.close()
-        for attachment in reversed(self._attachments):
-            attachment.stop()
 
 
 def _string_options(options: dict[str, Any]) -> dict[str, str]:

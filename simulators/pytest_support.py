@@ -28,7 +28,8 @@ from __future__ import annotations
 import difflib
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -36,6 +37,7 @@ import structlog
 
 from posdiag.drivers.errors import AddressError
 from posdiag.drivers.text import clean_text
+from posdiag.drivers.transport.base import Transport
 
 from .adb.state import AdbScenarioError
 
@@ -71,6 +73,37 @@ _METHOD_LEVELS = {
     "fatal": logging.CRITICAL,
 }
 _DROPPED_KEYS = ("level", "timestamp", "logger", "exc_info")
+
+@dataclass
+class SimulatedLink:
+    """What every simulated device fixture shares: the transports it hands out, and teardown.
+
+    A fixture lays a link (memory, pty, TCP, USB) and sets ``_new_transport``; each
+    :meth:`transport` call hands out a fresh host-side transport that the fixture closes at
+    teardown, with the attachments, newest first.
+    """
+
+    _new_transport: Callable[[], Transport] | None = field(
+        default=None, repr=False, kw_only=True
+    )
+    _attachments: list[Any] = field(default_factory=list, repr=False, kw_only=True)
+    _transports: list[Transport] = field(default_factory=list, repr=False, kw_only=True)
+
+    def transport(self) -> Transport:
+        """A fresh host-side transport to this device, not yet opened (see the class notes)."""
+        if self._new_transport is None:
+            raise RuntimeError(f"this {type(self).__name__} was stopped")
+        transport = self._new_transport()
+        self._transports.append(transport)
+        return transport
+
+    def _stop(self) -> None:
+        self._new_transport = None
+        for transport in reversed(self._transports):
+            transport.close()
+        for attachment in reversed(self._attachments):
+            attachment.stop()
+
 
 
 class UnknownFaultError(AddressError, AdbScenarioError):

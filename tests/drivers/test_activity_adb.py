@@ -8,22 +8,21 @@ the way the CLI's progress line and the station's table listen. The wipe runs th
 
 from __future__ import annotations
 
-import gettext
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _support.activity import Tapped, Watcher
 
 from posdiag.agent.inspect import inspect_terminal
 from posdiag.agent.policy import load_policy
 from posdiag.agent.report import DeviceReport, to_json
 from posdiag.agent.wipe import Outcome, WipeOptions, WipeSession
 from posdiag.drivers import i18n
-from posdiag.drivers.activity import Activity, listening
+from posdiag.drivers.activity import listening
 from posdiag.drivers.adb.driver import AdbDriver
 from posdiag.drivers.adb.terminal import AdbTerminal
-from posdiag.drivers.transport.base import Transport
 from posdiag.simulators.pytest_adb import AdbDriverFactory, SimulatedAdb
 
 AdbFactory = Callable[..., SimulatedAdb]
@@ -57,54 +56,6 @@ WIPE = [
 """The steps of a wipe of the simulated PAX A920 as the watcher sees them."""
 
 AUTH_WAIT = "waiting for USB debugging to be allowed on the terminal's screen"
-
-
-class Watcher:
-    """A listener that keeps every announcement."""
-
-    def __init__(self) -> None:
-        self.activities: list[Activity] = []
-
-    def __call__(self, activity: Activity) -> None:
-        self.activities.append(activity)
-
-    def sequence(self) -> list[str]:
-        """The texts announced, each once per run of announcements (byte updates folded)."""
-        texts: list[str] = []
-        for activity in self.activities:
-            if not texts or texts[-1] != activity.what:
-                texts.append(activity.what)
-        return texts
-
-
-class Tapped(Transport):
-    """A transport that counts the bytes read through it (nothing else is changed)."""
-
-    def __init__(self, inner: Transport) -> None:
-        super().__init__(inner.description)
-        self.inner = inner
-        self.count = 0
-
-    def open(self) -> None:
-        self.inner.open()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    @property
-    def is_open(self) -> bool:
-        return self.inner.is_open
-
-    def write(self, data: bytes) -> None:
-        self.inner.write(data)
-
-    def read(self, max_bytes: int, timeout: float) -> bytes:
-        data = self.inner.read(max_bytes, timeout)
-        self.count += len(data)
-        return data
-
-    def reset_input(self) -> None:
-        self.inner.reset_input()
 
 
 @pytest.fixture
@@ -223,22 +174,6 @@ def test_without_a_listener_nothing_is_told_and_the_report_is_the_same(
         return data
 
     assert comparable(quiet) == comparable(watched)
-
-
-class Marked(gettext.NullTranslations):
-    """A catalogue that marks every message it translates, to see what goes through ``_()``."""
-
-    def gettext(self, message: str) -> str:
-        return "«" + message
-
-    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
-        return "«" + (msgid1 if n == 1 else msgid2)
-
-
-@pytest.fixture
-def marked(monkeypatch: pytest.MonkeyPatch, english: None) -> None:
-    monkeypatch.setattr(i18n, "_translations", Marked())
-    monkeypatch.setattr(i18n, "_chosen", True)
 
 
 @pytest.mark.parametrize(

@@ -9,20 +9,19 @@ the wire.
 
 from __future__ import annotations
 
-import gettext
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _support.activity import Tapped, Watcher
 
 from posdiag.agent.inspect import inspect_terminal
 from posdiag.agent.policy import load_policy
 from posdiag.agent.report import DeviceReport, to_json
 from posdiag.drivers import i18n
-from posdiag.drivers.activity import Activity, listening
+from posdiag.drivers.activity import listening
 from posdiag.drivers.model import Terminal
-from posdiag.drivers.transport.base import Transport
 from posdiag.drivers.zvt.driver import ZvtDriver
 from posdiag.drivers.zvt.terminal import ZvtTerminal
 from posdiag.simulators.pytest_plugin import TEST_TIMERS, SimulatedZvt
@@ -45,59 +44,6 @@ CHECK = [
 """The exchanges of a check of the simulated Feig terminal, in order."""
 
 PRINTOUT = "reading the system configuration printout"
-
-
-class Tapped(Transport):
-    """A transport that counts the bytes read through it (nothing else is changed)."""
-
-    def __init__(self, inner: Transport) -> None:
-        super().__init__(inner.description)
-        self.inner = inner
-        self.count = 0
-
-    def open(self) -> None:
-        self.inner.open()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    @property
-    def is_open(self) -> bool:
-        return self.inner.is_open
-
-    def write(self, data: bytes) -> None:
-        self.inner.write(data)
-
-    def read(self, max_bytes: int, timeout: float) -> bytes:
-        data = self.inner.read(max_bytes, timeout)
-        self.count += len(data)
-        return data
-
-    def reset_input(self) -> None:
-        self.inner.reset_input()
-
-
-class Watcher:
-    """A listener that keeps every announcement and the wire's byte count at that moment."""
-
-    def __init__(self, transport: Tapped | None = None) -> None:
-        self.transport = transport
-        self.seen: list[tuple[Activity, int]] = []
-
-    def __call__(self, activity: Activity) -> None:
-        self.seen.append((activity, self.transport.count if self.transport else 0))
-
-    @property
-    def activities(self) -> list[Activity]:
-        return [activity for activity, _ in self.seen]
-
-    def sequence(self) -> list[str]:
-        """The texts announced, each once per run of announcements (byte updates folded)."""
-        texts: list[str] = []
-        for activity in self.activities:
-            if not texts or texts[-1] != activity.what:
-                texts.append(activity.what)
-        return texts
 
 
 def connect(sim: SimulatedZvt) -> tuple[ZvtTerminal, Tapped]:
@@ -218,22 +164,6 @@ def test_without_a_listener_nothing_is_told_and_the_report_is_the_same(
     with listening(Watcher()):
         watched = check(terminal)
     assert comparable(quiet) == comparable(watched)
-
-
-class Marked(gettext.NullTranslations):
-    """A catalogue that marks every message it translates, to see what goes through ``_()``."""
-
-    def gettext(self, message: str) -> str:
-        return "«" + message
-
-    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
-        return "«" + (msgid1 if n == 1 else msgid2)
-
-
-@pytest.fixture
-def marked(monkeypatch: pytest.MonkeyPatch, english: None) -> None:
-    monkeypatch.setattr(i18n, "_translations", Marked())
-    monkeypatch.setattr(i18n, "_chosen", True)
 
 
 @pytest.mark.parametrize(
