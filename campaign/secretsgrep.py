@@ -90,6 +90,8 @@ def _kind(name: str) -> str:
         return "ledger files"
     if name.endswith(".html"):
         return "certificate HTML"
+    if name.endswith(".pdf"):
+        return "certificate PDF"
     if name.endswith(".json"):
         return "certificates (JSON)"
     return "other files (reports, logs, fleet files)"
@@ -156,9 +158,14 @@ def run(settings: Settings, outputs: Outputs) -> SectionResult:
             if _is_key_file(path):
                 continue
             try:
-                sources.append((_kind(path.name), path.name, path.read_bytes()))
+                data = path.read_bytes()
             except OSError:
                 continue
+            if path.suffix == ".pdf":  # compressed streams: search what the pages draw
+                from posdiag.agent.certificate.pdf import drawn_text
+
+                data = drawn_text(data).encode("latin-1")
+            sources.append((_kind(path.name), path.name, data))
         for kind, where, data in sources:
             row = result.row(kind)
             row.tried += 1

@@ -45,7 +45,7 @@ from ..logs import get_logger
 from .pdf_story import BUDGETS, CJK_FONT, GREY, LATIN, MARGIN, MAX_PAGES, Budget, latin, story
 from .view import get, is_missing, text
 
-__all__ = ["CJK_FONT", "MAX_LOGO_BYTES", "MAX_PAGES", "page_count", "render_pdf"]
+__all__ = ["CJK_FONT", "MAX_LOGO_BYTES", "MAX_PAGES", "drawn_text", "page_count", "render_pdf"]
 
 log = get_logger(__name__)
 
@@ -221,3 +221,31 @@ def _fitted(
     if not data:
         data, _pages = _render(cert, sig, BUDGETS[-1], depot, None, compress=compress)
     return data
+
+
+_STREAM = re.compile(rb"<<(.*?)>>\s*stream\r?\n(.*?)endstream", re.S)
+
+
+def drawn_text(pdf: bytes) -> str:
+    """Everything a PDF of ours draws, its streams decoded (ASCII85, Flate), as searchable text.
+
+    reportlab compresses and ASCII85-encodes its page streams, so a plain byte search for a
+    secret in a certificate PDF finds nothing either way; the campaign's secret sweep and the
+    tests search this instead. Latin text is in the ``(...) Tj`` operands as written; CJK text
+    is CID codes (a secret is digits and Latin letters, drawn in Helvetica or Courier).
+    """
+    import base64
+    import zlib
+
+    parts = [pdf.decode("latin-1")]
+    for head, stream in _STREAM.findall(pdf):
+        data = stream.strip()
+        try:
+            if b"ASCII85Decode" in head:
+                data = base64.a85decode(data.removesuffix(b"~>"), ignorechars=b" \t\r\n")
+            if b"FlateDecode" in head:
+                data = zlib.decompress(data)
+        except ValueError:  # zlib.error and binascii.Error are ValueErrors: keep the raw bytes
+            pass
+        parts.append(data.decode("latin-1"))
+    return "\n".join(parts)

@@ -141,6 +141,7 @@ def test_unreachable_and_usage_errors_read_in_chinese(invoke: Invoke) -> None:
     usage = invoke("check", "nonsense://x")
     assert usage.exit_code == 2
     assert_chinese(usage)
+    assert usage.stderr.startswith("posdiag：错误：")
 
 
 def test_doctor_reads_in_chinese(invoke: Invoke) -> None:

@@ -645,20 +645,10 @@ def json_logs() -> Iterator[io.StringIO]:
 
 
 def _pdf_text(pdf: bytes) -> str:
-    """A PDF's streams decoded (ASCII85, Flate): where its drawn text is (``(...) Tj`` operands)."""
-    import base64
-    import re
-    import zlib
+    """What the certificate PDF draws, decoded (its streams are compressed)."""
+    from posdiag.agent.certificate.pdf import drawn_text
 
-    parts = [pdf.decode("latin-1")]
-    for head, stream in re.findall(rb"<<(.*?)>>\s*stream\r?\n(.*?)endstream", pdf, re.S):
-        data = stream.strip()
-        if b"ASCII85Decode" in head:
-            data = base64.a85decode(data.removesuffix(b"~>"), ignorechars=b" \t\r\n")
-        if b"FlateDecode" in head:
-            data = zlib.decompress(data)
-        parts.append(data.decode("latin-1"))
-    text = "\n".join(parts)
+    text = drawn_text(pdf)
     assert "Tj" in text or "TJ" in text  # text was found, so a search in it means something
     return text
 

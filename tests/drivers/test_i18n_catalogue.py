@@ -148,3 +148,17 @@ def test_translations_keep_the_edges_of_the_sentence(catalogue: object) -> None:
             if not text.startswith(lead) or not text.endswith(trail):
                 wrong.append((source, text))
     assert not wrong, f"{len(wrong)} translations change their leading/trailing space: {wrong[:5]}"
+
+
+def test_a_sentence_inside_an_f_string_is_extracted_too() -> None:
+    """Python before 3.12 hands Babel an f-string as one token; posdiag's extractor looks in."""
+    import io
+
+    from posdiag.drivers.i18n_extract import extract_python
+
+    source = b"label = f\"<th>{escape(_('Firmware'))}</th> {ngettext('a', 'as', n)}\"\n"
+    found = {
+        message for _line, _f, message, _c in extract_python(io.BytesIO(source), KEYWORDS, [], {})
+    }
+    assert "Firmware" in found
+    assert ("a", "as", None) in found
