@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -67,13 +67,18 @@ class ProgressLine:
         self._measure = ""
         self._since = time.monotonic()
         status = self.console.status(self._text(), spinner="dots")
+        done = threading.Event()
+        ticker = threading.Thread(
+            target=self._tick, args=(done,), name="posdiag-progress", daemon=True
+        )
         with status, listening(self.on_activity):
             self._status = status
-            ticker = threading.Thread(target=self._tick, name="posdiag-progress", daemon=True)
             ticker.start()
             try:
                 yield self
             finally:
+                done.set()
+                ticker.join()
                 self._status = None
         self._subject = ""
 
@@ -124,13 +129,8 @@ class ProgressLine:
         if status is not None:
             status.update(self._text())
 
-    def _tick(self) -> None:
+    def _tick(self, done: threading.Event) -> None:
         """Keep the elapsed seconds moving while a terminal is slow to answer."""
-        while self._status is not None:
-            time.sleep(0.5)
+        while not done.wait(0.5):
             self._refresh()
 
-
-def maybe_paused(line: ProgressLine | None) -> Any:
-    """``line.paused()`` when there is a line, else a do-nothing context."""
-    return line.paused() if line is not None else nullcontext()

@@ -18,7 +18,14 @@ from posdiag.drivers.i18n import N_, _, format_datetime, ngettext
 from posdiag.drivers.text import clean_text
 
 from .logs import mask_identifier
-from .report import DeviceReport, VerdictStatus, money_text, registration_words, sim_words
+from .report import (
+    DeviceReport,
+    VerdictStatus,
+    activation_words,
+    money_text,
+    registration_words,
+    sim_words,
+)
 
 SAFE_LINE_LIMIT = 1024
 
@@ -48,12 +55,6 @@ VERDICT_WORDS = {
     VerdictStatus.UNREACHABLE: N_("UNREACHABLE"),
 }
 """What a verdict is called on a screen (the JSON keeps the identifier)."""
-ACTIVATION_WORDS = {
-    "activated": N_("activated"),
-    "not_activated": N_("not activated"),
-    "partial": N_("partly activated"),
-    "unknown": N_("activation unknown"),
-}
 
 
 def verdict_text(status: VerdictStatus) -> str:
@@ -95,7 +96,7 @@ def _activation(report: DeviceReport) -> str:
     a = report.activation
     if a is None:
         return "—"
-    parts = [_(ACTIVATION_WORDS.get(a.state.value, a.state.value))]
+    parts = [activation_words(a.state.value)]
     if a.terminal_id:
         parts.append(_("terminal ID {tid}").format(tid=mask_identifier(a.terminal_id)))
     if a.keys_loaded is not None:
@@ -140,9 +141,12 @@ def _network(report: DeviceReport) -> str:
         lines.append(_("cellular {state}").format(state=registration_words(n.registration)))
     if n.signal_dbm is not None:
         lines.append(_("signal {dbm} dBm").format(dbm=n.signal_dbm))
-    lines.extend(d for d in n.details if not d.startswith("diagnosis:"))
+    # the driver's diagnosis note says what the host line above already says
+    diagnosis = _("diagnosis: {result}").format(result="").strip()
+    lines.extend(d for d in n.details if not d.startswith(diagnosis))
     if n.modem:
-        lines.append(_("modem: {modem}").format(modem=n.modem))
+        modem = _("none") if n.modem == "none" else n.modem  # the driver's word for no modem
+        lines.append(_("modem: {modem}").format(modem=modem))
     if n.tms:
         lines.append(_("TMS: {tms}").format(tms=n.tms))
     return "\n".join(lines) or "—"

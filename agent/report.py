@@ -41,6 +41,21 @@ if TYPE_CHECKING:  # annotations only: the CLI imports this module before it nee
 SCHEMA = "posdiag.report/1"
 
 
+ACTIVATION_WORDS = {
+    "activated": N_("activated"),
+    "not_activated": N_("not activated"),
+    "partial": N_("partly activated"),
+    "unknown": N_("activation unknown"),
+}
+"""The activation states (``ActivationState`` values) in words."""
+
+
+def activation_words(state: str) -> str:
+    """An activation state in the reader's words; an unknown one as it is."""
+    known = ACTIVATION_WORDS.get(state)
+    return _(known) if known else state
+
+
 SIM_WORDS = {
     "READY": N_("ready"),
     "LOADED": N_("ready"),

@@ -12,8 +12,7 @@ from posdiag.drivers.i18n import _, ngettext
 from posdiag.drivers.model import ActivationState
 
 from .policy import Policy
-from .render import ACTIVATION_WORDS
-from .report import DeviceReport, money_text
+from .report import DeviceReport, activation_words, money_text
 from .wipe_types import WipeOptions, WipeResult
 
 __all__ = ["UNVERIFIABLE_EVIDENCE", "guard_reasons", "read_back_problems"]
@@ -165,6 +164,6 @@ def read_back_problems(after: DeviceReport, result: WipeResult) -> list[str]:
         if activation.terminal_id or any(
             e.source == "app data" and _PACKAGE.search(e.fact) for e in hard
         ):
-            state = _(ACTIVATION_WORDS.get(activation.state.value, activation.state.value))
+            state = activation_words(activation.state.value)
             problems.append(_("still {state} after the wipe").format(state=state))
     return problems

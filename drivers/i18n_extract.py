@@ -88,27 +88,6 @@ def extract_catalogue_means(
 _MEANS = re.compile(r'^\s*means\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:#.*)?$')
 
 
-def extract_means(
-    fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: Any
-) -> Iterator[tuple[int, str | None, str, list[str]]]:
-    """Yield Babel's ``(line, function, message, comments)`` for every ``means`` string.
-
-    The TOML is also parsed whole, so the extracted text is exactly the value the loader reads
-    (escapes resolved); a line this reading does not recognise is left to the loader's own checks.
-    """
-    import tomllib
-
-    text = fileobj.read().decode("utf-8")
-    values = {str(value) for value in _values(tomllib.loads(text))}
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = _MEANS.match(line)
-        if match is None:
-            continue
-        value = tomllib.loads(f'v = "{match.group(1)}"')["v"]
-        if value in values:
-            yield number, None, value, []
-
-
 def _values(node: Any) -> Iterator[Any]:
     if isinstance(node, dict):
         for key, value in node.items():

@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import pty
 import re
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from _support.terminal import read_screen
 from click.testing import CliRunner
 
 from posdiag.agent import cli
@@ -51,25 +50,16 @@ def on_a_terminal(
         [POSDIAG, *args], stdin=slave, stdout=slave, stderr=slave, env=_env(home), close_fds=True
     )
     os.close(slave)
-    output = b""
     pending = list(answers)
-    deadline = time.monotonic() + timeout
+
+    def reply(screen: bytes) -> bytes | None:
+        if pending and screen.rstrip().endswith(b":"):
+            return pending.pop(0).encode() + b"\r"
+        return None
+
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                output += chunk
-                if pending and output.rstrip().endswith(b":"):
-                    os.write(master, pending.pop(0).encode() + b"\r")
-            elif process.poll() is not None:
-                break
-        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        output = read_screen(master, process, timeout, reply)
+        code = process.wait(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()

@@ -15,13 +15,12 @@ import logging
 import os
 import pty
 import re
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from _support.terminal import read_screen
 from click.testing import CliRunner, Result
 from rich.console import Console
 
@@ -151,20 +150,7 @@ def test_live_table_on_a_real_terminal_is_clean_and_secret_free(tmp_path: Path) 
         env=env,
     )
     os.close(slave)
-    screen = bytearray()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            screen += chunk
-        elif process.poll() is not None:
-            break
+    screen = read_screen(master, process)
     os.close(master)
     stderr = process.communicate(timeout=30)[1].decode("utf-8", "replace")
     assert process.returncode in (0, 1), stderr
