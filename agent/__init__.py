@@ -1,8 +1,9 @@
-"""posdiag.agent: the application (CLI, inspection, policy, reports) above the drivers."""
+"""posdiag.agent: the application (CLI, inspection, policy, reports) above the drivers.
 
-from importlib.metadata import PackageNotFoundError, version
+``__version__`` is the single source of the version: the build reads it (``pyproject.toml``,
+``[tool.setuptools.dynamic]``), and the running program reads it here. A literal rather than an
+``importlib.metadata`` lookup, because that lookup alone took longer than a bare interpreter's
+whole start-up, and ``posdiag --version`` answers before anything else is loaded.
+"""
 
-try:
-    __version__ = version("posdiag")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+__version__ = "0.1.0"

@@ -1,5 +1,5 @@
-"""``python -m posdiag.agent``: the same as the ``posdiag`` command."""
+"""``python -m posdiag.agent``: the same as the ``posdiag`` command (its launcher included)."""
 
-from .cli import main
+from .launch import main
 
 main()

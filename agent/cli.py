@@ -2,7 +2,8 @@
 
 The ``cli*`` modules are the only ones that print: ``cli_common`` (consoles, exit codes,
 one-line errors), ``cli_simulate``, ``cli_station`` and ``cli_backend`` (backend-only checks,
-``lost``) hold the other commands, registered on the group at the end of this module.
+``lost``) hold the other commands, registered on the group by name (:data:`LAZY_COMMANDS`) and
+imported only when run.
 
 Exit codes (every command): 0 ready / success, 1 checked but not ready, 2 usage error (bad
 address, bad option, wrong password), 3 unreachable. Errors are one readable line on stderr;
@@ -24,7 +25,7 @@ from posdiag.drivers.errors import TransportError
 from posdiag.drivers.i18n import _, ngettext
 
 from . import __version__
-from .cli_backend import backend_report, is_backend_target, load_backends, lost
+from .cli_backend import backend_report, is_backend_target, load_backends
 from .cli_common import (
     DEMO_ANDROID,
     EXIT_NOT_READY,
@@ -32,6 +33,7 @@ from .cli_common import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     Context,
+    LazyGroup,
     _simulation_records,
     backends_option,
     err,
@@ -39,19 +41,30 @@ from .cli_common import (
     guarded,
     out,
 )
-from .cli_doctor import doctor
-from .cli_records import report, station_key, verify
-from .cli_simulate import simulate
-from .cli_station import station
 from .discovery import discover
 from .logs import configure_logging
 from .options import SECONDS
-from .policy import Policy, load_policy
+from .policy import Policy, check_scope, load_policy
 from .render import render_report, render_summary, render_wipe, safe
 from .report import DeviceReport, Verdict, VerdictStatus, to_json, utc_now_text
 
+LAZY_COMMANDS = {
+    "doctor": "posdiag.agent.cli_doctor:doctor",
+    "report": "posdiag.agent.cli_records:report",
+    "station-key": "posdiag.agent.cli_records:station_key",
+    "verify": "posdiag.agent.cli_records:verify",
+    "lost": "posdiag.agent.cli_backend:lost",
+    "simulate": "posdiag.agent.cli_simulate:simulate",
+    "station": "posdiag.agent.cli_station:station",
+}
+"""The commands kept in other modules, imported when run: ``check`` never loads the station."""
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=LAZY_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="posdiag")
 @click.option(
     "--log-format",
@@ -150,8 +163,12 @@ def check_one(
     policy: Policy | None = None,
     deadline_s: float | None = None,
     backends: Any = None,
+    scope: Any = None,
 ) -> DeviceReport:
     """Check one terminal by address (raises AddressError/AuthenticationError for the CLI).
+
+    ``scope`` (``posdiag.drivers.model.CheckScope``): how much to ask (quick triage, host
+    dial-up); None: what the policy needs.
 
     ``backends`` (``posdiag.agent.backends.Backends``): the configured TMS/acquirer backends;
     a device's report is merged with what they say, and ``sn:…``/``tusn:…``/a bare label is
@@ -174,7 +191,7 @@ def check_one(
     terminal = open_terminal(address, password=password, on_auth_prompt=_auth_prompt)
     try:
         report = inspect_terminal(
-            terminal, policy, simulated=address.link == "sim", deadline_s=deadline_s
+            terminal, policy, simulated=address.link == "sim", deadline_s=deadline_s, scope=scope
         )
     except TransportError as exc:
         return _unreachable(str(address), exc)
@@ -208,6 +225,16 @@ def _exit_code(reports: list[DeviceReport]) -> int:
     help="Seconds one terminal's check may take in all (default per family: ZVT 120, "
     "Android 90); a terminal still busy then is unreachable.",
 )
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Triage: identity, merchant binding and unsettled money only, for sorting a pile fast.",
+)
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Also let the terminal dial its payment host, whatever the policy needs.",
+)
 @backends_option
 @guarded
 def check(
@@ -217,6 +244,8 @@ def check(
     password: str | None,
     policy_file: Path | None,
     deadline: float | None,
+    quick: bool,
+    full: bool,
     backends_file: Path | None,
 ) -> None:
     """Check terminals: identity, activation, firmware, network, battery, merchant data.
@@ -227,7 +256,10 @@ def check(
     terminal is checked; with none attached, simulated terminals are checked to show what
     posdiag does. Configured backends (TMS, acquirer platform) are consulted for every terminal.
     """
+    if quick and full:
+        raise click.UsageError(_("--quick and --full exclude each other: choose one."))
     policy = load_policy(policy_file)  # a bad policy file is a usage error before any I/O
+    scope = check_scope(policy, quick=quick, full=full)
     backends = load_backends(backends_file)
     demo = False
     targets = list(addresses)
@@ -261,7 +293,12 @@ def check(
             with line.session(subject):
                 reports.append(
                     check_one(
-                        target, password, policy=policy, deadline_s=deadline, backends=backends
+                        target,
+                        password,
+                        policy=policy,
+                        deadline_s=deadline,
+                        backends=backends,
+                        scope=scope,
                     )
                 )
     finally:
@@ -497,12 +534,3 @@ def confirm_serial(summary: str, expected: str, tries: int = CONFIRM_TRIES) -> b
                 highlight=False,
             )
     return False
-
-
-main.add_command(doctor)
-main.add_command(report)
-main.add_command(station_key)
-main.add_command(verify)
-main.add_command(lost)
-main.add_command(simulate)
-main.add_command(station)

@@ -6,9 +6,10 @@ so neither imports the other's internals.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -41,6 +42,40 @@ backends_option = click.option(
 
 out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, soft_wrap=True)
+
+
+class LazyGroup(click.Group):
+    """A command group whose commands in ``lazy_commands`` are imported when first resolved.
+
+    ``posdiag check`` is run by the hundred on a depot PC, and importing every command's module
+    (the station's live table and settlement prompts, the simulator's servers) would cost each
+    run milliseconds it never uses. Click resolves the invoked command before the group's own
+    callback runs, so the settings (``default_map``) still reach it; ``--help`` lists them all.
+
+    Args:
+        lazy_commands: command name → ``"module:attribute"`` of its ``click.Command``.
+    """
+
+    def __init__(
+        self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command's name, loaded or not (help, completion, typo suggestions)."""
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command, importing its module the first time it is asked for."""
+        spec = self.lazy_commands.get(cmd_name)
+        if spec is not None and cmd_name not in self.commands:
+            module_name, _, attribute = spec.partition(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{spec} is not a click command")
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
 
 class Context:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.text import Text
@@ -225,14 +227,15 @@ def report(
     from .ledger import Ledger
     from .manifest import (
         CHECK_COLUMNS,
+        VERIFIED,
         WIPE_COLUMNS,
         ManifestError,
-        check_rows,
+        csv_chunks,
+        iter_check_rows,
+        iter_wipe_rows,
+        json_chunks,
         parse_since,
-        to_csv,
-        wipe_rows,
     )
-    from .manifest import to_json as rows_json
 
     try:
         moment = parse_since(since) if since is not None else None
@@ -240,11 +243,22 @@ def report(
         fail(str(exc), EXIT_USAGE, ctx)
     if kind in ("checks", "lost") and batch is not None:
         fail(_("--batch applies to wipes only (inspections carry no batch id)"), EXIT_USAGE, ctx)
-    columns: tuple[str, ...] = CHECK_COLUMNS
+    marked = 0
+
+    def counted(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Pass the rows on as they are written, counting those marked as failing."""
+        nonlocal marked
+        for row in rows:
+            marked += row["integrity"] != VERIFIED
+            yield row
+
+    # Rows are written as they are read (a depot's year of checks never sits in memory), so the
+    # verification that marks them runs first, and the ledger stays open until the last row.
     with Ledger(ledger_url) as ledger:
         verification = ledger.verify()
         if kind in ("checks", "lost"):
-            rows = check_rows(
+            columns: tuple[str, ...] = CHECK_COLUMNS
+            rows = iter_check_rows(
                 ledger,
                 since=moment,
                 include_simulated=include_simulated,
@@ -252,7 +266,8 @@ def report(
                 lost_only=kind == "lost",
             )
         else:
-            rows = wipe_rows(
+            columns = WIPE_COLUMNS
+            rows = iter_wipe_rows(
                 ledger,
                 batch=batch,
                 since=moment,
@@ -260,16 +275,16 @@ def report(
                 include_simulated=include_simulated,
                 verification=verification,
             )
-            columns = WIPE_COLUMNS
-    if fmt == "json":
-        click.echo(rows_json(rows))
-    else:
-        # bytes, so the CRLF line ends of RFC 4180 reach stdout untranslated
-        titles = header == "titles" if header else language() != "en"
-        csv_text = to_csv(rows, columns, bom=not no_bom, titles=titles)
-        click.echo(csv_text.encode("utf-8"), nl=False)
+        if fmt == "json":
+            for chunk in json_chunks(counted(rows)):
+                click.echo(chunk, nl=False)
+            click.echo()
+        else:
+            # bytes, so the CRLF line ends of RFC 4180 reach stdout untranslated
+            titles = header == "titles" if header else language() != "en"
+            for chunk in csv_chunks(counted(rows), columns, bom=not no_bom, titles=titles):
+                click.echo(chunk.encode("utf-8"), nl=False)
     if not verification.ok:
-        marked = sum(1 for row in rows if row["integrity"] != "verified")
         problems = verification.problem_count + (not verification.chain.ok)
         hidden = (
             ""

@@ -31,7 +31,7 @@ from .cli_common import (
 from .cli_station_view import LiveTable, SettlementPrompt, print_summary
 from .discovery import discover
 from .options import SECONDS, Count, OneLineUsageError, Seconds
-from .policy import load_policy
+from .policy import check_scope, load_policy
 
 # --- station -----------------------------------------------------------------------------------
 
@@ -39,9 +39,7 @@ from .policy import load_policy
 @click.command()
 @click.argument("addresses", nargs=-1)
 @click.option("--mode", type=click.Choice(["check", "wipe"]), default="check", show_default=True)
-@click.option(
-    "--simulate", type=Count(1, 1024), help="Run on N simulated terminals (1 to 1024)."
-)
+@click.option("--simulate", type=Count(1, 1024), help="Run on N simulated terminals (1 to 1024).")
 @click.option(
     "--fleet",
     "fleet_file",
@@ -76,6 +74,11 @@ from .policy import load_policy
     type=click.Path(path_type=Path, dir_okay=False),
     help="Wipe mode: file of serials (one per line) the operator vouches were settled; those "
     "of them whose open batch posdiag cannot read are wiped (as wipe --confirmed-settled).",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Check mode: triage only (identity, merchant binding, unsettled money) to sort a pile.",
 )
 @click.option("--max-parallel", type=Count(1, 256), default=4, show_default=True)
 @click.option(
@@ -135,6 +138,7 @@ def station(
     settle: bool,
     assume_yes: bool,
     vouch_file: Path | None,
+    quick: bool,
     max_parallel: int,
     deadline: float,
     poll: float | None,
@@ -179,12 +183,20 @@ def station(
         from .cli_backend import scan_station
 
         ok = scan_station(
-            ctx, load_backends(backends_file), load_policy(policy_file), ledger_url, operator,
+            ctx,
+            load_backends(backends_file),
+            load_policy(policy_file),
+            ledger_url,
+            operator,
             as_json,
         )
         sys.exit(EXIT_READY if ok else EXIT_NOT_READY)
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
+    if mode == "wipe" and quick:
+        raise click.UsageError(
+            _("--quick is for check mode: a wipe reads everything it needs to verify its work")
+        )
     if mode == "wipe" and not operator:
         raise click.UsageError(
             _("--mode wipe needs --operator NAME (or operator in the station settings file)")
@@ -292,6 +304,7 @@ def station(
         organisation=organisation,
         location=location,
         logo=getattr(ctx.settings, "logo", None),
+        scope=check_scope(policy, quick=True) if quick else None,
     )
     worker.stop_event = stop
     previous: dict[int, Any] = {}
@@ -303,9 +316,7 @@ def station(
             from rich.live import Live
 
             view.batch_of = lambda: worker.batch
-            with Live(
-                console=out, refresh_per_second=2, get_renderable=view.render
-            ) as live:
+            with Live(console=out, refresh_per_second=2, get_renderable=view.render) as live:
                 if prompt is not None:
                     prompt.live = live
                 results = _station_run(
@@ -398,5 +409,3 @@ def _station_run(
             highlight=False,
         )
         return worker.watch(poll, stop)
-
-

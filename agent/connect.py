@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from posdiag.drivers.adb.driver import AdbDriver
-from posdiag.drivers.adb.terminal import AdbTerminal
-from posdiag.drivers.address import Address
-from posdiag.drivers.catalogue import load_catalogue
 from posdiag.drivers.errors import AddressError, PosdiagError
 from posdiag.drivers.i18n import _
-from posdiag.drivers.model import Terminal
-from posdiag.drivers.transport.base import Transport
-from posdiag.drivers.transport.serialport import SerialTransport
-from posdiag.drivers.transport.tcp import TcpTransport
-from posdiag.drivers.transport.usbbulk import UsbBulkTransport
-from posdiag.drivers.zvt.connection import Link
-from posdiag.drivers.zvt.driver import ZvtDriver, ZvtTimers
-from posdiag.drivers.zvt.terminal import ZvtTerminal
+
+# Each family's driver and transports are imported where that family is opened: a ZVT check
+# never loads the ADB driver (cryptography for its keys) or pyusb, an Android one never loads
+# the ZVT protocol, and a `posdiag check` process starts in a fraction of the time.
+if TYPE_CHECKING:
+    from posdiag.drivers.address import Address
+    from posdiag.drivers.model import Terminal
+    from posdiag.drivers.transport.base import Transport
+    from posdiag.drivers.zvt.connection import Link
+    from posdiag.drivers.zvt.driver import ZvtTimers
 
 PASSWORD_ENV = "POSDIAG_ZVT_PASSWORD"
 DEFAULT_PASSWORD = "000000"
@@ -48,6 +46,8 @@ def zvt_password(address: Address, override: str | None = None) -> str:
 
 def zvt_timers(address: Address) -> ZvtTimers:
     """Protocol timers, adjustable per address (``?t2=2&t3=10``) for slow or odd terminals."""
+    from posdiag.drivers.zvt.driver import ZvtTimers
+
     default = ZvtTimers()
     return ZvtTimers(
         t1=address.option_float("t1", default.t1),
@@ -59,7 +59,12 @@ def zvt_timers(address: Address) -> ZvtTimers:
 
 def zvt_transport(address: Address) -> tuple[Transport, Link]:
     """The transport and framing for a ZVT address."""
+    from posdiag.drivers.transport.serialport import SerialTransport
+    from posdiag.drivers.zvt.connection import Link
+
     if address.link == "tcp":
+        from posdiag.drivers.transport.tcp import TcpTransport
+
         host, port = address.host_port
         return TcpTransport(host, port), Link.TCP
     if address.link == "sim":
@@ -116,12 +121,20 @@ def adb_terminal(address: Address, *, on_auth_prompt: Callable[[], None] | None 
     """An Android terminal over TCP, USB, or an in-process simulator (over memory or USB)."""
     timeout = address.option_float("timeout", 10.0)
     auth_timeout = address.option_float("auth_timeout", 60.0)
+    from posdiag.drivers.adb.driver import AdbDriver
+    from posdiag.drivers.adb.terminal import AdbTerminal
+    from posdiag.drivers.catalogue import load_catalogue
+
     usb_serial = None
     if address.link == "tcp":
+        from posdiag.drivers.transport.tcp import TcpTransport
+
         host, port = address.host_port
         transport: Transport = TcpTransport(host, port)
         packetized = False
     elif address.link == "usb":
+        from posdiag.drivers.transport.usbbulk import UsbBulkTransport
+
         selector = _usb_selector(address.target)
         transport = UsbBulkTransport(**selector)
         usb_serial = selector.get("serial")
@@ -158,6 +171,7 @@ def _simulated_adb_transport(simulator: Any, via: str | None) -> tuple[Transport
     ``?via=usb`` puts it behind a simulated pyusb backend, so the real USB transport code runs.
     """
     if via == "usb":
+        from posdiag.drivers.transport.usbbulk import UsbBulkTransport
         from posdiag.simulators.usb_backend import SimulatedUsbBackend, SimulatedUsbDevice
 
         state = simulator.state
@@ -191,6 +205,10 @@ def open_terminal(
         raise AddressError(
             _("no driver for the {family!r} family yet").format(family=address.family)
         )
+    from posdiag.drivers.catalogue import load_catalogue
+    from posdiag.drivers.zvt.driver import ZvtDriver
+    from posdiag.drivers.zvt.terminal import ZvtTerminal
+
     transport, link = zvt_transport(address)
     driver = ZvtDriver(
         transport,

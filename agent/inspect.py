@@ -23,9 +23,9 @@ from posdiag.drivers.errors import (
     UnsupportedError,
 )
 from posdiag.drivers.i18n import _
-from posdiag.drivers.model import Terminal
+from posdiag.drivers.model import QUICK_PROBES, CheckScope, Terminal, apply_scope
 
-from .policy import Policy, decide
+from .policy import Policy, check_scope, decide
 from .report import DeviceReport, Verdict, VerdictStatus, utc_now_text
 
 log = structlog.get_logger(__name__)
@@ -100,6 +100,7 @@ def inspect_terminal(
     simulated: bool = False,
     keep_open: bool = False,
     deadline_s: float | None = None,
+    scope: CheckScope | None = None,
 ) -> DeviceReport:
     """Probe the terminal and decide its verdict, within an overall deadline.
 
@@ -111,6 +112,8 @@ def inspect_terminal(
             lifted again so the caller can set its own.
         deadline_s: seconds the whole check may take (default: ``DEFAULT_DEADLINE_S`` of the
             family). A terminal still busy then ends ``unreachable``, whatever it keeps sending.
+        scope: how much to ask (default: every probe, the host dial-up when the policy reads
+            host reachability); a quick scope runs :data:`QUICK_PROBES` only.
 
     Raises:
         AuthenticationError: the terminal rejected the password (no report can be trusted).
@@ -120,6 +123,10 @@ def inspect_terminal(
         deadline_s = DEFAULT_DEADLINE_S.get(terminal.family, FALLBACK_DEADLINE_S)
     deadline_s = check_seconds("deadline", deadline_s)
     terminal.set_deadline(started + deadline_s)
+    if scope is None:
+        scope = check_scope(policy)
+    apply_scope(terminal, scope)
+    probes = QUICK_PROBES if scope.quick else PROBES
     timed_out = False
     first_error: BaseException | None = None
     report = DeviceReport(
@@ -127,9 +134,10 @@ def inspect_terminal(
         family=terminal.family,
         checked_at=utc_now_text(),
         simulated=simulated,
+        scope="quick" if scope.quick else "full" if scope.host_dialup else "standard",
     )
     try:
-        for probe in PROBES:
+        for probe in probes:
             try:
                 value = getattr(terminal, probe)()
             except DeadlineExceeded:
@@ -139,7 +147,7 @@ def inspect_terminal(
                 report.unsupported.append(f"{probe}: {exc}")
                 continue
             except (TransportError, ProtocolError) as exc:
-                if probe == PROBES[0]:
+                if probe == probes[0]:
                     report.errors.append(str(exc))
                     first_error = exc
                     break  # nothing answered: unreachable

@@ -21,11 +21,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from posdiag.drivers.address import parse_address
 from posdiag.drivers.i18n import N_, _
@@ -49,6 +50,10 @@ __all__ = [
     "WIPE_COLUMNS",
     "ManifestError",
     "check_rows",
+    "csv_chunks",
+    "iter_check_rows",
+    "iter_wipe_rows",
+    "json_chunks",
     "parse_since",
     "to_csv",
     "to_json",
@@ -112,6 +117,11 @@ BOM: Final = "\ufeff"
 """The byte-order mark that tells Excel a CSV is UTF-8 (EF BB BF once encoded)."""
 
 Row = dict[str, Any]
+
+_CHUNK: Final = 500
+"""Runs whose certificates are looked up at once (an IN list every database accepts)."""
+_CHUNK_CHARS: Final = 1 << 16
+"""About how much output text is built before it is written."""
 
 
 class ManifestError(ValueError):
@@ -199,12 +209,47 @@ def wipe_rows(
         verification: the ledger's verification, to mark rows built from records that fail it
             (``integrity`` says "not verified" without one).
     """
+    return list(
+        iter_wipe_rows(
+            ledger,
+            batch=batch,
+            since=since,
+            include_open=include_open,
+            include_simulated=include_simulated,
+            verification=verification,
+        )
+    )
+
+
+def iter_wipe_rows(
+    ledger: Ledger,
+    *,
+    batch: str | None = None,
+    since: datetime | None = None,
+    include_open: bool = False,
+    include_simulated: bool = False,
+    verification: LedgerVerification | None = None,
+) -> Iterator[Row]:
+    """:func:`wipe_rows` one at a time, in constant memory (``posdiag report`` streams them).
+
+    The runs are read in one snapshot as a stream; their certificates and the marks of their
+    steps are looked up a chunk of runs at a time.
+    """
     from .integrity import row_marks
+    from .ledger.fast import stream
 
     marks = row_marks(verification) if verification is not None else {}
     query = (
         sa.select(
-            wipe_runs,
+            wipe_runs.c.id,
+            wipe_runs.c.device_id,
+            wipe_runs.c.operator,
+            wipe_runs.c.started_at,
+            wipe_runs.c.finished_at,
+            wipe_runs.c.status,
+            wipe_runs.c.outcome,
+            wipe_runs.c.reasons_json,
+            wipe_runs.c.options_json,
             devices.c.family,
             devices.c.serial,
             devices.c.vendor,
@@ -219,85 +264,110 @@ def wipe_rows(
         query = query.where(sa.func.coalesce(wipe_runs.c.simulated, 0) == 0)
     if since is not None:
         query = query.where(wipe_runs.c.started_at >= _stamp(since))
-    with ledger.engine.connect() as conn:
-        runs = conn.execute(query).all()
-        certs: dict[int, tuple[str, str]] = {}
-        bad_children: dict[int, str] = {}
-        run_ids = [run.id for run in runs]
-        cert_marks = marks.get("certificates", {})
-        step_marks = marks.get("wipe_steps", {})
-        for chunk in _chunks(run_ids):
-            for cert in conn.execute(
-                sa.select(
-                    certificates.c.id,
-                    certificates.c.run_id,
-                    certificates.c.report_id,
-                    certificates.c.path,
+    with ledger.engine.connect() as conn, conn.begin():
+        pending: list[_Run] = []
+        for found in stream(conn, query):
+            run = _Run(*found)
+            if batch is not None and _options(run.options_json).get("batch") != batch:
+                continue
+            pending.append(run)
+            if len(pending) >= _CHUNK:
+                yield from _wipe_chunk(conn, pending, marks, verification)
+                pending = []
+        if pending:
+            yield from _wipe_chunk(conn, pending, marks, verification)
+
+
+class _Run(NamedTuple):
+    """The columns of a run the manifest shows, as :func:`iter_wipe_rows` selects them."""
+
+    id: int
+    device_id: int
+    operator: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    outcome: str | None
+    reasons_json: str
+    options_json: str
+    family: str
+    serial: str
+    vendor: str | None
+    model: str | None
+
+
+def _wipe_chunk(
+    conn: Connection,
+    runs: list[_Run],
+    marks: Mapping[str, Mapping[str, str]],
+    verification: LedgerVerification | None,
+) -> Iterator[Row]:
+    """The manifest rows of a chunk of runs, with their certificates and child marks."""
+    certs: dict[int, tuple[str, str]] = {}
+    bad_children: dict[int, str] = {}
+    run_ids = [run.id for run in runs]
+    cert_marks = marks.get("certificates", {})
+    step_marks = marks.get("wipe_steps", {})
+    for cert in conn.execute(
+        sa.select(
+            certificates.c.id,
+            certificates.c.run_id,
+            certificates.c.report_id,
+            certificates.c.path,
+        )
+        .where(certificates.c.run_id.in_(run_ids))
+        .order_by(certificates.c.id)
+    ):
+        certs[cert.run_id] = (cert.report_id, cert.path)  # the newest one wins
+        if str(cert.id) in cert_marks:
+            bad_children.setdefault(
+                cert.run_id, f"its certificate record: {cert_marks[str(cert.id)]}"
+            )
+    if step_marks:
+        for step in conn.execute(
+            sa.select(wipe_steps.c.id, wipe_steps.c.run_id).where(wipe_steps.c.run_id.in_(run_ids))
+        ):
+            if str(step.id) in step_marks:
+                bad_children.setdefault(
+                    step.run_id, f"one of its steps: {step_marks[str(step.id)]}"
                 )
-                .where(certificates.c.run_id.in_(chunk))
-                .order_by(certificates.c.id)
-            ):
-                certs[cert.run_id] = (cert.report_id, cert.path)  # the newest one wins
-                if str(cert.id) in cert_marks:
-                    bad_children.setdefault(
-                        cert.run_id, f"its certificate record: {cert_marks[str(cert.id)]}"
-                    )
-            if step_marks:
-                for step in conn.execute(
-                    sa.select(wipe_steps.c.id, wipe_steps.c.run_id).where(
-                        wipe_steps.c.run_id.in_(chunk)
-                    )
-                ):
-                    if str(step.id) in step_marks:
-                        bad_children.setdefault(
-                            step.run_id, f"one of its steps: {step_marks[str(step.id)]}"
-                        )
-    rows: list[Row] = []
+    run_marks = marks.get("wipe_runs", {})
+    device_marks = marks.get("devices", {})
     for run in runs:
         run_batch = _options(run.options_json).get("batch")
-        if batch is not None and run_batch != batch:
-            continue
         try:
             reasons = json.loads(run.reasons_json)
         except ValueError:
             reasons = []
         cert_id, cert_path = certs.get(run.id, (None, None))
-        run_mark = marks.get("wipe_runs", {}).get(str(run.id))
-        device_mark = marks.get("devices", {}).get(str(run.device_id))
+        run_mark = run_marks.get(str(run.id))
+        device_mark = device_marks.get(str(run.device_id))
         if run.status == RunStatus.FINISHED.value:
             shown_outcome = run.outcome
         elif run.status == RunStatus.CERTIFYING.value:
             shown_outcome = CERTIFICATE_PENDING
         else:
             shown_outcome = IN_PROGRESS
-        rows.append(
-            {
-                "batch": run_batch if isinstance(run_batch, str) else None,
-                "serial": run.serial,
-                "family": run.family,
-                "vendor": run.vendor,
-                "model": run.model,
-                "outcome": shown_outcome,
-                "certificate_id": cert_id,
-                "certificate_path": cert_path,
-                "operator": run.operator,
-                "started_at": run.started_at,
-                "finished_at": run.finished_at,
-                "reasons": "; ".join(str(reason) for reason in reasons),
-                "integrity": _integrity(
-                    verification,
-                    run_mark and f"the wipe run record: {run_mark}",
-                    device_mark and f"the terminal's record: {device_mark}",
-                    bad_children.get(run.id),
-                ),
-            }
-        )
-    return rows
-
-
-def _chunks(ids: Sequence[int], size: int = 500) -> list[Sequence[int]]:
-    """Split an IN list so no database meets more bound parameters than it allows."""
-    return [ids[start : start + size] for start in range(0, len(ids), size)]
+        yield {
+            "batch": run_batch if isinstance(run_batch, str) else None,
+            "serial": run.serial,
+            "family": run.family,
+            "vendor": run.vendor,
+            "model": run.model,
+            "outcome": shown_outcome,
+            "certificate_id": cert_id,
+            "certificate_path": cert_path,
+            "operator": run.operator,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "reasons": "; ".join(str(reason) for reason in reasons),
+            "integrity": _integrity(
+                verification,
+                run_mark and f"the wipe run record: {run_mark}",
+                device_mark and f"the terminal's record: {device_mark}",
+                bad_children.get(run.id),
+            ),
+        }
 
 
 def check_rows(
@@ -313,7 +383,28 @@ def check_rows(
     ``lost_only``: only the units reported lost (``posdiag lost`` records its confirming
     lookup with the address ``lost:…``), for the list of units a depot has blocked.
     """
+    return list(
+        iter_check_rows(
+            ledger,
+            since=since,
+            include_simulated=include_simulated,
+            verification=verification,
+            lost_only=lost_only,
+        )
+    )
+
+
+def iter_check_rows(
+    ledger: Ledger,
+    *,
+    since: datetime | None = None,
+    include_simulated: bool = False,
+    verification: LedgerVerification | None = None,
+    lost_only: bool = False,
+) -> Iterator[Row]:
+    """:func:`check_rows` one at a time, streamed from the ledger in constant memory."""
     from .integrity import row_marks
+    from .ledger.fast import stream
 
     marks = row_marks(verification) if verification is not None else {}
     query = (
@@ -338,32 +429,30 @@ def check_rows(
         query = query.where(sa.func.coalesce(inspections.c.simulated, 0) == 0)
     if lost_only:
         query = query.where(inspections.c.address.like(f"{LOST_PREFIX}%"))
-    with ledger.engine.connect() as conn:
-        found = conn.execute(query).all()
     inspection_marks = marks.get("inspections", {})
     device_marks = marks.get("devices", {})
-    return [
-        {
-            "serial": row.serial,
-            "family": row.family,
-            "vendor": row.vendor,
-            "model": row.model,
-            "verdict": row.verdict,
-            "operator": row.operator,
-            "checked_at": row.at,
-            "address": _safe_address(row.address),
-            "integrity": _integrity(
-                verification,
-                (mark := inspection_marks.get(str(row.id))) and f"the check record: {mark}",
-                (mark := device_marks.get(str(row.device_id))) and f"the terminal's record: {mark}",
-            ),
-        }
-        for row in found
-    ]
+    with ledger.engine.connect() as conn, conn.begin():
+        for found in stream(conn, query):
+            key, device_id, address, at, verdict, operator, family, serial, vendor, model = found
+            yield {
+                "serial": serial,
+                "family": family,
+                "vendor": vendor,
+                "model": model,
+                "verdict": verdict,
+                "operator": operator,
+                "checked_at": at,
+                "address": _safe_address(address),
+                "integrity": _integrity(
+                    verification,
+                    (mark := inspection_marks.get(str(key))) and f"the check record: {mark}",
+                    (mark := device_marks.get(str(device_id))) and f"the terminal's record: {mark}",
+                ),
+            }
 
 
 def to_csv(
-    rows: Sequence[Row], columns: Sequence[str], *, bom: bool = True, titles: bool = False
+    rows: Iterable[Row], columns: Sequence[str], *, bom: bool = True, titles: bool = False
 ) -> str:
     """RFC 4180 CSV (CRLF line ends, quoting as needed) with a header row; None is empty.
 
@@ -376,6 +465,18 @@ def to_csv(
         titles: a header of :data:`COLUMN_TITLES` in the reader's language instead of the
             column ids.
     """
+    return "".join(csv_chunks(rows, columns, bom=bom, titles=titles))
+
+
+def csv_chunks(
+    rows: Iterable[Row],
+    columns: Sequence[str],
+    *,
+    bom: bool = True,
+    titles: bool = False,
+    size: int = _CHUNK_CHARS,
+) -> Iterator[str]:
+    """:func:`to_csv` in pieces of about ``size`` characters, for output as rows arrive."""
     buffer = io.StringIO()
     if bom:
         buffer.write(BOM)
@@ -388,9 +489,31 @@ def to_csv(
         writer.writerow(
             {key: None if value is None else csv_cell(value) for key, value in row.items()}
         )
-    return buffer.getvalue()
+        if buffer.tell() >= size:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
 
 
-def to_json(rows: Sequence[Row]) -> str:
+def to_json(rows: Iterable[Row]) -> str:
     """A JSON array of row objects."""
-    return json.dumps(list(rows), indent=2, ensure_ascii=False)
+    return "".join(json_chunks(rows))
+
+
+def json_chunks(rows: Iterable[Row], size: int = _CHUNK_CHARS) -> Iterator[str]:
+    """:func:`to_json` in pieces, the same text ``json.dumps(list(rows), indent=2)`` gives."""
+    parts: list[str] = []
+    length = 0
+    first = True
+    for row in rows:
+        element = json.dumps(row, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        piece = ("[\n  " if first else ",\n  ") + element
+        first = False
+        parts.append(piece)
+        length += len(piece)
+        if length >= size:
+            yield "".join(parts)
+            parts, length = [], 0
+    parts.append("[]" if first else "\n]")
+    yield "".join(parts)

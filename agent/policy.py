@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from posdiag.drivers.errors import PosdiagError
 from posdiag.drivers.i18n import N_, _, ngettext
 
 from .logs import mask_identifier
 from .report import DeviceReport, Verdict, VerdictStatus, money_text, registration_words
+
+if TYPE_CHECKING:
+    from posdiag.drivers.model import CheckScope
 
 
 class PolicyError(PosdiagError):
@@ -130,6 +133,19 @@ STATE_WORDS = {
     "activated": N_("activated"),
     "partial": N_("partly activated (merchant traces remain but the binding is incomplete)"),
 }
+
+
+def check_scope(policy: Policy, *, quick: bool = False, full: bool = False) -> CheckScope:
+    """How much a check asks: what the operator chose, else what the policy's rules read.
+
+    The host dial-up (ZVT Diagnosis) costs seconds of line time, so it runs only when a rule
+    reads host reachability or the operator asks for a full check; a quick check asks nothing
+    beyond the triage facts.
+    """
+    from posdiag.drivers.model import CheckScope
+
+    needs_host = bool(policy.get("network", "require_host_reachable"))
+    return CheckScope(quick=quick, host_dialup=not quick and (full or needs_host))
 
 
 def decide(report: DeviceReport, policy: Policy) -> Verdict:
@@ -268,4 +284,15 @@ def decide(report: DeviceReport, policy: Policy) -> Verdict:
                 for reason in found.get(other, [])
             ]
             return Verdict(VerdictStatus(status), tuple(reasons))
+    if report.scope == "quick":
+        # Triage read no health, firmware or battery: it sorts the pile, it never certifies.
+        return Verdict(
+            VerdictStatus.READY,
+            (
+                _(
+                    "quick check: not bound to a merchant, no unsettled money; a full check reads "
+                    "its health"
+                ),
+            ),
+        )
     return Verdict(VerdictStatus.READY, (_("no merchant data found; healthy"),))

@@ -308,11 +308,17 @@ def render_report(report: DeviceReport, *, debug: bool = False) -> RenderableTyp
     table.add_row(_("Activation"), Text(safe(_activation(report))))
     if report.backends:
         table.add_row(_("Backends"), Text(safe(_backends(report))))
-    table.add_row(_("Firmware"), Text(safe(_firmware(report))))
-    table.add_row(_("Network"), Text(safe(_network(report))))
-    table.add_row(_("Battery"), Text(safe(_battery(report))))
+    quick = report.scope == "quick"
+    if not quick:  # triage asked for none of these: "not available" would be untrue
+        table.add_row(_("Firmware"), Text(safe(_firmware(report))))
+        table.add_row(_("Network"), Text(safe(_network(report))))
+        table.add_row(_("Battery"), Text(safe(_battery(report))))
     table.add_row(_("Merchant data"), Text(safe(_merchant(report))))
     table.add_row(_("Tamper"), Text(safe(_tamper(report))))
+    if quick:
+        table.add_row(
+            _("Scope"), Text(_("quick check: firmware, network, battery and health not read"))
+        )
     if report.health and report.health.temperature_c is not None:
         table.add_row(
             _("Temperature"),

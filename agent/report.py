@@ -182,6 +182,9 @@ class DeviceReport:
     verdict: Verdict = Verdict(VerdictStatus.UNREACHABLE)
     backends: list[dict[str, Any]] = field(default_factory=list)
     """What each configured backend said (``posdiag.agent.backends.view_json``), masked."""
+    scope: str = "standard"
+    """How much was asked: ``quick`` (triage: identity, binding, unsettled money), ``standard``
+    (every probe, the host dial-up only if the policy needs it) or ``full`` (with it)."""
 
     @property
     def reachable(self) -> bool:
@@ -216,6 +219,7 @@ def to_json(report: DeviceReport) -> dict[str, Any]:
         "address": report.address,
         "family": report.family,
         "simulated": report.simulated,
+        "scope": report.scope,
         "checked_at": report.checked_at,
         "duration_s": round(report.duration_s, 3),
         "device": device,

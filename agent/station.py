@@ -90,6 +90,7 @@ SUPERVISOR_GRACE_S = 2.0
 """How long after its deadline a worker is given up from outside: the terminal's own deadline
 (set by the check or wipe) ends it cleanly first; this only catches a worker stuck elsewhere."""
 
+
 def new_batch_id() -> str:
     """A batch id for one station run: UTC start time plus 4 random hex digits."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
@@ -144,6 +145,8 @@ class Station:
         organisation: the depot performing the wipes (on every certificate).
         logo: the depot's logo on the PDF certificates (station settings).
         location: where the station stands (on every certificate).
+        scope: how much each check asks (see :attr:`scope`).
+        processes: worker processes (see :attr:`processes`).
     """
 
     def __init__(
@@ -171,6 +174,8 @@ class Station:
         organisation: str | None = None,
         location: str | None = None,
         logo: Path | None = None,
+        scope: Any = None,
+        processes: int | None = None,
     ) -> None:
         if mode not in ("check", "wipe"):
             raise ValueError(f"mode must be check or wipe, not {mode!r}")
@@ -215,18 +220,38 @@ class Station:
         self.organisation = organisation
         self.location = location
         self.logo = logo
+        self.scope = scope
+        """How much a check asks (``posdiag.drivers.model.CheckScope``; None: what the policy
+        reads). A quick scope sorts a pile by binding and unsettled money (check mode)."""
+        self.processes = processes
+        """Worker processes for :meth:`run` (None: as many as the terminals need, see
+        ``station_shards.process_count``; 1: this process only)."""
+        self.assigned_batch: str | None = None
+        """The id a new batch takes (a station run by another process's shard), else a new one."""
         self._ask_lock = threading.Lock()
 
     # --- public -----------------------------------------------------------------------------
 
     def run(self, addresses: Iterable[str]) -> list[SlotResult]:
-        """Work every address once (duplicates once) and return the results in order."""
-        self.batch = self.continued_batch or new_batch_id()
+        """Work every address once (duplicates once) and return the results in order.
+
+        Past what one process serves, the addresses are worked by several worker processes
+        (``station_shards``); the results and every update come back here all the same.
+        """
+        self.batch = self.continued_batch or self.assigned_batch or new_batch_id()
         self._prepare()
         self._announce_unfinished()
+        unique = list(dict.fromkeys(addresses))
+        from . import station_shards
+
+        processes = self.processes
+        if processes is None:
+            processes = station_shards.process_count(min(len(unique), self.max_parallel), self.mode)
+        if processes > 1 and station_shards.shardable(self, unique):
+            return station_shards.run_in_processes(self, unique, self.batch, processes)
         slots: list[_Slot] = []
         with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="station") as pool:
-            for address in dict.fromkeys(addresses):
+            for address in unique:
                 slot = self._submit(pool, address)
                 if slot is not None:
                     slots.append(slot)
@@ -258,7 +283,7 @@ class Station:
         """
         if stop_event is not None:
             self.stop_event = stop_event
-        self.batch = self.continued_batch or new_batch_id()
+        self.batch = self.continued_batch or self.assigned_batch or new_batch_id()
         self._prepare()
         self._announce_unfinished()
         handled: set[str] = set()
@@ -444,8 +469,10 @@ class Station:
         ``posdiag wipe --confirmed-settled`` does for one.
         """
         ident = report.identity
-        if ident is None or not ident.serial or not needs_operator_word(
-            report, options, self.policy
+        if (
+            ident is None
+            or not ident.serial
+            or not needs_operator_word(report, options, self.policy)
         ):
             return
         with self._lock:
@@ -571,7 +598,11 @@ class Station:
             try:
                 self._stage(slot, "inspecting")
                 report = inspect_terminal(
-                    terminal, self.policy, simulated=simulated, deadline_s=self.deadline_s
+                    terminal,
+                    self.policy,
+                    simulated=simulated,
+                    deadline_s=self.deadline_s,
+                    scope=self.scope,
                 )
             finally:
                 terminal.close()
@@ -609,9 +640,7 @@ class Station:
                 ledger=ledger,
                 key=self._key,
                 simulated=simulated,
-                on_progress=lambda progress: self._wipe_progress(
-                    slot, progress, options, ledger
-                ),
+                on_progress=lambda progress: self._wipe_progress(slot, progress, options, ledger),
                 backends=self.backends,
             )
             result = session.run()
@@ -651,5 +680,3 @@ class Station:
             reasons=tuple(reasons),
             certificate=str(result.certificate) if result.certificate else None,
         )
-
-

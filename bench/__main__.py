@@ -24,10 +24,10 @@ FAILED = "FAILED"
 FIGURES: dict[str, tuple[str, str]] = {
     "zvt": ("bench.zvt_check", "1 ZVT check"),
     "adb": ("bench.adb_roundtrip", "2 ADB round trip"),
-    "station": ("bench.station", "3 Station scaling"),
+    "station": ("bench.station", "3 Station"),
     "codecs": ("bench.codecs", "4 Codecs"),
     "startup": ("bench.startup", "5 Start-up"),
-    "ledger": ("bench.ledger_verify", "6 Ledger verify"),
+    "ledger": ("bench.ledger_verify", "6 Ledger"),
 }
 
 
@@ -73,7 +73,7 @@ def render(rows: list[Row], info: dict[str, Any], settings: Settings) -> None:
         ),
         title_justify="left",
     )
-    for column in ("figure", "measured", "ratio", "goal", "met?"):
+    for column in ("figure", "measured", "floor", "ratio", "goal", "met?"):
         table.add_column(column, overflow="fold")
     notes: list[str] = []
     for row in rows:
@@ -86,9 +86,11 @@ def render(rows: list[Row], info: dict[str, Any], settings: Settings) -> None:
         if row.note:
             notes.append(row.note)
             marker = f" [{len(notes)}]"
+        floor = fmt_sample(row.floor, row.floor_unit or row.unit) if row.floor else "—"
         table.add_row(
             escape(f"{row.figure}: {row.name}{marker}"),
             escape(measured),
+            escape(floor),
             escape(ratio),
             str(row.goal) if row.goal else "—",
             met,
@@ -110,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"run only this figure ({', '.join(FIGURES)}); may repeat",
     )
     parser.add_argument("--runs", type=int, help="runs per measurement (default 3 quick, 5 full)")
-    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument(
+        "--json", action="store_true", help="a JSON array on stdout, one object per figure"
+    )
     args = parser.parse_args(argv)
     settings = Settings.make(args.quick, args.runs)
     from posdiag.agent.logs import configure_logging
@@ -121,14 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     for key in args.only or list(FIGURES):
         rows.extend(run_figure(key, settings))
     if args.json:
-        payload = {
-            "schema": "posdiag.bench/1",
-            "quick": settings.quick,
-            "runs": settings.runs,
-            "machine": info,
-            "rows": [row.to_json() for row in rows],
-        }
-        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        # One array, an object per figure, so a tracker can diff runs; the machine and the
+        # mode are on every object (a quick figure must never be mistaken for a result).
+        context = {"quick": settings.quick, "machine": info}
+        print(json.dumps([{**row.to_json(), **context} for row in rows], indent=2))
     else:
         render(rows, info, settings)
     return 1 if any(row.name == FAILED for row in rows) else 0

@@ -21,7 +21,9 @@ ADB_LATENCY = 0.03
 """Seconds a real Android POS takes to answer one ``adb shell`` command, the benchmark's
 "realistic timing" for simulated Android terminals. adbd forks a shell for every command: on the
 PAX A920 / Sunmi P2 class (Cortex-A53/A7, Android 7-11) a ``getprop`` takes some 20-40 ms over USB
-and a ``dumpsys`` often 100 ms or more, so 30 ms for every command is a conservative floor."""
+and a ``dumpsys`` often 100 ms or more, so 30 ms for every command is a conservative floor.
+The simulator charges it once per shell stream (adbd's fork+exec of ``sh -c LINE``), so a command
+line of many ``;``-separated commands pays it once; sync streams (a thread in adbd) do not."""
 
 
 def main(argv: list[str]) -> int:

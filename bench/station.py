@@ -1,23 +1,26 @@
-"""Figure 3: station scaling, from one terminal to a depot's 64.
+"""Figure 3: a depot station of 1, 64 and 256 terminals on two cores, checking and wiping.
 
-Fleets of mixed simulated terminals (``simulated_fleet``: ZVT and Android scenarios and models)
-at realistic timing, ZVT at 9600 baud 8N2 with the simulator's latencies and Android at
-``ADB_LATENCY`` a command, are checked by one ``Station`` with a worker per terminal
-(``max_parallel`` = fleet size, as a station with that many ports). Each fleet size runs in a
-fresh subprocess, so its peak RSS is its own; the sizes take turns in every round, so the ratio
-fleet wall / single-terminal wall compares runs taken side by side.
+Every terminal is simulated **outside the station's process** (``bench.rack``: ZVT units behind
+their own pseudo terminals at 9600 baud with their stated latencies, Android units on their own
+TCP ports at ``ADB_LATENCY`` a command), so the station shares only cables with them and its
+CPU and memory are its own, as with real terminals. Fleets are homogeneous (ZVT only: Feig
+cVEND ``activated``; Android only: PAX A920 ``activated``) and mixed (the two alternating), in
+``check`` and ``wipe`` mode (a wipe erases, verifies, signs and writes the certificate).
 
-The single terminal is the fleet's first, ``zvt+sim://activated``, one of the slowest kinds (a
-ZVT check is bound by its 9600-baud line), so a ratio above 1 is contention in the station, not
-the mix: with perfect scaling a fleet takes as long as its slowest member alone.
+The floor of a fleet is **one terminal of its kind measured alone** by the same station, in the
+same round: with perfect scaling a fleet takes as long as its slowest member alone, and nothing
+the station does for the others can lower that. For the mixed fleet the single terminal is the
+slower kind's (ZVT, bound by its line). Ratio = fleet wall / single wall, goal ≤ 1.3 at 256 on
+2 cores. Also terminals per hour and the station's own CPU per terminal.
 
-Run as ``python -m bench.station N TIME_SCALE`` it is the worker: it checks one fleet and prints
-its numbers as one JSON line.
+Run as ``python -m bench.station MODE ADDRESS...`` it is the worker: it runs one station over
+the addresses and prints its numbers as one JSON line.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -27,49 +30,57 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .rack import racks
 from .simserver import ADB_LATENCY, ROOT
 from .stats import Goal, Row, Sample, Settings, ratios
 
-FIGURE = "3 Station scaling"
+FIGURE = "3 Station"
 GOAL = Goal("<=", 1.3)
-SIZES = (1, 8, 32, 64)
-QUICK_SIZES = (1, 8)
+SIZES = (64, 256)
+QUICK_SIZES = (8,)
+KINDS = ("zvt", "adb", "mixed")
+MODES = ("check", "wipe")
+ZVT_UNIT = "zvt+sim://activated"
+ADB_UNIT = "adb+sim://activated?model=pax-a920"
 
 
-def fleet(size: int, time_scale: float) -> list[str]:
-    """The first ``size`` addresses of the simulated fleet, at realistic timing (scaled)."""
-    from posdiag.agent.station import simulated_fleet
+def fleet(kind: str, size: int, time_scale: float) -> list[str]:
+    """``size`` distinct simulated terminals of ``kind`` (each its own serial), realistic timing."""
+    from posdiag.agent.fleet import fleet_serial
 
     addresses = []
-    for address in simulated_fleet(size):
-        joiner = "&" if "?" in address else "?"
-        if address.startswith("adb+"):
-            address += f"{joiner}latency={ADB_LATENCY}&time_scale={time_scale}"
+    for position in range(size):
+        family = kind if kind != "mixed" else ("zvt" if position % 2 == 0 else "adb")
+        if family == "zvt":
+            address = f"{ZVT_UNIT}?time_scale={time_scale}"
         else:
-            address += f"{joiner}time_scale={time_scale}"
-        addresses.append(address)
+            address = f"{ADB_UNIT}&latency={ADB_LATENCY}&time_scale={time_scale}"
+        addresses.append(f"{address}&serial={fleet_serial(family, position)}")
     return addresses
 
 
-def worker(size: int, time_scale: float) -> dict[str, Any]:
-    """Check one fleet with a station; wall, CPU and peak RSS of this process."""
+def worker(mode: str, addresses: list[str]) -> dict[str, Any]:
+    """Run one station over ``addresses``; wall, CPU and peak RSS of this process alone."""
     from posdiag.agent.logs import configure_logging
     from posdiag.agent.policy import load_policy
     from posdiag.agent.station import Station
 
     configure_logging("console", "error")
-    addresses = fleet(size, time_scale)
     policy = load_policy(None)
     with tempfile.TemporaryDirectory(prefix="posdiag-bench-station-") as tmp:
         station = Station(
-            "check",
+            "wipe" if mode == "wipe" else "check",
             policy,
             operator="bench",
             assume_yes=True,
+            settle=True,
             ledger_url=f"sqlite:///{tmp}/ledger.db",
             out_dir=Path(tmp) / "certificates",
-            max_parallel=size,
+            max_parallel=len(addresses),
             on_event=None,
+            processes=int(os.environ["BENCH_STATION_PROCESSES"])
+            if os.environ.get("BENCH_STATION_PROCESSES")
+            else None,
         )
         before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
@@ -77,115 +88,111 @@ def worker(size: int, time_scale: float) -> dict[str, Any]:
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    verdicts: dict[str, int] = {}
+    outcomes: dict[str, int] = {}
     for result in results:
         key = result.verdict_or_outcome or "none"
-        verdicts[key] = verdicts.get(key, 0) + 1
+        outcomes[key] = outcomes.get(key, 0) + 1
     return {
-        "size": size,
+        "size": len(addresses),
         "wall_s": wall,
         "cpu_s": cpu,
         "maxrss_kb": after.ru_maxrss,
         "results": len(results),
-        "verdicts": verdicts,
+        "outcomes": outcomes,
         "slowest_s": max((r.elapsed_s for r in results), default=0.0),
         "median_slot_s": statistics.median([r.elapsed_s for r in results]) if results else 0.0,
     }
 
 
-def _spawn(size: int, time_scale: float) -> dict[str, Any]:
-    """One fleet in a fresh interpreter (its peak RSS is then the fleet's own)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.station", str(size), str(time_scale)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+EXPECTED = {"check": {"wipe_required"}, "wipe": {"erased", "erased_with_exceptions"}}
+"""What every unit of these fleets must end as: an activated unit needs (or gets) its wipe."""
+
+
+def _spawn(kind: str, mode: str, size: int, time_scale: float) -> dict[str, Any]:
+    """One fleet: fresh racks of terminals, a fresh station process over them."""
+    with racks(fleet(kind, size, time_scale)) as addresses:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.station", mode, *addresses],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
     if done.returncode != 0:
-        raise RuntimeError(f"the fleet of {size} failed: {done.stderr.strip()[-500:]}")
+        raise RuntimeError(f"{kind} {mode} of {size} failed: {done.stderr.strip()[-800:]}")
     numbers: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     if numbers["results"] != size:
-        raise RuntimeError(f"the fleet of {size} returned {numbers['results']} results")
-    unreachable = numbers["verdicts"].get("unreachable", 0)
-    if unreachable:
-        raise RuntimeError(f"{unreachable} of {size} terminals were unreachable: {numbers}")
+        raise RuntimeError(f"{kind} {mode} of {size} returned {numbers['results']} results")
+    wrong = {k: v for k, v in numbers["outcomes"].items() if k not in EXPECTED[mode]}
+    if wrong:
+        raise RuntimeError(f"{kind} {mode} of {size}: unexpected outcomes {numbers['outcomes']}")
     return numbers
 
 
-def run(settings: Settings) -> list[Row]:
-    """Every size once per round, alternating; ratios per round against the single terminal."""
-    sizes = QUICK_SIZES if settings.quick else SIZES
-    time_scale = 0.1 if settings.quick else 1.0
-    runs = min(settings.runs, 3)  # a round of all sizes takes half a minute at realistic timing
-    rounds: list[dict[int, dict[str, Any]]] = []
-    for index in range(runs):
-        order = sizes if index % 2 == 0 else tuple(reversed(sizes))
-        rounds.append({size: _spawn(size, time_scale) for size in order})
-    single = Sample.of([r[1]["wall_s"] for r in rounds])
-    rows: list[Row] = []
-    quick_note = "; QUICK: time_scale 0.1, fleets of 1 and 8" if settings.quick else ""
+def _rows(
+    kind: str, mode: str, sizes: tuple[int, ...], rounds: int, time_scale: float, quick: bool
+) -> list[Row]:
+    """One fleet kind in one mode: the single terminal and each size, alternating per round."""
+    single_kind = "zvt" if kind == "mixed" else kind
+    measured: list[dict[int, dict[str, Any]]] = []
+    for index in range(rounds):
+        order = (0, *sizes) if index % 2 == 0 else (*reversed(sizes), 0)
+        measured.append(
+            {
+                size: _spawn(single_kind if size == 0 else kind, mode, size or 1, time_scale)
+                for size in order
+            }
+        )
+    single = Sample.of([r[0]["wall_s"] for r in measured])
+    quick_note = (
+        f"; QUICK: time_scale {time_scale}, fleets of {', '.join(map(str, sizes))}" if quick else ""
+    )
+    rows = []
     for size in sizes:
-        walls = Sample.of([r[size]["wall_s"] for r in rounds])
-        cpu_per = Sample.of([r[size]["cpu_s"] / size for r in rounds])
-        rss_mb = Sample.of([r[size]["maxrss_kb"] / 1024 for r in rounds])
-        per_hour = Sample.of([size * 3600 / r[size]["wall_s"] for r in rounds])
-        last = rounds[-1][size]
+        walls = Sample.of([r[size]["wall_s"] for r in measured])
+        cpu_per = Sample.of([r[size]["cpu_s"] / size for r in measured])
+        rss_mb = Sample.of([r[size]["maxrss_kb"] / 1024 for r in measured])
+        per_hour = Sample.of([size * 3600 / r[size]["wall_s"] for r in measured])
         rows.append(
             Row(
                 FIGURE,
-                f"fleet of {size}: wall vs one terminal",
+                f"{kind} {mode}, {size} terminals vs one alone",
                 walls,
                 "s",
                 ratio=ratios(walls, single),
-                ratio_label=f"fleet of {size} / fleet of 1",
-                goal=GOAL if size > 1 else None,
+                ratio_label=f"{size} terminals / one {single_kind} terminal alone",
+                goal=GOAL,
+                id=f"station.{kind}.{mode}.{size}",
+                floor=single,
                 note=(
-                    f"{per_hour.median:,.0f} terminals/h; CPU {cpu_per.median:.3f} s a terminal "
-                    f"(simulators included); peak RSS {rss_mb.median:.0f} MB; verdicts "
-                    f"{last['verdicts']}{quick_note}"
+                    f"{per_hour.median:,.0f} terminals/h; station CPU {cpu_per.median * 1000:.0f} "
+                    f"ms a terminal; peak RSS {rss_mb.median:.0f} MB; "
+                    f"{measured[-1][size]['outcomes']}; simulators in 2 rack processes"
+                    f"{quick_note}"
                 ),
                 extra={
                     "terminals_per_hour": per_hour.to_json(),
                     "cpu_s_per_terminal": cpu_per.to_json(),
                     "peak_rss_mb": rss_mb.to_json(),
-                    "verdicts": last["verdicts"],
-                    "slowest_slot_s": last["slowest_s"],
+                    "slowest_slot_s": measured[-1][size]["slowest_s"],
                 },
             )
         )
-    largest = sizes[-1]
-    biggest = rows[-1].extra
-    rows.append(
-        Row(
-            FIGURE,
-            f"fleet of {largest}: terminals per hour",
-            Sample.of(biggest["terminals_per_hour"]["values"]),
-            "terminals/h",
-            note=f"{largest} ports checked at once by one station process",
-        )
-    )
-    rows.append(
-        Row(
-            FIGURE,
-            f"fleet of {largest}: CPU per terminal",
-            Sample.of(biggest["cpu_s_per_terminal"]["values"]),
-            "s",
-            note="user + system CPU of the station process (its in-process simulators included)",
-        )
-    )
-    rows.append(
-        Row(
-            FIGURE,
-            f"fleet of {largest}: peak RSS",
-            Sample.of(biggest["peak_rss_mb"]["values"]),
-            "MB",
-            note="ru_maxrss of the fleet's own process (interpreter and imports included)",
-        )
-    )
+    return rows
+
+
+def run(settings: Settings) -> list[Row]:
+    """Every fleet kind in every mode, each size against one terminal of its kind alone."""
+    sizes = QUICK_SIZES if settings.quick else SIZES
+    time_scale = 0.1 if settings.quick else 1.0
+    rounds = 1 if settings.quick else min(settings.runs, 3)
+    rows: list[Row] = []
+    for mode in MODES:
+        for kind in KINDS:
+            rows.extend(_rows(kind, mode, sizes, rounds, time_scale, settings.quick))
     return rows
 
 
 if __name__ == "__main__":
-    print(json.dumps(worker(int(sys.argv[1]), float(sys.argv[2]))))
+    print(json.dumps(worker(sys.argv[1], sys.argv[2:])))

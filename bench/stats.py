@@ -8,6 +8,7 @@ both sides of each ratio alike instead of skewing one whole series.
 
 from __future__ import annotations
 
+import re
 import statistics
 import subprocess
 import threading
@@ -162,6 +163,20 @@ class Goal:
         return f"{'≤' if self.op == '<=' else '≥'} {self.label or format(self.value, 'g')}"
 
 
+@dataclass(frozen=True)
+class AbsoluteGoal(Goal):
+    """A bound on the measured value itself (``<= 0.25 s``), not on its ratio to a floor.
+
+    For a promise made in seconds to the people who wait (a check process), where the floor
+    (a bare interpreter) is shown beside it but does not set the bound.
+    """
+
+    unit: str = ""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()} {self.unit}".rstrip()
+
+
 @dataclass
 class Row:
     """One line of the results table.
@@ -187,26 +202,62 @@ class Row:
     goal: Goal | None = None
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+    """A stable identifier (``zvt.check.full``) so a figure can be tracked from run to run."""
+    floor: Sample | None = None
+    """What the program cannot go below, in ``floor_unit`` (``unit`` when empty)."""
+    floor_unit: str = ""
 
     @property
     def met(self) -> bool | None:
-        """Whether the median ratio meets the goal (None without a goal or a ratio)."""
-        if self.goal is None or self.ratio is None:
+        """Whether the median ratio (the median value, for an :class:`AbsoluteGoal`) meets
+        the goal; None without a goal or what it bounds."""
+        bounded = self.measured if isinstance(self.goal, AbsoluteGoal) else self.ratio
+        if self.goal is None or bounded is None:
             return None
-        return self.goal.met(self.ratio.median)
+        return self.goal.met(bounded.median)
+
+    @property
+    def stable_id(self) -> str:
+        """``id``, else one made from the figure and the row's name."""
+        if self.id:
+            return self.id
+        words = re.findall(r"[a-z0-9]+", f"{self.figure} {self.name}".lower())
+        return ".".join(words)
 
     def to_json(self) -> dict[str, Any]:
-        """A plain dictionary for ``--json``."""
+        """One figure for ``--json``: medians first, the spread and the raw runs beside them.
+
+        ``goal`` is the bound on ``ratio`` and ``goal_op`` says which side (``<=`` for a slowdown
+        against a floor, ``>=`` for a headroom); ``met`` is whether the median ratio meets it.
+        """
+        measured = self.measured
         return {
-            "figure": self.figure,
-            "name": self.name,
+            "figure": self.stable_id,
+            "title": f"{self.figure}: {self.name}",
+            "value": measured.median if measured else None,
             "unit": self.unit,
-            "measured": self.measured.to_json() if self.measured else None,
-            "ratio": self.ratio.to_json() if self.ratio else None,
+            "floor": self.floor.median if self.floor else None,
+            "floor_unit": self.floor_unit or self.unit,
+            "ratio": self.ratio.median if self.ratio else None,
             "ratio_label": self.ratio_label,
-            "goal": str(self.goal) if self.goal else None,
+            "goal": self.goal.value if self.goal else None,
+            "goal_op": self.goal.op if self.goal else None,
+            "goal_on": (
+                None
+                if self.goal is None
+                else "value"
+                if isinstance(self.goal, AbsoluteGoal)
+                else "ratio"
+            ),
             "met": self.met,
+            "runs": len(measured.values) if measured else 0,
             "note": self.note,
+            "spread": {
+                "value": measured.to_json() if measured else None,
+                "floor": self.floor.to_json() if self.floor else None,
+                "ratio": self.ratio.to_json() if self.ratio else None,
+            },
             "extra": self.extra,
         }
 

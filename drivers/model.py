@@ -167,6 +167,28 @@ class WipeStep:
     caveat: str = ""
 
 
+@dataclass(frozen=True)
+class CheckScope:
+    """How much a check asks the terminal: every exchange costs the operator line time.
+
+    Attributes:
+        quick: triage only: identity, activation, unsettled money and tamper (the facts that
+            sort a pile of returns); the terminal is asked nothing else.
+        host_dialup: the terminal may dial its payment host to prove it is reachable (ZVT
+            Diagnosis: seconds, sometimes a minute). Asked when the policy needs host
+            reachability or the operator asks for a full check.
+    """
+
+    quick: bool = False
+    host_dialup: bool = True
+
+
+QUICK_PROBES = ("identify", "activation", "merchant_data", "tamper")
+"""The probes a quick check runs: who it is, whether it is bound, whether money is unsettled,
+and the tamper verdict (it comes with the binding facts at no extra exchange, and a tampered unit
+must go to quarantine whatever pile it was sorted into)."""
+
+
 @runtime_checkable
 class Terminal(Protocol):
     """What every protocol family offers the agent."""
@@ -224,3 +246,13 @@ class Terminal(Protocol):
     def close(self) -> None:
         """Release the connection."""
         ...
+
+
+def apply_scope(terminal: object, scope: CheckScope) -> None:
+    """Tell a terminal how much to ask before its first exchange (optional for a family).
+
+    A family that gathers its facts lazily ignores the scope: only the probes asked run.
+    """
+    set_scope = getattr(terminal, "set_scope", None)
+    if callable(set_scope):
+        set_scope(scope)

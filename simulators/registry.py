@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from posdiag.drivers.errors import AddressError, PosdiagError
-from posdiag.drivers.zvt.connection import Link
 
-from .adb.engine import AdbSimulator
+# The scenario data (faults, scenario names) is cheap and every check reads it; each family's
+# engine and protocol are imported when a simulator of that family is built, so checking a
+# simulated ZVT terminal never loads the Android simulator (its shell, TMS client, keys) and
+# the other way round.
 from .adb.state import Faults as AdbFaults
 from .adb.state import available_scenarios as android_scenarios
 from .adb.state import load_android
-from .zvt.engine import ZvtSimulator
 from .zvt.state import Faults, available_scenarios, load_scenario
+
+if TYPE_CHECKING:
+    from posdiag.drivers.zvt.connection import Link
+
+    from .adb.engine import AdbSimulator
+    from .zvt.engine import ZvtSimulator
 
 FAMILIES = ("zvt",)
 MAX_SECONDS = 86_400.0
@@ -185,18 +192,24 @@ def zvt_overrides(options: dict[str, str]) -> dict[str, Any]:
 
 
 def create_zvt(
-    scenario: str, options: dict[str, str] | None = None, link: Link = Link.SERIAL
+    scenario: str, options: dict[str, str] | None = None, link: Link | None = None
 ) -> ZvtSimulator:
-    """A ZVT simulator in the named scenario with options applied."""
+    """A ZVT simulator in the named scenario with options applied (serial framing by default)."""
+    from posdiag.drivers.zvt.connection import Link
+
+    from .zvt.engine import ZvtSimulator
+
     options = options or {}
-    return ZvtSimulator(load_scenario(scenario, zvt_overrides(options)), link)
+    return ZvtSimulator(
+        load_scenario(scenario, zvt_overrides(options)), Link.SERIAL if link is None else link
+    )
 
 
 def create_engine(family: str, scenario: str, options: dict[str, str]) -> ZvtSimulator:
     """The engine for ``possim://FAMILY/SCENARIO?options`` (serial framing)."""
     if family != "zvt":
         raise PosdiagError(f"no simulator for family {family!r} (available: {', '.join(FAMILIES)})")
-    return create_zvt(scenario, options, Link.SERIAL)
+    return create_zvt(scenario, options)  # serial framing: what pyserial's possim:// carries
 
 
 def require_scenario(family: str, scenario: str) -> None:
@@ -222,6 +235,8 @@ def create_adb(
     scenario: str, model: str = "android-generic", options: dict[str, str] | None = None
 ) -> AdbSimulator:
     """An Android POS simulator: a scenario applied to a model profile."""
+    from .adb.engine import AdbSimulator
+
     options = options or {}
     check_fault_names("adb", options)
     overrides: dict[str, Any] = {}

@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 FIGURES = (
     "1 ZVT check",
     "2 ADB round trip",
-    "3 Station scaling",
+    "3 Station",
     "4 Codecs",
     "5 Start-up",
-    "6 Ledger verify",
+    "6 Ledger",
 )
 
 
@@ -31,7 +31,7 @@ def _number(value: Any) -> bool:
 
 
 @pytest.fixture(scope="module")
-def quick() -> dict[str, Any]:
+def quick() -> list[dict[str, Any]]:
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--json"],
         cwd=ROOT,
@@ -41,32 +41,39 @@ def quick() -> dict[str, Any]:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout)
+    result: list[dict[str, Any]] = json.loads(done.stdout)
     return result
 
 
 @pytest.mark.slow
-def test_quick_run_describes_itself(quick: dict[str, Any]) -> None:
-    assert quick["schema"] == "posdiag.bench/1"
-    assert quick["quick"] is True
-    machine = quick["machine"]
-    assert machine["cores"] >= 1 and machine["python"] and machine["date"]
+def test_quick_run_describes_itself(quick: list[dict[str, Any]]) -> None:
+    assert isinstance(quick, list) and quick
+    for row in quick:
+        assert row["quick"] is True
+        machine = row["machine"]
+        assert machine["cores"] >= 1 and machine["python"] and machine["date"]
+    ids = [row["figure"] for row in quick]
+    assert len(ids) == len(set(ids)), "figure ids must be unique to be tracked from run to run"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("figure", FIGURES)
-def test_every_figure_produced_a_row_with_numbers(quick: dict[str, Any], figure: str) -> None:
-    rows = [row for row in quick["rows"] if row["figure"] == figure]
+def test_every_figure_produced_a_row_with_numbers(
+    quick: list[dict[str, Any]], figure: str
+) -> None:
+    rows = [row for row in quick if row["title"].startswith(figure + ":")]
     assert rows, f"figure {figure!r} produced no row"
-    assert not [row for row in rows if row["name"] == "FAILED"], rows
-    measured = [row for row in rows if row["measured"] is not None]
+    assert not [row for row in rows if "FAILED" in row["title"]], rows
+    measured = [row for row in rows if row["value"] is not None]
     assert measured, f"figure {figure!r} measured nothing: {rows}"
     for row in measured:
-        sample = row["measured"]
-        assert all(_number(sample[key]) for key in ("median", "min", "max")), row
-        assert sample["min"] <= sample["median"] <= sample["max"], row
+        assert _number(row["value"]) and row["runs"] >= 1, row
+        spread = row["spread"]["value"]
+        assert spread["min"] <= spread["median"] <= spread["max"], row
+        for key in ("figure", "unit", "floor", "ratio", "goal", "met", "note"):
+            assert key in row, (key, row)
     with_goal = [row for row in rows if row["goal"] is not None and row["ratio"] is not None]
     assert with_goal, f"figure {figure!r} has no ratio with a goal beside it"
     for row in with_goal:
-        assert _number(row["ratio"]["median"]), row
+        assert _number(row["ratio"]) and _number(row["goal"]), row
         assert isinstance(row["met"], bool), row

@@ -112,7 +112,7 @@ def test_console_script_is_declared(wheel: BuiltWheel) -> None:
     parser = configparser.ConfigParser()
     parser.read_string(wheel.entry_points)
     assert parser.has_section("console_scripts")
-    assert parser.get("console_scripts", "posdiag") == "posdiag.agent.cli:main"
+    assert parser.get("console_scripts", "posdiag") == "posdiag.agent.launch:main"
 
 
 def test_every_package_root_ships_its_type_marker(wheel: BuiltWheel) -> None:

@@ -74,6 +74,8 @@ def latin(char: str) -> bool:
 
 def _markup(value: str) -> str:
     """Paragraph markup of plain text: escaped, with non-Latin runs in the CJK font."""
+    if value.isascii():  # most of a page: no run to split, no character to test
+        return escape(value)
     parts = []
     for is_latin, chunk in groupby(value, key=latin):
         piece = escape("".join(chunk))

@@ -4,11 +4,15 @@ A wipe certificate is only worth something if the record behind it survives a cr
 quietly edited afterwards. The package has one module per job:
 
 * :mod:`.engine`: where the ledger lives, SQLite/PostgreSQL set-up, transactions, errors, and
-  private files;
+  private files; :mod:`.shared`: one engine per process and URL for every Ledger on it;
+* :mod:`.group`: the one writer per process that commits the threads' writes in groups, and the
+  fair queue of several processes' writers; :mod:`.fast`: the write path's precompiled
+  statements and the streaming reads; :mod:`.writes`: the statements the record API writes with;
 * :mod:`.schema`: the tables and states; :mod:`.migrate`: creating and upgrading them;
-* :mod:`.chain`: the hash-chained audit log, the seal of every row in it, and verification;
+* :mod:`.chain`: the hash-chained audit log and the seal of every row in it;
+  :mod:`.verify`: checking both in one streaming pass;
 * :mod:`.claims`: which terminals a session is wiping (advisory locks / lock files);
-* :mod:`.api`: the record API the agent uses (:class:`Ledger`).
+* :mod:`.api`: the record API the agent uses (:class:`Ledger`); :mod:`.runs`: its wipe runs.
 """
 
 from __future__ import annotations
@@ -26,9 +30,6 @@ from .chain import (
     AUDIT_HASH_DOMAIN,
     GENESIS_HASH,
     ROW_HASH_DOMAIN,
-    ChainReport,
-    LedgerVerification,
-    Problem,
     audit_row_hash,
     row_content_hash,
 )
@@ -49,6 +50,7 @@ from .schema import (
     wipe_runs,
     wipe_steps,
 )
+from .verify import ChainReport, LedgerVerification, Problem
 
 __all__ = [
     "AUDIT_HASH_DOMAIN",

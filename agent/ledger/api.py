@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -22,10 +23,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from posdiag.drivers.i18n import _
 
-from .chain import ChainReport, LedgerVerification, WriteTx, redacted_json, verify, verify_chain
+from . import shared, writes
+from .chain import WriteTx, redacted_json
 from .claims import TerminalClaims
-from .engine import DEFAULT_BUSY_TIMEOUT_S, Database, LedgerError
-from .migrate import initialise
+from .engine import DEFAULT_BUSY_TIMEOUT_S, LedgerError
 from .records import (
     AuditHead,
     CertificateRecord,
@@ -33,10 +34,10 @@ from .records import (
     PendingCertificate,
     WipeRun,
     WipeStepRecord,
-    insert_id,
 )
 from .runs import WipeRunRecords
 from .schema import audit_head, devices, inspections
+from .verify import ChainReport, LedgerVerification, verify, verify_chain
 
 __all__ = [
     "AuditHead",
@@ -54,9 +55,14 @@ _T = TypeVar("_T")
 class Ledger(WipeRunRecords):
     """The posdiag ledger on one database; safe to share between threads and processes.
 
-    On PostgreSQL one Ledger is one session for wipe runs: the terminals it is wiping are marked
-    with advisory locks that end with :meth:`close` (or with the process), so give each worker
-    its own Ledger, as the station does.
+    Open one per worker, as the station does: every Ledger of a process on one URL shares one
+    engine and one group-committing writer (:mod:`.shared`, :mod:`.group`), so opening one is
+    cheap and the workers' writes share transactions instead of fighting for the write lock.
+    Each write method still returns only once its record is committed.
+
+    On PostgreSQL (and SQLite) one Ledger is one session for wipe runs: the terminals it is
+    wiping are marked (advisory locks, lock files) until :meth:`close` (or the process ends), so
+    give each worker its own Ledger.
     """
 
     def __init__(self, url: str | None = None, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S):
@@ -72,22 +78,25 @@ class Ledger(WipeRunRecords):
             LedgerError: for a bad URL, a missing driver, or a database that is unreadable,
                 corrupt, locked or written by a newer posdiag.
         """
-        self._db = Database(url, busy_timeout)
+        self._db = shared.acquire(url, busy_timeout)
         self._where = self._db.where
+        self._closed = False
         self._claims = TerminalClaims(self._db)
-        try:
-            initialise(self._db)
-        except BaseException:
-            self._db.dispose()
-            raise
+        # a Ledger dropped without close() (a worker that died) still lets its database go
+        self._release = weakref.finalize(self, shared.release, self._db)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every pooled connection; committed data is already safe on disk."""
-        if not self._db.closed:
+        """Release this session's terminal marks and its share of the process's database.
+
+        Committed data is already safe on disk. When the last Ledger of the process on this
+        database closes, its writer thread ends and its connections close.
+        """
+        if not self._closed:
+            self._closed = True
             self._claims.close()
-            self._db.dispose()
+            self._release()
 
     def __enter__(self) -> Ledger:
         return self
@@ -110,10 +119,16 @@ class Ledger(WipeRunRecords):
         """The SQLAlchemy engine, for read-only tooling and tests; write through the methods."""
         return self._db.engine
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LedgerError(_("the ledger is closed"))
+
     def _read(self) -> AbstractContextManager[Connection]:
+        self._check_open()
         return self._db.read()
 
     def _write(self, work: Callable[[WriteTx], _T]) -> _T:
+        self._check_open()
         return self._db.write(work, once=self._write_once)
 
     def _write_once(self, work: Callable[[WriteTx], _T]) -> _T:
@@ -143,33 +158,31 @@ class Ledger(WipeRunRecords):
 
         def work(tx: WriteTx) -> int:
             # Under the head lock the look-up and the insert cannot race another station's.
-            row = tx.conn.execute(
-                sa.select(devices.c.id, devices.c.vendor, devices.c.model).where(
-                    devices.c.family == family, devices.c.serial == serial
-                )
-            ).one_or_none()
+            row = writes.find_device(tx, family, serial)
             if row is None:
-                device_id = insert_id(
-                    tx.conn,
-                    sa.insert(devices).values(
-                        family=family,
-                        serial=serial,
-                        vendor=vendor,
-                        model=model,
-                        first_seen=tx.at,
-                        last_seen=tx.at,
-                    ),
+                device_id = writes.insert_row(
+                    tx,
+                    devices,
+                    {
+                        "family": family,
+                        "serial": serial,
+                        "vendor": vendor,
+                        "model": model,
+                        "first_seen": tx.at,
+                        "last_seen": tx.at,
+                    },
                 )
             else:
-                device_id = int(row.id)
-                tx.conn.execute(
-                    sa.update(devices)
-                    .where(devices.c.id == device_id)
-                    .values(
-                        last_seen=tx.at,
-                        vendor=vendor if vendor is not None else row.vendor,
-                        model=model if model is not None else row.model,
-                    )
+                device_id, known_vendor, known_model = row
+                writes.update_row(
+                    tx,
+                    devices,
+                    {"id": device_id},
+                    {
+                        "last_seen": tx.at,
+                        "vendor": vendor if vendor is not None else known_vendor,
+                        "model": model if model is not None else known_model,
+                    },
                 )
             tx.audit(
                 "device.seen",
@@ -218,18 +231,19 @@ class Ledger(WipeRunRecords):
         who = operator or None
 
         def work(tx: WriteTx) -> int:
-            self._require_device(tx.conn, device_id)
-            inspection_id = insert_id(
-                tx.conn,
-                sa.insert(inspections).values(
-                    device_id=device_id,
-                    address=address,
-                    at=tx.at,
-                    verdict=verdict,
-                    report_json=report_json,
-                    operator=who,
-                    simulated=1 if simulated else None,
-                ),
+            writes.require_device(tx, device_id)
+            inspection_id = writes.insert_row(
+                tx,
+                inspections,
+                {
+                    "device_id": device_id,
+                    "address": address,
+                    "at": tx.at,
+                    "verdict": verdict,
+                    "report_json": report_json,
+                    "operator": who,
+                    "simulated": 1 if simulated else None,
+                },
             )
             tx.audit(
                 "inspection.recorded",
@@ -314,14 +328,3 @@ class Ledger(WipeRunRecords):
         """
         with self._read() as conn:
             return verify(conn)
-
-    # -- helpers ---------------------------------------------------------------------------------
-
-    @staticmethod
-    def _require_device(conn: Connection, device_id: int) -> None:
-        if conn.execute(sa.select(devices.c.id).where(devices.c.id == device_id)).first() is None:
-            raise LedgerError(
-                _("no device {device_id} in the ledger; record the device first").format(
-                    device_id=device_id
-                )
-            )

@@ -1,9 +1,13 @@
 """Where the ledger lives and how posdiag talks to its database (SQLite or PostgreSQL).
 
-Every write is one transaction, committed before the method returns. SQLite runs in WAL mode with
-``synchronous=FULL``, so killing the process (or pulling the power) at any point keeps every
-committed row and never leaves a half-written one; every write transaction starts with
-``BEGIN IMMEDIATE`` so two processes queue instead of both reading one chain head.
+Every write is committed before the method returns. The writes of all threads of a process go
+through one writer per database (:mod:`.group`), which commits them in groups: one transaction,
+one ``fsync``, for everything queued meanwhile. SQLite runs in WAL mode with ``synchronous=FULL``,
+so killing the process (or pulling the power) at any point keeps every committed row and never
+leaves a half-written one; every write transaction starts with ``BEGIN IMMEDIATE``, and the
+writers of several processes queue for it fairly (:class:`.group.FairGate`) instead of racing
+SQLite's polling busy handler. One engine per process and URL serves every Ledger
+(:mod:`.shared`), so statements are compiled once.
 
 PostgreSQL is how many stations share one ledger (``postgresql://user@host/db``, driven by
 psycopg 3: ``pip install 'posdiag[postgres]'``). What differs from SQLite, and why:
@@ -29,6 +33,7 @@ import os
 import random
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +49,7 @@ from posdiag.drivers.i18n import _
 
 from ..logs import get_logger
 from .chain import WriteTx
+from .group import FairGate, GroupWriter, gate_folder
 from .schema import audit_head
 
 __all__ = [
@@ -70,6 +76,8 @@ _WRITE_ATTEMPTS: Final = 5
 _SECRET_QUERY_KEYS: Final = frozenset({"password", "passwd", "pwd", "sslpassword"})
 _PRIVATE_FILE: Final = 0o600
 _PRIVATE_DIR: Final = 0o700
+_POOL_KEPT: Final = 8
+"""Idle connections an engine keeps; more are opened (and closed again) when threads need them."""
 
 _T = TypeVar("_T")
 
@@ -274,23 +282,34 @@ class Database:
                 self.file = Path(database)
         else:
             self.where = _display_url(parsed)
-        if self.file is not None:
-            try:
-                make_private_file(self.file)
-            except FileNotFoundError:
-                raise LedgerError(
-                    _("cannot open the ledger {where}: its folder does not exist").format(
-                        where=self.where
-                    )
-                ) from None
-            except OSError as error:
-                raise LedgerError(
-                    _(
-                        "cannot open the ledger {where}: {value}; check that its folder can be "
-                        "written"
-                    ).format(where=self.where, value=error.strerror or error)
-                ) from None
+        self.check_file()
         self.engine = self._create_engine(parsed)
+        self.users = 0
+        """How many open :class:`~posdiag.agent.ledger.Ledger` objects share this database."""
+        self.initialised = False
+        """The schema was checked (created, upgraded) since the last Ledger here closed."""
+        self.init_lock = threading.Lock()
+        self._group: GroupWriter | None = None
+        self._group_lock = threading.Lock()
+
+    def check_file(self) -> None:
+        """Create the SQLite file 0600 (its folder must exist), with a readable error if not."""
+        if self.file is None:
+            return
+        try:
+            make_private_file(self.file)
+        except FileNotFoundError:
+            raise LedgerError(
+                _("cannot open the ledger {where}: its folder does not exist").format(
+                    where=self.where
+                )
+            ) from None
+        except OSError as error:
+            raise LedgerError(
+                _(
+                    "cannot open the ledger {where}: {value}; check that its folder can be written"
+                ).format(where=self.where, value=error.strerror or error)
+            ) from None
 
     def mask(self, text: str) -> str:
         """``text`` with the URL's password replaced, for anything shown or logged.
@@ -312,6 +331,10 @@ class Database:
         """Build the engine, and install the per-backend connection hooks."""
         backend = parsed.get_backend_name()
         options: dict[str, Any] = {}
+        if self.file is not None or self.is_postgres:
+            # One engine serves every thread of the process (see .shared): up to 256 workers
+            # read at once, so the pool never makes one wait; a few connections stay open.
+            options.update(pool_size=_POOL_KEPT, max_overflow=-1)
         if self.is_postgres:
             # A station runs for hours: a pooled connection the server dropped meanwhile is
             # replaced rather than failing a wipe's journal write.
@@ -458,19 +481,50 @@ class Database:
         raise AssertionError(_("unreachable: the last attempt returns or raises"))
 
     def write_once(self, work: Callable[[WriteTx], _T]) -> _T:
-        """One attempt of :meth:`write`."""
+        """One attempt of :meth:`write`: through this process's group writer (see :mod:`.group`).
+
+        An in-memory database has one connection per thread, so its writes stay on the caller's.
+        """
+        if self.file is None and not self.is_postgres and not self._is_file_uri():
+            return self.write_direct(work)
+        return self.group().submit(work)
+
+    def write_direct(self, work: Callable[[WriteTx], _T]) -> _T:
+        """One write transaction of its own, on the caller's thread."""
         with self.connect(write=True) as conn, conn.begin():
             head = conn.execute(
                 sa.select(audit_head).where(audit_head.c.id == 1).with_for_update()
             ).one_or_none()
             if head is None:
-                raise LedgerError(
-                    _(
-                        "the ledger {where} has lost its audit head: it was damaged or tampered "
-                        "with; keep the file for investigation and start a new ledger"
-                    ).format(where=self.where)
-                )
+                raise self.lost_head()
             return work(WriteTx(conn, head))
+
+    def _is_file_uri(self) -> bool:
+        return self.is_sqlite and (self.parsed.database or "").startswith("file:")
+
+    def group(self) -> GroupWriter:
+        """This database's group writer, created on first use."""
+        with self._group_lock:
+            if self._group is None:
+                gate = FairGate(gate_folder(self.file)) if self.file is not None else None
+                self._group = GroupWriter(self, gate)
+            return self._group
+
+    def stop_writer(self) -> None:
+        """End the writer thread (after what is queued); the next write starts it again."""
+        with self._group_lock:
+            group = self._group
+        if group is not None:
+            group.stop()
+
+    def lost_head(self) -> LedgerError:
+        """The error for a ledger whose audit head row is gone."""
+        return LedgerError(
+            _(
+                "the ledger {where} has lost its audit head: it was damaged or tampered "
+                "with; keep the file for investigation and start a new ledger"
+            ).format(where=self.where)
+        )
 
     def tighten(self) -> None:
         """Make SQLite's side files (created by the first connection) private as well."""
@@ -479,8 +533,9 @@ class Database:
                 make_private_file(self.file)
 
     def dispose(self) -> None:
-        """Close every pooled connection; committed data is already safe on disk."""
+        """Stop the writer and close every pooled connection; committed data is already safe."""
         self.closed = True
+        self.stop_writer()
         self.engine.dispose()
 
 

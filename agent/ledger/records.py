@@ -11,8 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from .engine import LedgerError
-from .schema import Outcome, RunStatus, StepStatus, devices, wipe_runs
+from .schema import Outcome, RunStatus, StepStatus, devices, wipe_runs, wipe_steps
 
 __all__ = [
     "AuditHead",
@@ -114,14 +113,6 @@ class CertificateRecord:
     created_at: datetime
 
 
-def insert_id(conn: Connection, statement: sa.Insert) -> int:
-    """Run an INSERT and return the new row's primary key."""
-    key = conn.execute(statement).inserted_primary_key
-    if key is None or key[0] is None:  # pragma: no cover - every ledger table has an integer key
-        raise LedgerError("the database did not report the new row's id")
-    return int(key[0])
-
-
 def run_select() -> sa.Select[Any]:
     """Wipe runs joined with their device's family and serial."""
     return sa.select(wipe_runs, devices.c.family, devices.c.serial).join(
@@ -161,3 +152,26 @@ def json_object(text: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def load_steps(conn: Connection, run_ids: Sequence[int]) -> dict[int, tuple[WipeStepRecord, ...]]:
+    """The steps of each of ``run_ids``, in the order they were first started."""
+    if not run_ids:
+        return {}
+    found: dict[int, list[WipeStepRecord]] = {}
+    for row in conn.execute(
+        sa.select(wipe_steps)
+        .where(wipe_steps.c.run_id.in_(run_ids))
+        .order_by(wipe_steps.c.run_id, wipe_steps.c.seq)
+    ):
+        found.setdefault(row.run_id, []).append(
+            WipeStepRecord(
+                name=row.name,
+                seq=row.seq,
+                status=StepStatus(row.status),
+                started_at=parse_ts(row.started_at),
+                finished_at=parse_ts(row.finished_at),
+                detail=row.detail,
+            )
+        )
+    return {run_id: tuple(items) for run_id, items in found.items()}

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from posdiag.drivers.i18n import _
 
+from . import writes
 from .chain import WriteTx, dumps, redacted_json
 from .claims import TerminalClaims
 from .engine import LedgerError
@@ -30,9 +31,8 @@ from .records import (
     PendingCertificate,
     WipeRun,
     WipeStepRecord,
-    insert_id,
     json_object,
-    parse_ts,
+    load_steps,
     run_from_row,
     run_select,
     to_reason_list,
@@ -65,15 +65,6 @@ class WipeRunRecords:
 
     def _write(self, work: Callable[[WriteTx], _T]) -> _T:
         raise NotImplementedError
-
-    @staticmethod
-    def _require_device(conn: Connection, device_id: int) -> None:
-        if conn.execute(sa.select(devices.c.id).where(devices.c.id == device_id)).first() is None:
-            raise LedgerError(
-                _("no device {device_id} in the ledger; record the device first").format(
-                    device_id=device_id
-                )
-            )
 
     # -- wipe runs -------------------------------------------------------------------------------
 
@@ -119,8 +110,8 @@ class WipeRunRecords:
                 claim = self._claims.claim(device.family, device.serial)
 
         def work(tx: WriteTx) -> int:
-            self._require_device(tx.conn, device_id)
-            self._require_no_open_run(tx.conn, device_id)
+            writes.require_device(tx, device_id)
+            self._require_no_open_run(tx, device_id)
             run_id = self._insert_run(
                 tx, device_id, address, operator, options_json, simulated, RunStatus.RUNNING
             )
@@ -173,8 +164,8 @@ class WipeRunRecords:
         options_json = redacted_json(options)
 
         def work(tx: WriteTx) -> int:
-            self._require_device(tx.conn, device_id)
-            open_run = self._open_run_id(tx.conn, device_id)
+            writes.require_device(tx, device_id)
+            open_run = writes.open_run_id(tx, device_id)
             if open_run is not None:
                 tx.audit(
                     "wipe_run.not_started",
@@ -224,36 +215,27 @@ class WipeRunRecords:
         reasons: Sequence[str] = (),
     ) -> int:
         finished = status is not RunStatus.RUNNING
-        return insert_id(
-            tx.conn,
-            sa.insert(wipe_runs).values(
-                device_id=device_id,
-                address=address,
-                operator=operator,
-                started_at=tx.at,
-                finished_at=tx.at if finished else None,
-                status=status.value,
-                outcome=outcome.value if outcome is not None else None,
-                reasons_json=dumps(list(reasons)),
-                options_json=options_json,
-                certificate_json=None,
-                simulated=1 if simulated else None,
-            ),
+        return writes.insert_row(
+            tx,
+            wipe_runs,
+            {
+                "device_id": device_id,
+                "address": address,
+                "operator": operator,
+                "started_at": tx.at,
+                "finished_at": tx.at if finished else None,
+                "status": status.value,
+                "outcome": outcome.value if outcome is not None else None,
+                "reasons_json": dumps(list(reasons)),
+                "options_json": options_json,
+                "certificate_json": None,
+                "simulated": 1 if simulated else None,
+            },
         )
 
     @staticmethod
-    def _open_run_id(conn: Connection, device_id: int) -> int | None:
-        """The device's run that is still running or waiting for its certificate, if any."""
-        row = conn.execute(
-            sa.select(wipe_runs.c.id).where(
-                wipe_runs.c.device_id == device_id,
-                wipe_runs.c.status.in_([RunStatus.RUNNING.value, RunStatus.CERTIFYING.value]),
-            )
-        ).first()
-        return None if row is None else int(row.id)
-
-    def _require_no_open_run(self, conn: Connection, device_id: int) -> None:
-        open_run = self._open_run_id(conn, device_id)
+    def _require_no_open_run(tx: WriteTx, device_id: int) -> None:
+        open_run = writes.open_run_id(tx, device_id)
         if open_run is not None:
             raise LedgerError(
                 _(
@@ -296,7 +278,7 @@ class WipeRunRecords:
             ).one_or_none()
             if row is None:
                 return None
-            run = run_from_row(row, self._load_steps(conn, [row.id]).get(row.id, ()))
+            run = run_from_row(row, load_steps(conn, [row.id]).get(row.id, ()))
         if claim is not None:
             self._claims.bind_run(run.id, claim)
         return run
@@ -311,8 +293,8 @@ class WipeRunRecords:
             raise ValueError(_("a step needs a name"))
 
         def work(tx: WriteTx) -> None:
-            self._require_running(tx.conn, run_id)
-            seq, existed = self._step_seq(tx.conn, run_id, name)
+            writes.require_running(tx, run_id)
+            seq, existed = writes.step_seq(tx, run_id, name)
             values = {
                 "status": StepStatus.STARTED.value,
                 "started_at": tx.at,
@@ -320,19 +302,17 @@ class WipeRunRecords:
                 "detail": "",
             }
             if existed:
-                tx.conn.execute(
-                    sa.update(wipe_steps)
-                    .where(wipe_steps.c.run_id == run_id, wipe_steps.c.name == name)
-                    .values(**values)
-                )
+                writes.update_row(tx, wipe_steps, {"run_id": run_id, "name": name}, values)
             else:
-                tx.conn.execute(
-                    sa.insert(wipe_steps).values(run_id=run_id, name=name, seq=seq, **values)
+                writes.insert_row(
+                    tx, wipe_steps, {"run_id": run_id, "name": name, "seq": seq, **values}
                 )
+            stored = writes.step_row(tx, run_id, name)
             tx.audit(
                 "wipe_step.started",
                 {"run_id": run_id, "name": name, "seq": seq, "restart": existed},
-                row=(wipe_steps, self._step_id(tx.conn, run_id, name)),
+                row=(wipe_steps, stored["id"]),
+                stored=stored,
             )
 
         self._write(work)
@@ -360,21 +340,18 @@ class WipeRunRecords:
             raise ValueError(_("a step needs a name"))
 
         def work(tx: WriteTx) -> None:
-            self._require_running(tx.conn, run_id)
-            seq, existed = self._step_seq(tx.conn, run_id, name)
+            writes.require_running(tx, run_id)
+            seq, existed = writes.step_seq(tx, run_id, name)
             values = {"status": final.value, "finished_at": tx.at, "detail": detail}
             if existed:
-                tx.conn.execute(
-                    sa.update(wipe_steps)
-                    .where(wipe_steps.c.run_id == run_id, wipe_steps.c.name == name)
-                    .values(**values)
-                )
+                writes.update_row(tx, wipe_steps, {"run_id": run_id, "name": name}, values)
             else:
-                tx.conn.execute(
-                    sa.insert(wipe_steps).values(
-                        run_id=run_id, name=name, seq=seq, started_at=None, **values
-                    )
+                writes.insert_row(
+                    tx,
+                    wipe_steps,
+                    {"run_id": run_id, "name": name, "seq": seq, "started_at": None, **values},
                 )
+            stored = writes.step_row(tx, run_id, name)
             tx.audit(
                 "wipe_step.finished",
                 {
@@ -384,7 +361,8 @@ class WipeRunRecords:
                     "status": final.value,
                     "detail": detail,
                 },
-                row=(wipe_steps, self._step_id(tx.conn, run_id, name)),
+                row=(wipe_steps, stored["id"]),
+                stored=stored,
             )
 
         self._write(work)
@@ -392,7 +370,7 @@ class WipeRunRecords:
     def steps(self, run_id: int) -> list[WipeStepRecord]:
         """The run's steps in the order they were first started."""
         with self._read() as conn:
-            return list(self._load_steps(conn, [run_id]).get(run_id, ()))
+            return list(load_steps(conn, [run_id]).get(run_id, ()))
 
     def finish_wipe_run(
         self,
@@ -422,17 +400,18 @@ class WipeRunRecords:
         status = RunStatus.FINISHED if certificate is None else RunStatus.CERTIFYING
 
         def work(tx: WriteTx) -> None:
-            self._require_running(tx.conn, run_id)
-            tx.conn.execute(
-                sa.update(wipe_runs)
-                .where(wipe_runs.c.id == run_id)
-                .values(
-                    status=status.value,
-                    finished_at=tx.at,
-                    outcome=final.value,
-                    reasons_json=dumps(reason_list),
-                    certificate_json=content_json,
-                )
+            writes.require_running(tx, run_id)
+            writes.update_row(
+                tx,
+                wipe_runs,
+                {"id": run_id},
+                {
+                    "status": status.value,
+                    "finished_at": tx.at,
+                    "outcome": final.value,
+                    "reasons_json": dumps(reason_list),
+                    "certificate_json": content_json,
+                },
             )
             tx.audit(
                 "wipe_run.finished" if certificate is None else "wipe_run.certifying",
@@ -478,37 +457,32 @@ class WipeRunRecords:
             raise ValueError(_("sha256 must be 64 hex digits"))
 
         def work(tx: WriteTx) -> None:
-            status = self._run_status(tx.conn, run_id)
+            status = writes.run_status(tx, run_id)
             if status is RunStatus.RUNNING:
                 raise LedgerError(
                     _(
                         "wipe run {run_id} is still running; finish it before issuing a certificate"
                     ).format(run_id=run_id)
                 )
-            taken = tx.conn.execute(
-                sa.select(certificates.c.run_id, certificates.c.sha256).where(
-                    certificates.c.report_id == report_uuid
-                )
-            ).first()
+            taken = writes.certificate_taken(tx, report_uuid)
             if taken is not None:
-                if (taken.run_id, taken.sha256) == (run_id, digest) and (
-                    status is RunStatus.FINISHED
-                ):
+                if taken == (run_id, digest) and (status is RunStatus.FINISHED):
                     return  # the same file recorded by another station's re-issue: done
                 raise LedgerError(
                     _("a certificate with report id {report_uuid} is already recorded").format(
                         report_uuid=report_uuid
                     )
                 )
-            certificate_id = insert_id(
-                tx.conn,
-                sa.insert(certificates).values(
-                    run_id=run_id,
-                    report_id=report_uuid,
-                    path=os.fspath(path),
-                    sha256=digest,
-                    created_at=tx.at,
-                ),
+            certificate_id = writes.insert_row(
+                tx,
+                certificates,
+                {
+                    "run_id": run_id,
+                    "report_id": report_uuid,
+                    "path": os.fspath(path),
+                    "sha256": digest,
+                    "created_at": tx.at,
+                },
             )
             tx.audit(
                 "certificate.recorded",
@@ -521,10 +495,8 @@ class WipeRunRecords:
                 row=(certificates, certificate_id),
             )
             if status is RunStatus.CERTIFYING:
-                tx.conn.execute(
-                    sa.update(wipe_runs)
-                    .where(wipe_runs.c.id == run_id)
-                    .values(status=RunStatus.FINISHED.value)
+                writes.update_row(
+                    tx, wipe_runs, {"id": run_id}, {"status": RunStatus.FINISHED.value}
                 )
                 tx.seal(wipe_runs, run_id, "wipe_run.finished")
 
@@ -615,71 +587,5 @@ class WipeRunRecords:
             rows = conn.execute(
                 run_select().order_by(wipe_runs.c.id.desc()).limit(max(0, limit))
             ).all()
-            steps = self._load_steps(conn, [row.id for row in rows])
+            steps = load_steps(conn, [row.id for row in rows])
             return [run_from_row(row, steps.get(row.id, ())) for row in rows]
-
-    @staticmethod
-    def _run_status(conn: Connection, run_id: int) -> RunStatus:
-        status = conn.execute(
-            sa.select(wipe_runs.c.status).where(wipe_runs.c.id == run_id)
-        ).scalar_one_or_none()
-        if status is None:
-            raise LedgerError(_("no wipe run {run_id} in the ledger").format(run_id=run_id))
-        return RunStatus(status)
-
-    def _require_running(self, conn: Connection, run_id: int) -> None:
-        if self._run_status(conn, run_id) is not RunStatus.RUNNING:
-            raise LedgerError(
-                _("wipe run {run_id} is already finished and cannot be changed").format(
-                    run_id=run_id
-                )
-            )
-
-    @staticmethod
-    def _step_id(conn: Connection, run_id: int, name: str) -> int:
-        return int(
-            conn.execute(
-                sa.select(wipe_steps.c.id).where(
-                    wipe_steps.c.run_id == run_id, wipe_steps.c.name == name
-                )
-            ).scalar_one()
-        )
-
-    @staticmethod
-    def _step_seq(conn: Connection, run_id: int, name: str) -> tuple[int, bool]:
-        """The step's existing seq, or the next free one; and whether the step exists."""
-        seq = conn.execute(
-            sa.select(wipe_steps.c.seq).where(
-                wipe_steps.c.run_id == run_id, wipe_steps.c.name == name
-            )
-        ).scalar_one_or_none()
-        if seq is not None:
-            return int(seq), True
-        highest = conn.execute(
-            sa.select(sa.func.max(wipe_steps.c.seq)).where(wipe_steps.c.run_id == run_id)
-        ).scalar_one()
-        return (int(highest) + 1 if highest is not None else 1), False
-
-    @staticmethod
-    def _load_steps(
-        conn: Connection, run_ids: Sequence[int]
-    ) -> dict[int, tuple[WipeStepRecord, ...]]:
-        if not run_ids:
-            return {}
-        found: dict[int, list[WipeStepRecord]] = {}
-        for row in conn.execute(
-            sa.select(wipe_steps)
-            .where(wipe_steps.c.run_id.in_(run_ids))
-            .order_by(wipe_steps.c.run_id, wipe_steps.c.seq)
-        ):
-            found.setdefault(row.run_id, []).append(
-                WipeStepRecord(
-                    name=row.name,
-                    seq=row.seq,
-                    status=StepStatus(row.status),
-                    started_at=parse_ts(row.started_at),
-                    finished_at=parse_ts(row.finished_at),
-                    detail=row.detail,
-                )
-            )
-        return {run_id: tuple(items) for run_id, items in found.items()}

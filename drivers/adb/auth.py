@@ -30,15 +30,17 @@ import os
 import secrets
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from ..errors import PosdiagError
 from .protocol import TOKEN_SIZE, AdbProtocolError
+
+# cryptography is imported where a key is made, read, used or checked: most devices (and every
+# simulated one) ask for no AUTH, and a check should not pay ~10 ms to load it for nothing.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +98,8 @@ class AdbKey:
     @classmethod
     def generate(cls) -> AdbKey:
         """A new RSA-2048 key with e = 65537, as the stock client creates."""
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         return cls(rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=KEY_BITS))
 
     @classmethod
@@ -105,6 +109,9 @@ class AdbKey:
         Raises:
             AdbKeyError: not PEM, encrypted, or not an RSA-2048 key.
         """
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         where = str(path) if path else "the key"
         try:
             key = serialization.load_pem_private_key(data, password=None)
@@ -118,6 +125,8 @@ class AdbKey:
 
     def to_pem(self) -> bytes:
         """The key as unencrypted PEM PKCS#8, the stock client's ``adbkey`` format."""
+        from cryptography.hazmat.primitives import serialization
+
         return self._key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -143,6 +152,10 @@ class AdbKey:
             raise AdbProtocolError(
                 f"the device's AUTH token is {len(token)} bytes; ADB tokens are {TOKEN_SIZE}"
             )
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
         return self._key.sign(bytes(token), padding.PKCS1v15(), Prehashed(hashes.SHA1()))
 
     def android_public_key(self, comment: str = DEFAULT_COMMENT) -> bytes:
@@ -206,6 +219,8 @@ def parse_android_public_key(data: bytes) -> rsa.RSAPublicKey:
         raise AdbKeyError("the ADB public key's modulus is not a 2048-bit odd number")
     if (n0inv * n + 1) % (1 << 32) != 0 or rr != pow(2, 2 * KEY_BITS, n):
         raise AdbKeyError("the ADB public key's n0inv or rr does not match its modulus")
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     try:
         return rsa.RSAPublicNumbers(exponent, n).public_key()
     except ValueError:
@@ -214,6 +229,11 @@ def parse_android_public_key(data: bytes) -> rsa.RSAPublicKey:
 
 def verify_token_signature(public_key: rsa.RSAPublicKey, token: bytes, signature: bytes) -> bool:
     """Whether ``signature`` is this key's AUTH signature of ``token`` (device side)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
     try:
         public_key.verify(
             bytes(signature), bytes(token), padding.PKCS1v15(), Prehashed(hashes.SHA1())

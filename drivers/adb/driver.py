@@ -5,6 +5,13 @@ The codec knows packets; this module knows time and policy: it connects (CNXN), 
 and ask the operator to allow it on the terminal's screen, within a timeout), opens streams for
 ``shell`` (v2 with exit codes when the device offers ``shell_v2``, plain ``shell:`` otherwise) and
 ``sync`` (STAT/RECV to read a file), and closes them. Nothing here prints.
+
+One stream at a time: ``shell()`` and ``read_file()`` each open their stream, read only its
+events and close it before returning (the codec would multiplex more; the check needs no more,
+because it sends its commands as one command line: ``AdbTerminal._batched``). For such a long
+line ``shell()`` bounds the silence between outputs (``idle_timeout``) rather than only the
+whole, and hands stdout over as it arrives (``on_stdout``), so progress can be shown and what
+arrived kept if the link fails; its total output stays under ``max_response`` like any command.
 """
 
 from __future__ import annotations
@@ -313,10 +320,38 @@ class AdbDriver:
         """Whether exit codes come back (the device offers shell_v2)."""
         return "shell_v2" in self._conn.shared_features
 
-    def shell(self, command: str, *, timeout: float | None = None) -> ShellOutput:
+    @property
+    def max_command_length(self) -> int:
+        """Longest command line one shell OPEN can carry, in bytes.
+
+        The service string (``shell,v2,TERM=xterm,raw:`` + command + NUL) must fit the
+        negotiated max payload: 4 KiB on old devices, up to 1 MiB on new ones.
+        """
+        return self._conn.max_payload - len(shell_service("x", self.shell_v2))
+
+    def shell(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        idle_timeout: float | None = None,
+        on_stdout: Callable[[bytes], None] | None = None,
+        what: str | None = None,
+    ) -> ShellOutput:
         """Run a command; with shell_v2 the exit code and stderr come back separately.
 
         The command is a fixed string built by posdiag, never from text the device sent.
+
+        Args:
+            command: the command line.
+            timeout: seconds the whole command may take (default ``self.timeout``).
+            idle_timeout: seconds the device may stay silent once the stream is open (default:
+                only ``timeout``). A batch of many commands gets a long ``timeout`` and each
+                command's own budget as ``idle_timeout``: a hung command is caught as soon as
+                one command would be, a long but busy batch is not cut short.
+            on_stdout: called with every piece of stdout as it arrives (legacy shell: all
+                output), so a caller can follow a long command line; it must not raise.
+            what: the command in error messages (default: its first word).
         """
         v2 = self.shell_v2
         local_id = self._open(shell_service(command, v2))
@@ -324,18 +359,20 @@ class AdbDriver:
         stdout, stderr = bytearray(), bytearray()
         exit_code: int | None = None
         close_stdin = v2
+        name = what or repr(command.split()[0])
         deadline = self._clock() + (timeout or self.timeout)
+        heard = self._clock()
         waiting_for = ""
         while True:
             self.deadline.check()
             if len(stdout) + len(stderr) > self.max_response:
                 self._abandon(local_id)
-                raise self._too_large(f"the output of {command.split()[0]!r}")
+                raise self._too_large(f"the output of {name}")
             if self._clock() >= deadline:
                 # Output that never ends is caught here: _next_event only times out on silence.
                 self._abandon(local_id)
                 raise AdbTimeoutError(
-                    f"{command.split()[0]!r} did not finish within {timeout or self.timeout:g} s"
+                    f"{name} did not finish within {timeout or self.timeout:g} s"
                     f" on {self.transport.description}"
                 )
             event: object = self._conn.next_event()
@@ -345,11 +382,17 @@ class AdbDriver:
                     # has finished (output, exit and CLSE already read) is spared the packet.
                     self._conn.write(local_id, encode_close_stdin())
                 close_stdin = False
-                waiting_for = waiting_for or f"output of {command.split()[0]!r}"
-                event = self._next_event(deadline, waiting_for)
+                waiting_for = waiting_for or f"output of {name}"
+                wait_until = deadline
+                if idle_timeout is not None:
+                    wait_until = min(deadline, heard + idle_timeout)
+                event = self._next_event(wait_until, waiting_for)
             if isinstance(event, StreamData) and event.local_id == local_id:
+                heard = self._clock()
                 if not v2:
                     stdout += event.data
+                    if on_stdout is not None:
+                        on_stdout(event.data)
                     continue
                 decoder.receive_data(event.data)
                 while True:
@@ -358,6 +401,8 @@ class AdbDriver:
                         break
                     if packet.id == ShellId.STDOUT:
                         stdout += packet.data
+                        if on_stdout is not None:
+                            on_stdout(packet.data)
                     elif packet.id == ShellId.STDERR:
                         stderr += packet.data
                     elif packet.id == ShellId.EXIT:

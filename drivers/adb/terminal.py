@@ -9,6 +9,11 @@ Activation is inferred, not read: each catalogue recipe (payment app data, devic
 merchant files, properties) that fires adds evidence, and the state follows from the evidence's
 weight: any strong evidence means ``activated``, only weak evidence ``partial``.
 
+A check is one device round trip: :meth:`AdbTerminal._batched` sends its commands as one shell
+command line whose outputs are told apart by per-check nonce markers (:mod:`.batch`), and hands
+each section to the same parser, with the same exit status, that the command's own output would
+have gone to; a batch whose output cannot be trusted is dropped for one command at a time.
+
 Each command is announced to whoever watches (:mod:`posdiag.drivers.activity`) in the words an
 operator uses ("reading battery status", "clearing the payment app's data 2/6"), and every
 sentence a record carries is translated (:mod:`posdiag.drivers.i18n`); the English
@@ -22,7 +27,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -34,6 +39,7 @@ from ..model import (
     Activation,
     ActivationState,
     Battery,
+    CheckScope,
     Evidence,
     Firmware,
     Health,
@@ -47,6 +53,7 @@ from ..model import (
 )
 from ..text import clean_text, cleaned
 from ..transport.tcp import TcpTransport
+from .batch import BatchProgress, BatchUntrusted, CommandBatch, SectionOutput, batchable
 from .driver import AdbDriver, ShellOutput
 from .errors import AdbCommandError
 from .parsers import (
@@ -131,6 +138,101 @@ def _pending(raw: bytes) -> PendingTransactions | None:
     return PendingTransactions(count, total, currency if valid_currency else None)
 
 
+def _dumpsys_text(output: ShellOutput, service: str) -> str:
+    """``dumpsys SERVICE`` output, refusing an empty answer.
+
+    A real dumpsys always prints at least its service header, so silence is a failure to read
+    (a broken or lying shell), never "nothing there": an empty device policy must not read as
+    "no device owner" and let a wipe call a managed terminal released.
+    """
+    text = output.text
+    if not text.strip():
+        raise UnsupportedError(f"dumpsys {service} printed nothing")
+    return text
+
+
+def _app_version(reader: _Reader, package: str) -> str | None:
+    return parse_dumpsys_package_version(reader.shell(f"dumpsys package {package}").text, package)
+
+
+class _Reader(Protocol):
+    """Where :meth:`AdbTerminal._gather` gets each command's output."""
+
+    def shell(self, command: str) -> ShellOutput:
+        """The output of ``command`` (raises as ``AdbDriver.shell`` does)."""
+        ...
+
+    def read_optional(self, path: str) -> bytes | None:
+        """A pending-batch export's bytes, or None when there is none to read."""
+        ...
+
+    def say(self, what: str) -> None:
+        """Tell whoever watches what is being read."""
+        ...
+
+
+class _Sequential:
+    """One command at a time, each its own shell stream: the way without a batch."""
+
+    def __init__(self, terminal: AdbTerminal) -> None:
+        self.terminal = terminal
+
+    def shell(self, command: str) -> ShellOutput:
+        return self.terminal._sh(command)
+
+    def read_optional(self, path: str) -> bytes | None:
+        return self.terminal._read_optional(path)
+
+    def say(self, what: str) -> None:
+        announce(what)
+
+
+class _Batched:
+    """The sections a batch read, handed out as the commands' own outputs.
+
+    Args:
+        fallback: runs what the batch did not carry (a command a batch may not hold, the
+            pending exports without shell v2).
+        outputs: each command's output, by command.
+        lost: the commands a failed link cut off, with the failure each one raises.
+        said: what the batch already announced while its sections arrived.
+    """
+
+    def __init__(
+        self,
+        fallback: _Sequential,
+        outputs: dict[str, ShellOutput],
+        lost: dict[str, TransportError],
+        said: set[str],
+    ) -> None:
+        self.fallback = fallback
+        self.outputs = outputs
+        self.lost = lost
+        self.said = said
+
+    def shell(self, command: str) -> ShellOutput:
+        output = self.outputs.get(command)
+        if output is not None:
+            return output
+        failure = self.lost.get(command)
+        if failure is not None:
+            raise failure
+        return self.fallback.shell(command)
+
+    def read_optional(self, path: str) -> bytes | None:
+        command = f"cat {path}"
+        if command in self.outputs or command in self.lost:
+            output = self.shell(command)
+            # cat fails where sync's STAT finds no file or RECV is refused: no export there
+            return output.stdout if output.ok else None
+        return self.fallback.read_optional(path)
+
+    def say(self, what: str) -> None:
+        if what not in self.said:
+            announce(what)
+            self.said.add(what)
+
+
 class AdbTerminal:
     """An Android POS behind an AdbDriver.
 
@@ -139,6 +241,8 @@ class AdbTerminal:
         address: the address string, for reports.
         catalogue: model entries (defaults to the shipped catalogue).
         usb_serial: the USB iSerialNumber, the serial of last resort.
+        batched: read the facts in one batch (:meth:`_batched`); False asks one command at a
+            time, as a batch that cannot be trusted falls back to (tests compare the two).
     """
 
     family = "adb"
@@ -149,6 +253,8 @@ class AdbTerminal:
         address: str,
         catalogue: Catalogue | None = None,
         usb_serial: str | None = None,
+        *,
+        batched: bool = True,
     ) -> None:
         self.driver = driver
         self.address = address
@@ -156,6 +262,9 @@ class AdbTerminal:
         self.usb_serial = usb_serial
         self._facts: AdbFacts | None = None
         self._connected = False
+        self._scope = CheckScope()
+        self._gathered_quick = False
+        self.batched = batched
 
     # --- session ---------------------------------------------------------------------------------
 
@@ -163,17 +272,16 @@ class AdbTerminal:
         self._connect()
         return self.driver.shell(command)
 
-    def _dumpsys(self, service: str) -> str:
-        """``dumpsys SERVICE`` output, refusing an empty answer.
+    def set_scope(self, scope: CheckScope) -> None:
+        """How much the next gathering asks (:class:`CheckScope`), before the first exchange.
 
-        A real dumpsys always prints at least its service header, so silence is a failure to
-        read (a broken or lying shell), never "nothing there": an empty device policy must not
-        read as "no device owner" and let a wipe call a managed terminal released.
+        A quick scope reads only what identify, activation and merchant_data use (no battery,
+        telephony, airplane mode or app versions). Facts gathered quick are read again once a
+        wider scope is set, so a later full check never reports a triage's gaps.
         """
-        text = self._sh(f"dumpsys {service}").text
-        if not text.strip():
-            raise UnsupportedError(f"dumpsys {service} printed nothing")
-        return text
+        if self._facts is not None and self._gathered_quick and not scope.quick:
+            self._facts = None
+        self._scope = scope
 
     def facts(self) -> AdbFacts:
         """Gather the facts once per terminal object."""
@@ -186,11 +294,155 @@ class AdbTerminal:
         self._facts = None
         return self.facts()
 
+    def _plan(self, *, quick: bool, files: bool) -> list[tuple[str, str]]:
+        """Every command a check may need, in the order :meth:`_gather` reads them, with words.
+
+        The entry (model) is only known from getprop, so the entry-specific commands are the
+        catalogue's union over its entries: a batch cannot wait for the entry without a second
+        round trip. They are our own constant strings; a package or path the unit lacks only
+        gives its section an error status, and :meth:`_gather` reads only the entry's own
+        sections, exactly as it would have asked for them one by one. ``files``: read the
+        pending-batch exports with ``cat`` in the batch (shell v2 only, see :meth:`_batched`).
+        """
+        network = _("reading network status")
+        plan = [("getprop", _("reading the system properties"))]
+        if not quick:
+            plan += [
+                ("dumpsys battery", _("reading battery status")),
+                ("dumpsys telephony.registry", network),
+            ]
+        plan.append(("dumpsys wifi", network))
+        if not quick:
+            plan.append(("settings get global airplane_mode_on", network))
+        plan += [
+            ("pm list packages", _("listing installed apps")),
+            ("dumpsys diskstats", _("reading storage use")),
+            ("dumpsys device_policy", _("reading the device management settings")),
+            ("dumpsys account", _("reading the accounts on the terminal")),
+        ]
+        entries = [e for e in self.catalogue.models if isinstance(e, AdbModelEntry)]
+        if not quick:
+            version = _("reading the payment app's version")
+            packages = (p for e in entries for p in (*e.payment_apps, *e.tms_apps))
+            plan += [(f"dumpsys package {p}", version) for p in dict.fromkeys(packages)]
+        looking = _("looking for merchant files")
+        paths = (path for e in entries for path in e.merchant_paths)
+        plan += [(f"ls -1Ap {path}", looking) for path in dict.fromkeys(paths)]
+        if files:
+            reading = _("reading the payment app's data")
+            pending = (path for e in entries for path in e.pending_files)
+            plan += [(f"cat {path}", reading) for path in dict.fromkeys(pending)]
+        return plan
+
+    def _batched(self, quick: bool) -> _Reader | None:
+        """Run the check's commands as one batch; None when its output cannot be trusted.
+
+        Round trips, measured against the simulated unit at a real unit's 30 ms a shell (see
+        ``bench/adb_roundtrip.py``): one command line carries getprop, every generic fact and
+        the entry-specific commands of the whole catalogue (their union; see :meth:`_plan`), so
+        the check is one shell stream and one device round trip instead of about fifteen.
+
+        The pending-batch exports ride in the same line as ``cat`` sections when the unit has
+        shell v2: its stdout is a binary-safe channel (shell protocol packets carry raw bytes,
+        ``raw`` means no PTY), the shell uid reads the same files sync would, and the batch's
+        output cap (the driver's ``max_response``, sync's own limit too) bounds them. Without
+        shell v2 a ``shell:`` may run on a PTY (pre-Android-7 adbd) that turns every line feed
+        into CR LF, so the exports are read through sync afterwards, as before: one more stream,
+        but adbd serves sync in a thread of its own (no fork), so it adds link round trips
+        only. Concurrent streams were weighed and not needed: with everything in one line there
+        is nothing left to overlap, and ``AdbDriver`` stays one stream at a time.
+
+        Falls back to one command at a time (None) when the output is off the batch layout
+        (:mod:`.batch`), exceeds the driver's output cap, or the shell refuses the line; a link
+        that fails mid-line keeps the sections that arrived whole and charges the failure to
+        the command that was running, as a one-by-one check would have. The check's deadline
+        ends it as it ends any read.
+        """
+        v2 = self.driver.shell_v2
+        plan = [(c, w) for c, w in self._plan(quick=quick, files=v2) if batchable(c)]
+        words = dict(plan)
+        try:
+            batch = CommandBatch([c for c, _ in plan])
+            lines = batch.lines(self.driver.max_command_length)
+        except ValueError as exc:  # a catalogue command longer than one OPEN can carry
+            log.warning("adb.batch_unusable", address=self.address, reason=str(exc))
+            return None
+        said = {_("reading the system properties")}
+        current = [_("reading the system properties")]
+
+        def on_section(index: int) -> None:
+            what = words[batch.commands[index]]
+            if what != current[0]:
+                announce(what)
+                current[0] = what
+                said.add(what)
+
+        outputs: dict[str, ShellOutput] = {}
+        lost: dict[str, TransportError] = {}
+        budget = self.driver.timeout
+        for line in lines:
+            progress = BatchProgress(batch, line, on_section, limit=self.driver.max_response)
+            try:
+                result = self.driver.shell(
+                    line.text,
+                    timeout=budget * (line.count + 1),
+                    idle_timeout=budget,
+                    on_stdout=progress,
+                    what="the batch of facts",
+                )
+                sections = batch.split(line, result.stdout)
+            except DeadlineExceeded:
+                raise
+            except TransportError as exc:
+                try:
+                    sections = batch.split(line, bytes(progress.received), partial=True)
+                except BatchUntrusted as untrusted:
+                    log.warning("adb.batch_untrusted", address=self.address, reason=str(untrusted))
+                    return None
+                self._keep(batch, sections, outputs, v2)
+                # the command running when the link failed, and every one after it, is charged
+                # with the failure; lines are consecutive, so that is the rest of the batch
+                lost = dict.fromkeys(batch.commands[line.first + len(sections) :], exc)
+                break
+            except PosdiagError as exc:  # off the layout, too large, refused, bad shell packets
+                log.warning("adb.batch_untrusted", address=self.address, reason=str(exc))
+                return None
+            self._keep(batch, sections, outputs, v2)
+        log.debug("adb.batched", address=self.address, lines=len(lines), sections=len(outputs))
+        return _Batched(_Sequential(self), outputs, lost, said)
+
+    @staticmethod
+    def _keep(
+        batch: CommandBatch, sections: list[SectionOutput], into: dict[str, ShellOutput], v2: bool
+    ) -> None:
+        """Each section as the one command's ShellOutput it stands for.
+
+        Without shell v2 a lone ``shell:`` gives no exit status, so neither does its section
+        (the status ``$?`` read is checked, then dropped): both ways give the same facts.
+        """
+        for section in sections:
+            status = section.status if v2 else None
+            into[batch.commands[section.index]] = ShellOutput(status, section.body)
+
     def _collect(self) -> AdbFacts:
+        """Read the facts of the scope: in one batch, else (or when told) one by one."""
         facts = AdbFacts()
         self._connect()
         announce(_("reading the system properties"))
-        facts.props = parse_getprop(self._sh("getprop").text)  # reachability decided here
+        quick = self._scope.quick
+        reader = self._batched(quick) if self.batched else None
+        self._gather(facts, reader or _Sequential(self), quick)
+        self._gathered_quick = quick
+        return facts
+
+    def _gather(self, facts: AdbFacts, reader: _Reader, quick: bool) -> None:
+        """Ask each fact of ``reader`` in order and parse it; one way for batch and one by one.
+
+        ``reader`` either runs each command now (:class:`_Sequential`) or hands over the
+        section a batch already read (:class:`_Batched`): the parsers get the same text, the
+        same exit status, the same refusals and the same per-fact error notes either way.
+        """
+        facts.props = parse_getprop(reader.shell("getprop").text)  # reachability decided here
         entry = self.catalogue.by_getprop(facts.props)
         facts.entry = entry
         alive = True
@@ -206,7 +458,7 @@ class AdbTerminal:
             if not alive:
                 return None
             if what != said:  # several reads under one heading keep counting their bytes
-                announce(what)
+                reader.say(what)
                 said = what
             try:
                 return action()
@@ -219,33 +471,42 @@ class AdbTerminal:
                 self._failed(facts, name, label, exc)
             return None
 
+        def dumpsys(service: str) -> str:
+            return _dumpsys_text(reader.shell(f"dumpsys {service}"), service)
+
         battery = _("reading battery status")
         network = _("reading network status")
-        facts.battery = step(
-            "battery", battery, lambda: parse_dumpsys_battery(self._sh("dumpsys battery").text)
-        )
-        facts.telephony = step(
-            "telephony",
-            network,
-            lambda: parse_telephony_registry(self._sh("dumpsys telephony.registry").text),
-        )
-        facts.wifi = step("wifi", network, lambda: parse_dumpsys_wifi(self._dumpsys("wifi")))
-        airplane = step(
-            "airplane mode",
-            network,
-            lambda: parse_settings_value(self._sh("settings get global airplane_mode_on").text),
-        )
-        facts.airplane_mode = None if airplane is None else airplane == "1"
+        if not quick:
+            facts.battery = step(
+                "battery",
+                battery,
+                lambda: parse_dumpsys_battery(reader.shell("dumpsys battery").text),
+            )
+            facts.telephony = step(
+                "telephony",
+                network,
+                lambda: parse_telephony_registry(reader.shell("dumpsys telephony.registry").text),
+            )
+        facts.wifi = step("wifi", network, lambda: parse_dumpsys_wifi(dumpsys("wifi")))
+        if not quick:
+            airplane = step(
+                "airplane mode",
+                network,
+                lambda: parse_settings_value(
+                    reader.shell("settings get global airplane_mode_on").text
+                ),
+            )
+            facts.airplane_mode = None if airplane is None else airplane == "1"
         facts.packages = (
             step(
                 "packages",
                 _("listing installed apps"),
-                lambda: parse_pm_list_packages(self._sh("pm list packages").text),
+                lambda: parse_pm_list_packages(reader.shell("pm list packages").text),
             )
             or []
         )
         facts.diskstats = step(
-            "storage", _("reading storage use"), lambda: parse_diskstats(self._dumpsys("diskstats"))
+            "storage", _("reading storage use"), lambda: parse_diskstats(dumpsys("diskstats"))
         )
         owners = ", ".join(
             r.package for r in entry.activation if r.kind == "device_owner" and r.package
@@ -254,7 +515,7 @@ class AdbTerminal:
         facts.policy = step(
             f"device policy{expected}",
             _("reading the device management settings"),
-            lambda: parse_device_owner(self._dumpsys("device_policy")),
+            lambda: parse_device_owner(dumpsys("device_policy")),
             _("device policy (device owner {owners} expected)").format(owners=owners)
             if owners
             else _("device policy"),
@@ -263,16 +524,16 @@ class AdbTerminal:
             step(
                 "accounts",
                 _("reading the accounts on the terminal"),
-                lambda: parse_accounts(self._dumpsys("account")),
+                lambda: parse_accounts(dumpsys("account")),
             )
             or []
         )
-        for package in (*entry.payment_apps, *entry.tms_apps):
+        for package in () if quick else (*entry.payment_apps, *entry.tms_apps):
             if package in facts.packages:
                 version = step(
                     f"version of {package}",
                     _("reading the payment app's version"),
-                    partial(self._app_version, package),
+                    partial(_app_version, reader, package),
                     _("version of {package}").format(package=package),
                 )
                 if version:
@@ -281,17 +542,17 @@ class AdbTerminal:
             listing = step(
                 f"files in {path}",
                 _("looking for merchant files"),
-                partial(self._sh, f"ls -1Ap {path}"),
+                partial(reader.shell, f"ls -1Ap {path}"),
                 _("files in {path}").format(path=path),
             )
             if listing is not None and listing.ok:
                 facts.files[path] = parse_ls(listing.text)
         read_all = alive
         if alive and entry.pending_files:
-            announce(_("reading the payment app's data"))
+            reader.say(_("reading the payment app's data"))
         for path in entry.pending_files if alive else ():
             try:
-                raw = self._read_optional(path)
+                raw = reader.read_optional(path)
             except DeadlineExceeded:
                 raise
             except PosdiagError as exc:
@@ -307,8 +568,13 @@ class AdbTerminal:
             if entry.pending_files and read_all:
                 # The payment app writes its open batch there; no export means no open batch.
                 facts.pending = PendingTransactions(0, 0)
-        log.info("adb.collected", address=self.address, model=entry.id, errors=len(facts.errors))
-        return facts
+        log.info(
+            "adb.collected",
+            address=self.address,
+            model=entry.id,
+            errors=len(facts.errors),
+            quick=quick,
+        )
 
     @staticmethod
     def _failed(facts: AdbFacts, name: str, label: str, exc: PosdiagError) -> None:
@@ -328,9 +594,6 @@ class AdbTerminal:
             announce(_("connecting to the terminal"))
         self.driver.open()
         self._connected = True
-
-    def _app_version(self, package: str) -> str | None:
-        return parse_dumpsys_package_version(self._sh(f"dumpsys package {package}").text, package)
 
     def _read_optional(self, path: str) -> bytes | None:
         try:

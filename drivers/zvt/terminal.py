@@ -36,6 +36,7 @@ from ..model import (
     Activation,
     ActivationState,
     Battery,
+    CheckScope,
     Evidence,
     Firmware,
     Health,
@@ -116,6 +117,11 @@ class ZvtTerminal:
         self.catalogue = catalogue or load_catalogue()
         self._facts: ZvtFacts | None = None
         self._opened = False
+        self._scope = CheckScope()
+
+    def set_scope(self, scope: CheckScope) -> None:
+        """How much the next gathering asks (:class:`CheckScope`): every exchange is line time."""
+        self._scope = scope
 
     # --- the session -----------------------------------------------------------------------------
 
@@ -168,10 +174,15 @@ class ZvtTerminal:
             "status enquiry", _("reading the terminal's status"), self.driver.status_enquiry
         )
         names = [facts.status.device_name] if facts.status else []
-        lines = step(
-            "print system configuration",
-            _("reading the system configuration printout"),
-            self.driver.print_system_configuration,
+        # The printout is most of a check's line time (kilobytes at 9600 baud): triage skips it.
+        lines = (
+            None
+            if self._scope.quick
+            else step(
+                "print system configuration",
+                _("reading the system configuration printout"),
+                self.driver.print_system_configuration,
+            )
         )
         entry = self.catalogue.by_name("zvt", *names)
         if lines:
@@ -184,10 +195,14 @@ class ZvtTerminal:
             "turnover totals", _("reading unsettled totals"), self.driver.turnover_totals
         )
         # The terminal dials its host: seconds, sometimes a minute; its bytes keep the line moving.
-        facts.diagnosis = step(  # type: ignore[assignment]
-            "diagnosis", _("testing the connection to the payment host"), self.driver.diagnosis
-        )
-        if entry.vendor_extension == "feig":
+        # Only when host reachability is read (the policy's rule, or a full check).
+        if self._scope.host_dialup and not self._scope.quick:
+            facts.diagnosis = step(  # type: ignore[assignment]
+                "diagnosis", _("testing the connection to the payment host"), self.driver.diagnosis
+            )
+        if entry.vendor_extension == "feig" and not self._serial(facts):
+            # Feig's system info repeats what Status Enquiry and the printout give; it is asked
+            # only for the serial when neither gave one.
             facts.vendor_info = step(  # type: ignore[assignment]
                 "vendor system info",
                 _("reading the terminal's system information"),
@@ -196,6 +211,15 @@ class ZvtTerminal:
         step("log-off", _("logging off"), self.driver.log_off)
         log.info("zvt.collected", address=self.address, errors=len(facts.errors))
         return facts
+
+    @staticmethod
+    def _serial(facts: ZvtFacts) -> str | None:
+        """The serial from the answers gathered so far, in order of trust."""
+        return (
+            (facts.status.serial if facts.status else None)
+            or (facts.printout.serial if facts.printout else None)
+            or (facts.vendor_info.serial if facts.vendor_info else None)
+        )
 
     def close(self) -> None:
         """Release the line."""
@@ -213,11 +237,7 @@ class ZvtTerminal:
         """Vendor and model from the catalogue, serial from the terminal itself."""
         f = self.facts()
         entry = f.entry or self.catalogue.generic("zvt")
-        serial = (
-            (f.status.serial if f.status else None)
-            or (f.printout.serial if f.printout else None)
-            or (f.vendor_info.serial if f.vendor_info else None)
-        )
+        serial = self._serial(f)
         device_name = f.status.device_name if f.status else None
         hardware = f.printout.hardware if f.printout else None
         model = entry.model if entry.match_names else (device_name or hardware or entry.model)

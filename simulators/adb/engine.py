@@ -7,6 +7,11 @@ simulated operator taps "Allow"), accepts ``shell`` (v2 with exit codes, and pla
 ``sync`` streams, runs commands in :class:`~.shell.AndroidShell`, and refuses the rest. The same
 engine serves TCP (``adb connect``), the simulated USB device and in-memory links.
 
+Timing is a real adbd's: the ``latency`` (scaled by ``scale``) is the fork+exec of the shell
+process adbd starts for each ``shell``/``exec`` stream, paid once per stream (one command line,
+however many ``;``-separated commands it holds), never for ``sync`` (a thread of adbd), and
+concurrently for streams opened together (see ``_Session._open``).
+
 Faults are injected on the way out: bad checksums on the first CNXN, dropped and split packets,
 stalls before stream answers, and a device that vanishes after a number of commands. The shell
 decides the behavioural faults (refuse, lie, lose power); on a power cut this engine vanishes as
@@ -22,6 +27,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import Counter
 
 import structlog
 
@@ -54,7 +60,7 @@ from posdiag.drivers.errors import TransportError
 from posdiag.drivers.transport.base import Transport
 
 from .hostile import ANSI, BIDI
-from .shell import AndroidShell, PowerLoss
+from .shell import AndroidShell, PowerLoss, ShellResult
 from .state import AndroidState
 
 log = structlog.get_logger(__name__)
@@ -77,6 +83,7 @@ class _Stream:
         self.shell = ShellDecoder()
         self.sync = SyncRequestDecoder()
         self.flood = False  # flood_output: write FLOOD_CHUNK whenever the last one was taken
+        self.ready_at: float | None = None  # a shell still starting: runs at this monotonic time
 
 
 class AdbSimulator:
@@ -93,6 +100,9 @@ class AdbSimulator:
         self.packetized = packetized
         self.lock = threading.RLock()
         self.streams_opened = 0
+        self.opened: Counter[str] = Counter()
+        """Streams opened per service kind (``shell``, ``exec``, ``sync``, or the refused
+        ``other``): how many shell processes a client made the device start."""
         self.prompts_shown = 0
 
     def serve(self, transport: Transport, stop: threading.Event) -> None:
@@ -169,7 +179,7 @@ class _Session:
     def run(self) -> None:
         try:
             while not self.stop.is_set():
-                data = self.transport.read(1024 * 1024, POLL)
+                data = self.transport.read(1024 * 1024, self._wait())
                 if data:
                     self.conn.receive_data(data)
                 while True:
@@ -178,6 +188,8 @@ class _Session:
                         break
                     if not self._handle(event):
                         return
+                if not self._start_ready_shells():
+                    return
                 self._feed_floods()
                 self._flush()
         except AdbProtocolError as exc:
@@ -231,30 +243,46 @@ class _Session:
     # --- services --------------------------------------------------------------------------------
 
     def _open(self, request: StreamOpenRequested) -> bool:
+        """Answer an OPEN: a shell starts (after its fork+exec time), sync serves, rest refused.
+
+        Timing, as a real adbd's: every ``shell``/``exec`` stream is a process adbd forks and
+        execs (``/system/bin/sh -c LINE``), and that start is the ``latency`` (scaled) a real
+        unit shows per ``adb shell`` command. It is paid once per stream, that is per command
+        line, never per ``;``-separated command inside it: the shell runs those itself, without
+        another exec of its own. No per-command cost is added on top, because the reference
+        gives no figure for one. ``sync`` runs in a thread of adbd's own (no fork), so it costs
+        no latency. Shells opened together start together, as forked processes do: the OKAY
+        goes out at once, each stream's output when its own latency has passed, and the loop
+        keeps serving the link meanwhile instead of sleeping through it.
+        """
         faults = self.sim.state.faults
+        service = request.service
+        name, _, command = service.partition(":")
+        kind, *args = name.split(",")
+        shell = kind in ("shell", "exec") and bool(command)
         with self.sim.lock:
             self.sim.streams_opened += 1
+            self.sim.opened[kind if shell or service == "sync:" else "other"] += 1
             opened = self.sim.streams_opened
         if faults.vanish_after is not None and opened > faults.vanish_after:
             self._vanish("vanish")
             return False
         if faults.stall:
             self.stop.wait(faults.stall)
-        if self.sim.state.latency:
-            self.stop.wait(self.sim.state.latency * self.sim.state.scale)
-        service = request.service
-        name, _, command = service.partition(":")
-        kind, *args = name.split(",")
-        if kind in ("shell", "exec") and command:
+        if shell:
             v2 = kind == "shell" and "v2" in args and "shell_v2" in self.sim.state.features
             local_id = self.conn.accept_stream(request.remote_id)
-            self.streams[local_id] = _Stream("shell", command, v2)
+            stream = self.streams[local_id] = _Stream("shell", command, v2)
             if faults.hang:
                 log.debug("sim.adb.fault", fault="hang", command=command.split()[0])
                 return True  # the stream is open; no output, no exit, no close: ever
             if faults.flood_output:
                 log.debug("sim.adb.fault", fault="flood_output", command=command.split()[0])
-                self.streams[local_id].flood = True
+                stream.flood = True
+                return True
+            delay = self.sim.state.latency * self.sim.state.scale
+            if delay > 0:
+                stream.ready_at = time.monotonic() + delay
                 return True
             return self._run_shell(local_id)
         elif service == "sync:":
@@ -262,6 +290,23 @@ class _Session:
             self.streams[local_id] = _Stream("sync")
         else:
             self.conn.refuse_stream(request.remote_id)
+        return True
+
+    def _wait(self) -> float:
+        """How long the next read may block: POLL, or less when a shell is about to start."""
+        starts = [s.ready_at for s in self.streams.values() if s.ready_at is not None]
+        if not starts:
+            return POLL
+        return max(0.0, min(POLL, min(starts) - time.monotonic()))
+
+    def _start_ready_shells(self) -> bool:
+        """Run every shell whose start time has come; False when the device died doing so."""
+        now = time.monotonic()
+        for local_id, stream in list(self.streams.items()):
+            if stream.ready_at is not None and stream.ready_at <= now:
+                stream.ready_at = None
+                if not self._run_shell(local_id):
+                    return False
         return True
 
     def _feed_floods(self) -> None:
@@ -292,26 +337,33 @@ class _Session:
         try:
             with self.sim.lock:
                 result = self.sim.shell.run(stream.command)
-        except PowerLoss:
-            # The OKAY for the stream went out already: the host saw it open, then silence.
+        except PowerLoss as loss:
+            # The OKAY for the stream went out already, and what the line's earlier commands
+            # printed streamed out as they ran: the host sees that, then silence.
+            self._write_output(local_id, stream, loss.before, exit_code=None)
             self._flush()
             self._vanish("power_loss")
             return False
         log.debug("sim.adb.shell", command=stream.command.split()[0], exit=result.exit_code)
-        if stream.v2:
-            payload = (
-                encode_shell_data(ShellId.STDOUT, result.stdout.encode())
-                + encode_shell_data(ShellId.STDERR, result.stderr.encode())
-                + encode_exit(result.exit_code)
-            )
-            self.conn.write(local_id, payload)
-        else:
-            output = (result.stdout + result.stderr).encode()
-            if output:
-                self.conn.write(local_id, output)
+        self._write_output(local_id, stream, result, exit_code=result.exit_code)
         self.conn.close_stream(local_id)
         self.streams.pop(local_id, None)
         return True
+
+    def _write_output(
+        self, local_id: int, stream: _Stream, result: ShellResult, *, exit_code: int | None
+    ) -> None:
+        """A shell's output on its stream: v2 packets (exit code last), or one raw channel."""
+        if stream.v2:
+            payload = encode_shell_data(ShellId.STDOUT, result.stdout.encode()) + encode_shell_data(
+                ShellId.STDERR, result.stderr.encode()
+            )
+            if exit_code is not None:
+                payload += encode_exit(exit_code)
+        else:
+            payload = result.merged.encode()  # stdout and stderr as the commands wrote them
+        if payload:
+            self.conn.write(local_id, payload)
 
     def _data(self, local_id: int, data: bytes) -> None:
         stream = self.streams.get(local_id)

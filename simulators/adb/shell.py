@@ -30,11 +30,22 @@ REG_STATE = {0: "IN_SERVICE", 1: "OUT_OF_SERVICE", 2: "EMERGENCY_ONLY", 3: "POWE
 
 @dataclass(frozen=True)
 class ShellResult:
-    """What a command printed and its exit status."""
+    """What a command printed and its exit status.
+
+    ``combined`` is stdout and stderr as one stream, each simple command's stdout then its
+    stderr, in the order the commands ran: what a legacy ``shell:`` (one channel for both)
+    carries. None for a single command, where it is simply ``stdout + stderr``.
+    """
 
     exit_code: int
     stdout: str = ""
     stderr: str = ""
+    combined: str | None = None
+
+    @property
+    def merged(self) -> str:
+        """Stdout and stderr interleaved per command (a legacy shell's single channel)."""
+        return self.stdout + self.stderr if self.combined is None else self.combined
 
 
 def _ok(text: str = "") -> ShellResult:
@@ -50,7 +61,25 @@ class PowerLoss(Exception):
 
     Raised out of :meth:`AndroidShell.run` once the command's partial effect has taken hold, so
     the engine vanishes from the link instead of answering; the argument is the command line.
+    ``before`` is what the commands of the line that ran before it printed (a real device has
+    already streamed that), which the engine sends before it vanishes.
     """
+
+    def __init__(self, command: str, before: ShellResult | None = None) -> None:
+        super().__init__(command)
+        self.before = before or ShellResult(0)
+
+
+def _joined(results: list[ShellResult]) -> ShellResult:
+    """The result of a command line: the last command's status, every command's output."""
+    if not results:
+        return _ok()
+    stdout = "".join(r.stdout for r in results)
+    stderr = "".join(r.stderr for r in results)
+    combined = "".join(r.merged for r in results)
+    return ShellResult(
+        results[-1].exit_code, stdout, stderr, None if combined == stdout + stderr else combined
+    )
 
 
 def _matches(argv: list[str], spec: str) -> bool:
@@ -66,7 +95,12 @@ class AndroidShell:
         self.state = state
 
     def run(self, command_line: str) -> ShellResult:
-        """Execute a command line (``a; b`` and ``a && b`` sequences are supported)."""
+        """Execute a command line (``a; b`` and ``a && b`` sequences are supported).
+
+        ``$?`` in a word becomes the status of the last command run, as in sh, so a batch's
+        ``cmd; echo END.$?`` reports each command's status (no other expansion; a quoted
+        ``'$?'`` is expanded too, which no command posdiag sends relies on).
+        """
         # punctuation_chars: ``a; b`` and ``a&&b`` separate commands as in sh (plain shlex.split
         # would keep ``a;`` as one word); quoted ``';'`` stays part of its word.
         lexer = shlex.shlex(command_line, posix=True, punctuation_chars=";&|")
@@ -84,19 +118,17 @@ class AndroidShell:
                 current.append(token)
                 continue
             if current and not skipping:
-                last = self._one(current)
+                words = [w.replace("$?", str(last.exit_code)) if "$?" in w else w for w in current]
+                try:
+                    last = self._one(words)
+                except PowerLoss as loss:
+                    raise PowerLoss(str(loss), _joined(results)) from None
                 results.append(last)
                 if current[0] == "exit":
                     break  # the shell ends here, as sh does
             current = []
             skipping = token == "&&" and last.exit_code != 0
-        if not results:
-            return _ok()
-        return ShellResult(
-            results[-1].exit_code,
-            "".join(r.stdout for r in results),
-            "".join(r.stderr for r in results),
-        )
+        return _joined(results)
 
     def _one(self, argv: list[str]) -> ShellResult:
         faults = self.state.faults

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import httpx
 import structlog
 
 if TYPE_CHECKING:
@@ -32,6 +31,8 @@ def sync(state: AndroidState) -> bool:
     """Poll the TMS once and apply what it says; True when it answered."""
     if not state.tms_url:
         return False
+    import httpx  # here: a unit without a TMS (every plain simulated check) never loads httpx
+
     serial = state.vendor_serial or state.serial
     try:
         response = httpx.get(

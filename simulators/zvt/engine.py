@@ -66,6 +66,8 @@ POWER_UP = 5.0
 ENDLESS_STATUS = 0x17
 """The status an ``endless_status`` terminal repeats: "please wait" (dialling its host)."""
 ENDLESS_INTERVAL = 1.0
+COMMAND_LOG_SIZE = 256
+"""Commands the simulator remembers (a long-running simulator must not grow without bound)."""
 """Seconds (scaled) between two messages of an endless sequence: well within any T4."""
 
 
@@ -100,6 +102,9 @@ class ZvtSimulator:
         self.ack_timeout = ack_timeout
         self.answer_timeout = answer_timeout
         self.commands_received = 0
+        self.command_log: deque[str] = deque(maxlen=COMMAND_LOG_SIZE)
+        """The last commands' class and instruction (``"06 01"``), oldest first: what an ECR
+        asked, for tests that pin how much a check costs the line."""
         self.bytes_sent = 0
         self.bytes_received = 0
         self._busy_s = 0.0
@@ -301,6 +306,7 @@ class _Session:
                     disconnect()
                     return
                 self.last_command = received.apdu.encode()
+                self.sim.command_log.append(self.last_command[:2].hex(" "))
                 self._handle(received.message)
         except _LinkLost as exc:
             log.debug("sim.zvt.link_lost", reason=str(exc))

@@ -642,19 +642,21 @@ while True:
 HOLD_INSIDE_TRANSACTION_CHILD = """
 import sys, time
 import sqlalchemy as sa
-from posdiag.agent.ledger import Ledger
+from posdiag.agent.ledger import Ledger, fast
 
 ledger = Ledger(sys.argv[1])
 device = ledger.record_device("zvt", "SN-KILL")
+real_execute = fast.FastSql.execute
 
-def hold(conn, cursor, statement, parameters, context, executemany):
+def hold(self, statement, params):
     # The wipe_runs row is already written; the audit row is being written: freeze right here.
-    if statement.lstrip().upper().startswith("INSERT INTO AUDIT_LOG"):
+    if isinstance(statement, sa.Insert) and statement.table.name == "audit_log":
         sys.stdout.write("inside\\n")
         sys.stdout.flush()
         time.sleep(60)
+    return real_execute(self, statement, params)
 
-sa.event.listen(ledger.engine, "after_cursor_execute", hold)
+fast.FastSql.execute = hold
 ledger.start_wipe_run(device, "tcp://sim", "op", {})
 """
 

@@ -30,6 +30,7 @@ TOP_LEVEL = {
     "address",
     "family",
     "simulated",
+    "scope",
     "checked_at",
     "duration_s",
     "device",

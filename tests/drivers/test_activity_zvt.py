@@ -38,10 +38,10 @@ CHECK = [
     "reading the system configuration printout",
     "reading unsettled totals",
     "testing the connection to the payment host",
-    "reading the terminal's system information",
     "logging off",
 ]
-"""The exchanges of a check of the simulated Feig terminal, in order."""
+"""The exchanges of a check of the simulated Feig terminal, in order (its system information is
+not asked: Status Enquiry gave the serial already)."""
 
 PRINTOUT = "reading the system configuration printout"
 

@@ -509,11 +509,26 @@ def test_testharness_reset_runs_on_the_generic_unit_but_is_never_verified(
 # --- faults and links ----------------------------------------------------------------------------
 
 
+# The unit dies at the fourth command: one by one, the fourth stream it is asked to open; in a
+# batch, power fails while the batch's fourth command (dumpsys wifi) runs, after the first three
+# printed their output.
+VANISH_AT_THE_FOURTH = {
+    False: {"vanish_after": "3"},
+    True: {"power_loss_at": "dumpsys%20wifi"},
+}
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "one-by-one"])
 @pytest.mark.parametrize("model", MODELS)
 def test_device_vanishing_mid_collection_becomes_errors_not_a_crash(
-    open_adb: Open, model: str
+    open_adb: Open, model: str, batched: bool
 ) -> None:
-    terminal = open_adb("activated", model, vanish_after="3")
+    def opened() -> AdbTerminal:
+        terminal = open_adb("activated", model, **VANISH_AT_THE_FOURTH[batched])
+        terminal.batched = batched
+        return terminal
+
+    terminal = opened()
     facts = terminal.facts()
     # getprop, battery and telephony answered; the unit vanished at the fourth command.
     assert facts.battery is not None
@@ -524,7 +539,7 @@ def test_device_vanishing_mid_collection_becomes_errors_not_a_crash(
     assert terminal.identify().serial == IDENTITY[model][2]
     # Nothing was found, but most recipes could not be read: not "not activated".
     assert terminal.activation().state is ActivationState.UNKNOWN
-    report = report_json(open_adb("activated", model, vanish_after="3"))
+    report = report_json(opened())
     assert report["device"]["serial"] == IDENTITY[model][2]
     assert any(error.startswith("wifi: ") for error in report["errors"])
     assert report["verdict"]["status"] != "unreachable"
