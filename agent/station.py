@@ -360,6 +360,9 @@ class Station:
         """Create the ledger schema and the station key once, before any worker races for them."""
         if self._prepared:
             return
+        from .station_shards import raise_open_file_limit
+
+        raise_open_file_limit(self.max_parallel)
         Ledger(self.ledger_url, busy_timeout=self.busy_timeout).close()
         if self.mode == "wipe":
             from .certificate import StationKey

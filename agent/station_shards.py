@@ -1,4 +1,7 @@
-"""One station's terminals spread over worker processes when one interpreter would bind.
+"""What one station process can serve, and its terminals spread over several past that.
+
+A process needs descriptors for every busy terminal (:func:`raise_open_file_limit` lifts a
+desktop's default limit of 1024) and one core for the Python work of its terminals.
 
 A station's workers are threads: while they wait on cables they cost nothing, but parsing
 answers, recording them and signing certificates is Python work under one interpreter lock, so
@@ -54,6 +57,33 @@ core) and a second process only adds its start-up (~1 s of imports: 256 checks t
 sharded, 1.54 s not). A wipe costs ~60 ms (the PDF certificate half of it), so a process
 saturates its core near 16 wipes at once; past that a second process on the second core helps
 (256 wipes: 14.9 s in two processes, 17.9 s in one)."""
+FILES_PER_SLOT = 12
+"""Descriptors one busy slot may hold: its port (and pyserial's two abort pipes) or socket, its
+ledger connection's database, journal and shared-memory files, a claim's lock file, and a
+certificate being written."""
+
+
+def raise_open_file_limit(slots: int) -> None:
+    """Lift this process's open-file limit to what ``slots`` busy terminals need, if allowed.
+
+    Many desktops start processes with a soft limit of 1024 descriptors; 256 terminals at once
+    need more, and the kernel lets a process raise its soft limit up to the hard one. A limit
+    that cannot be raised is left as it is (a slot that runs out of descriptors fails alone).
+    """
+    import resource
+
+    wanted = 256 + slots * FILES_PER_SLOT
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("station.file_limit", soft=soft, hard=hard, error=str(exc))
+
+
 FINAL_STAGES = frozenset({"done", "failed", "unplugged"})
 MAX_LINE = 1 << 20
 """A child's line is one slot update (a few hundred bytes); anything longer is a broken child."""

@@ -82,12 +82,20 @@ def worker(mode: str, addresses: list[str]) -> dict[str, Any]:
             if os.environ.get("BENCH_STATION_PROCESSES")
             else None,
         )
-        before = resource.getrusage(resource.RUSAGE_SELF)
+        # the station's own process and the worker processes it shards into (waited for)
+        before = [
+            resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        ]
         started = time.perf_counter()
         results = station.run(addresses)
         wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        after = [
+            resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        ]
+    cpu = sum(
+        (a.ru_utime - b.ru_utime) + (a.ru_stime - b.ru_stime)
+        for a, b in zip(after, before, strict=True)
+    )
     outcomes: dict[str, int] = {}
     for result in results:
         key = result.verdict_or_outcome or "none"
@@ -96,7 +104,7 @@ def worker(mode: str, addresses: list[str]) -> dict[str, Any]:
         "size": len(addresses),
         "wall_s": wall,
         "cpu_s": cpu,
-        "maxrss_kb": after.ru_maxrss,
+        "maxrss_kb": max(after[0].ru_maxrss, after[1].ru_maxrss),
         "results": len(results),
         "outcomes": outcomes,
         "slowest_s": max((r.elapsed_s for r in results), default=0.0),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -390,9 +391,22 @@ def _adb_entry(data: dict[str, object], where: str) -> AdbModelEntry:
     return dataclasses.replace(entry, match=match, activation=recipes, wipe=wipe)
 
 
-@cache
+_load_lock = threading.Lock()
+
+
 def load_catalogue() -> Catalogue:
-    """Load every shipped ``*.toml`` of this package (cached: it is read-only data)."""
+    """Every shipped ``*.toml`` of this package, parsed once per process (read-only data).
+
+    A station's workers all ask at their first terminal: ``functools.cache`` alone would let
+    each of them parse the files at the same time (11 parses at a fleet's start); the lock
+    makes the others wait for the first parse.
+    """
+    with _load_lock:
+        return _parse_catalogue()
+
+
+@cache
+def _parse_catalogue() -> Catalogue:
     models: list[ModelEntry] = []
     adapters: list[AdapterEntry] = []
     for resource in sorted(resources.files(__name__).iterdir(), key=lambda r: r.name):

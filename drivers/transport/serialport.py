@@ -13,13 +13,14 @@ import contextlib
 import errno
 import os
 import sys
+import time
 from typing import Any
 
 import serial
 import structlog
 
 from ..errors import TransportClosed, TransportOpenError, TransportTimeout
-from .base import Transport, check_read_args
+from .base import Transport, check_read_args, wait_fd
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +61,21 @@ def _set_read_timeout(port: Any, timeout: float) -> None:
     ``_timeout`` afresh at the start of ``read()``, so setting it directly is exact and cheap.
     """
     port._timeout = timeout
+
+
+def _native_fd(port: Any) -> int | None:
+    """The file descriptor of a local POSIX port (``/dev/tty*``, a pty), else None.
+
+    pyserial's POSIX backend waits in ``select()``, which refuses descriptors above 1023: a
+    station with a few hundred ports (each also holding pyserial's two abort pipes) and its
+    ledger connections crosses that, and every further port failed with "filedescriptor out of
+    range in select()". On such a port the transport reads and writes the descriptor itself
+    (pyserial opens it non-blocking) and waits with ``poll``. URL handlers keep pyserial's I/O.
+    """
+    if type(port).__module__ != "serial.serialposix":
+        return None
+    fd = getattr(port, "fd", None)
+    return fd if isinstance(fd, int) and fd >= 0 else None
 
 
 def _close_trace_file(port: Any) -> None:
@@ -187,6 +203,10 @@ class SerialTransport(Transport):
     def write(self, data: bytes) -> None:
         """Send all of ``data``; see :meth:`Transport.write`."""
         port = self._require_port()
+        fd = _native_fd(port)
+        if fd is not None:
+            self._write_fd(fd, data)
+            return
         try:
             port.write(data)
         except serial.SerialTimeoutException as exc:
@@ -205,6 +225,9 @@ class SerialTransport(Transport):
         """
         timeout = check_read_args(max_bytes, timeout)
         port = self._require_port()
+        fd = _native_fd(port)
+        if fd is not None:
+            return self._read_fd(fd, max_bytes, timeout)
         try:
             _set_read_timeout(port, timeout)
             first: bytes = port.read(1)
@@ -215,6 +238,40 @@ class SerialTransport(Transport):
         except (serial.SerialException, OSError) as exc:
             raise self._gone(exc) from exc
         return first + rest
+
+    def _write_fd(self, fd: int, data: bytes) -> None:
+        """Write all of ``data`` to a local port, waiting (poll) while its buffer is full."""
+        deadline = None if self.write_timeout is None else time.monotonic() + self.write_timeout
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise self._gone(exc) from exc
+            if not view:
+                return
+            left = 3600.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0 or not wait_fd(fd, True, left):
+                raise TransportTimeout(
+                    f"{self.description}: line did not accept data for {self.write_timeout:g} s "
+                    "(flow control holding us back?)"
+                )
+
+    def _read_fd(self, fd: int, max_bytes: int, timeout: float) -> bytes:
+        """Up to ``max_bytes`` from a local port: what is there once one byte is (poll)."""
+        if not wait_fd(fd, False, timeout):
+            return b""
+        try:
+            data = os.read(fd, max_bytes)
+        except BlockingIOError:
+            return b""
+        except OSError as exc:
+            raise self._gone(exc) from exc
+        if not data:  # ready but nothing: the other end hung up (pyserial says the same)
+            raise TransportClosed(f"serial device {self.url} went away: device disconnected")
+        return data
 
     def reset_input(self) -> None:
         """Discard received bytes held by the driver (stale answers from an earlier session)."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import structlog
+from click.testing import CliRunner, Result
 from rich.console import Console
 
 from posdiag.agent import (
@@ -64,3 +65,13 @@ def cli_home(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 def plain_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     """Plain wide consoles in every CLI module, for test modules with their own isolation."""
     plain_consoles(monkeypatch)
+
+
+@pytest.fixture
+def invoke() -> Callable[..., Result]:
+    """Run the CLI in-process (click's runner): ``invoke("check", "--json", ADDRESS)``."""
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli.main, list(args))
+
+    return run

@@ -7,39 +7,18 @@ never claims health it did not read. ``--full`` adds the host dial-up whatever t
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import structlog
-from click.testing import CliRunner, Result
-
-from posdiag.agent import cli
-from posdiag.agent.connect import PASSWORD_ENV
+from click.testing import Result
 
 Invoke = Callable[..., Result]
 
 
 @pytest.fixture(autouse=True)
-def _isolate(monkeypatch: pytest.MonkeyPatch, plain_cli: None) -> Iterator[None]:
-    monkeypatch.delenv(PASSWORD_ENV, raising=False)
-    root = logging.getLogger()
-    saved_level = root.level
-    yield
-    for handler in list(root.handlers):
-        if handler.get_name() == "posdiag":
-            root.removeHandler(handler)
-    root.setLevel(saved_level)
-    structlog.reset_defaults()
-
-
-@pytest.fixture
-def invoke() -> Invoke:
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(cli.main, list(args))
-
-    return run
+def _isolate(cli_home: Path) -> Path:
+    return cli_home
 
 
 @pytest.mark.parametrize(

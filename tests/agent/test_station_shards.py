@@ -184,3 +184,22 @@ def test_stopping_the_parent_stops_the_children(ledger_url: str) -> None:
     results = station.run(fleet)
     assert len(results) == len(fleet)
     assert shard_children() == []
+
+
+def test_a_large_station_lifts_its_open_file_limit() -> None:
+    import resource
+
+    from posdiag.agent.station_shards import FILES_PER_SLOT, raise_open_file_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"hard limit {hard} too low to test")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        raise_open_file_limit(256)
+        lifted = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert lifted >= 256 * FILES_PER_SLOT
+        raise_open_file_limit(1)  # never lowers it
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == lifted
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -14,6 +14,7 @@ from posdiag.drivers.catalogue import (
     Catalogue,
     CatalogueError,
     ModelEntry,
+    _parse_catalogue,
     load_catalogue,
 )
 from posdiag.drivers.errors import PosdiagError
@@ -168,7 +169,7 @@ def load_from(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def load_uncached() -> Catalogue:
-    return load_catalogue.__wrapped__()
+    return _parse_catalogue.__wrapped__()
 
 
 MINIMAL = """

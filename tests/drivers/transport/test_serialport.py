@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import tty
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,3 +99,38 @@ def test_spy_url_traces_traffic_in_hex(pty: tuple[int, str], tmp_path: Path) -> 
         port.write(b"\x06\x0f")
         assert os.read(master, 10) == b"\x06\x0f"
     assert "06 0F" in trace.read_text()
+
+
+def test_ports_beyond_descriptor_1023_work() -> None:
+    """A station of a few hundred ports holds more than 1024 descriptors (each port also keeps
+    pyserial's two abort pipes, each ledger connection its files). pyserial's own I/O waits in
+    ``select()``, which refuses such descriptors ("filedescriptor out of range"): the transport
+    must read, write and time out on them all the same."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this process may open only {hard} files")
+    if soft != resource.RLIM_INFINITY and soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    filler = [os.open("/dev/null", os.O_RDONLY) for _ in range(1030)]
+    master, slave = os.openpty()
+    try:
+        tty.setraw(slave)
+        transport = SerialTransport(os.ttyname(slave), exclusive=False)
+        transport.open()
+        try:
+            assert transport._port.fd > 1023  # the case under test
+            transport.write(b"\x10\x02hello")
+            assert os.read(master, 64) == b"\x10\x02hello"
+            os.write(master, b"answer")
+            assert transport.read(64, 1.0) == b"answer"
+            started = time.monotonic()
+            assert transport.read(64, 0.2) == b""  # a silent line times out, no exception
+            assert 0.15 < time.monotonic() - started < 1.0
+        finally:
+            transport.close()
+    finally:
+        for fd in (*filler, master, slave):
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
