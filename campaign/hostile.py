@@ -135,9 +135,14 @@ def run(settings: Settings, outputs: Outputs) -> SectionResult:
                             tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
                             row.defect("traceback", f"{label}: {tail}")
         for path in sorted(out.glob("*")) if out.exists() else []:
-            row = result.row("certificates (JSON, HTML)")
+            row = result.row("certificates (JSON, HTML, PDF)")
             row.tried += 1
-            found = controls_in(path.read_bytes())
+            data = path.read_bytes()
+            if path.suffix == ".pdf":  # compressed streams: search what the pages draw
+                from posdiag.agent.certificate.pdf import drawn_text
+
+                data = drawn_text(data).encode("latin-1")
+            found = controls_in(data)
             if found:
                 row.defect("control sequence", f"{path.name}: {found}")
         for kind in ("wipes", "checks"):

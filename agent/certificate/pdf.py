@@ -235,20 +235,19 @@ _STREAM = re.compile(rb"<<(.*?)>>\s*stream\r?\n(.*?)endstream", re.S)
 
 
 def drawn_text(pdf: bytes) -> str:
-    """Everything a PDF of ours draws, its streams decoded (ASCII85, Flate), as searchable text.
+    """A PDF of ours with every stream decoded in place (ASCII85, Flate), as searchable text.
 
     reportlab compresses its page streams (and ASCII85-encodes them unless told not to), so a
-    plain byte search for a secret in a certificate PDF finds nothing; the campaign's secret
-    sweep and the tests search this instead. Latin text is in the ``(...) Tj`` operands as
-    written; CJK text is CID codes (a secret is digits and Latin letters, drawn in Helvetica
-    or Courier).
+    plain byte search for a secret or a control character in a certificate PDF would search
+    compressed bytes; the campaign's sweeps and the tests search this instead. Latin text is in
+    the ``(...) Tj`` operands as written; CJK text is CID codes (a secret is digits and Latin
+    letters, drawn in Helvetica or Courier). A stream that does not decode stays as it was.
     """
     import base64
     import zlib
 
-    parts = [pdf.decode("latin-1")]
-    for head, stream in _STREAM.findall(pdf):
-        data = stream
+    def decoded(match: re.Match[bytes]) -> bytes:
+        head, data = match.group(1), match.group(2)
         try:
             if b"ASCII85Decode" in head:
                 text = data.strip().removesuffix(b"~>")
@@ -258,6 +257,7 @@ def drawn_text(pdf: bytes) -> str:
                 # stops at the end of its own data and leaves those bytes unused
                 data = zlib.decompressobj().decompress(data)
         except ValueError:  # zlib.error and binascii.Error are ValueErrors: keep the raw bytes
-            pass
-        parts.append(data.decode("latin-1"))
-    return "\n".join(parts)
+            return match.group(0)
+        return b"<<" + head + b">>\nstream\n" + data + b"\nendstream"
+
+    return _STREAM.sub(decoded, pdf).decode("latin-1")
