@@ -72,7 +72,11 @@ _SQLITE_CORRUPT_WORDS: Final = ("not a database", "malformed", "corrupt")
 _POSTGRES_DRIVER: Final = "postgresql+psycopg"
 _PG_RETRY_STATES: Final = frozenset({"40001", "40P01"})
 """serialization_failure and deadlock_detected: the transaction was rolled back, so run it again."""
-_WRITE_ATTEMPTS: Final = 5
+_WRITE_ATTEMPTS: Final = 10
+"""Tries of a write PostgreSQL rolled back as a conflict. A group commit carries many callers'
+records, so one conflicting record sends the whole group round again: more tries than a lone
+write needed, with the pause capped (:data:`_MAX_RETRY_PAUSE_S`)."""
+_MAX_RETRY_PAUSE_S: Final = 1.0
 _SECRET_QUERY_KEYS: Final = frozenset({"password", "passwd", "pwd", "sslpassword"})
 _PRIVATE_FILE: Final = 0o600
 _PRIVATE_DIR: Final = 0o700
@@ -470,7 +474,7 @@ class Database:
                 except sa_exc.DBAPIError as error:
                     if attempt == _WRITE_ATTEMPTS or _sqlstate(error.orig) not in _PG_RETRY_STATES:
                         raise
-                    pause = random.uniform(0.01, 0.05) * 2**attempt
+                    pause = min(_MAX_RETRY_PAUSE_S, random.uniform(0.01, 0.05) * 2**attempt)
                     log.info(
                         "ledger.write_retried",
                         attempt=attempt,
