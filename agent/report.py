@@ -183,8 +183,9 @@ class DeviceReport:
     backends: list[dict[str, Any]] = field(default_factory=list)
     """What each configured backend said (``posdiag.agent.backends.view_json``), masked."""
     scope: str = "standard"
-    """How much was asked: ``quick`` (triage: identity, binding, unsettled money), ``standard``
-    (every probe, the host dial-up only if the policy needs it) or ``full`` (with it)."""
+    """How much was asked: ``quick`` (triage: identity, binding, unsettled money, tamper),
+    ``standard`` (every probe, the host dial-up only if the policy needs it) or ``full`` (with
+    it)."""
 
     @property
     def reachable(self) -> bool:

@@ -14,7 +14,9 @@ slower kind's (ZVT, bound by its line). Ratio = fleet wall / single wall, goal â
 2 cores. Also terminals per hour and the station's own CPU per terminal.
 
 Run as ``python -m bench.station MODE ADDRESS...`` it is the worker: it runs one station over
-the addresses and prints its numbers as one JSON line.
+the addresses and prints its numbers as one JSON line (CPU: the station's process and the worker
+processes it shards into). ``BENCH_STATION_PROCESSES=N`` fixes the station's worker processes
+instead of letting it choose: how ``station_shards.SLOTS_PER_PROCESS`` was measured.
 """
 
 from __future__ import annotations

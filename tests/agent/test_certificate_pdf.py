@@ -8,14 +8,12 @@ found; fonts are named in the font resources (``/BaseFont /STSong-Light``). Wher
 
 from __future__ import annotations
 
-import base64
 import gettext
 import json
 import re
 import shutil
 import stat
 import subprocess
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from posdiag.agent.certificate import (
     write_certificate_files,
 )
 from posdiag.agent.certificate.pdf import CJK_FONT, MAX_PAGES, page_count
+from posdiag.agent.certificate.pdf import drawn_text as decoded_pdf
 from posdiag.drivers import i18n
 from posdiag.drivers.i18n import set_language
 
@@ -91,21 +90,8 @@ def cjk(text: str) -> bytes:
 
 
 def inflate(pdf: bytes) -> bytes:
-    """The PDF with its page streams decoded (ASCII85 if present, then Flate), to search them.
-
-    Streams are binary Flate data (no ASCII85 layer, see ``pdf._register_cjk``): they are not
-    stripped, a compressed stream may end in a whitespace byte of its own.
-    """
-    parts = [pdf]
-    for match in re.finditer(rb"stream\r?\n(.*?)endstream", pdf, re.DOTALL):
-        body = match.group(1)
-        try:
-            if body.strip().endswith(b"~>"):
-                body = base64.a85decode(body.strip(), adobe=True)
-            parts.append(zlib.decompressobj().decompress(body))
-        except (ValueError, zlib.error):
-            continue
-    return b"\n".join(parts)
+    """The PDF with its streams decoded in place, to search what its pages draw."""
+    return decoded_pdf(pdf).encode("latin-1")
 
 
 def test_page_streams_are_binary_flate_without_the_ascii85_layer(key: StationKey) -> None:
