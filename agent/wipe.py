@@ -187,9 +187,20 @@ class WipeSession:
             self._audit("wipe.aborted", run_id=result.run_id, reason=str(exc))
         finally:
             self.terminal.close()
+            self._release_mark(result)
         log.info("wipe.done", address=result.address, outcome=result.outcome.value)
         self._progress("finished")
         return result
+
+    def _release_mark(self, result: WipeResult) -> None:
+        """Free this terminal for other sessions unless this session's run of it stays open."""
+        before = result.before
+        if self.ledger is None or before is None or before.identity is None:
+            return
+        try:
+            self.ledger.release_terminal(before.family, before.identity.serial or "unknown")
+        except PosdiagError as exc:  # a LedgerError: the mark dies with its connection anyway
+            log.warning("wipe.release_failed", address=result.address, reason=str(exc))
 
     def _deadline_s(self) -> float:
         if self.options.deadline_s is not None:

@@ -192,6 +192,19 @@ class TerminalClaims:
         if key is not None:
             self.release(key)
 
+    def release_unbound(self, family: str, serial: str) -> None:
+        """Drop this terminal's mark unless a run of this session still holds it.
+
+        A mark taken to look for a resumable run or a pending certificate, after which nothing
+        was started (a refusal, an unconfirmed wipe, an error), must not outlive that look: two
+        stations that each kept the mark of a unit they refused would wait for each other's.
+        """
+        key = device_lock_key(family, serial)
+        with self._lock:
+            if key not in self._held or key in self._by_run.values():
+                return
+        self.release(key)
+
     def release(self, key: int) -> None:
         """Drop one terminal's mark; best effort, as closing the connection drops it anyway."""
         with self._lock:
@@ -213,16 +226,30 @@ class TerminalClaims:
                 self._drop()
 
     def _drop(self) -> None:
-        """Close the lock connection, which releases every mark it held; hold _lock."""
+        """Release every mark and give the lock connection back; hold _lock.
+
+        The engine is shared by the process (``shared.py``), so closing the connection only
+        returns it to the pool, and PostgreSQL session locks would stay with it: they are
+        released explicitly, and a connection that cannot do so is discarded, not pooled.
+        """
         conn, self._conn = self._conn, None
+        held = bool(self._held)
         self._held.clear()
         self._by_run.clear()
         _close_lock_files(self._fds)
-        if conn is not None:
-            try:
-                conn.close()
-            except sa_exc.SQLAlchemyError as error:
-                log.warning("ledger.unlock_failed", error=self._db.mask(str(error)))
+        if conn is None:
+            return
+        try:
+            if held:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock_all()))
+        except sa_exc.SQLAlchemyError as error:
+            log.warning("ledger.unlock_failed", error=self._db.mask(str(error)))
+            with contextlib.suppress(sa_exc.SQLAlchemyError):
+                conn.invalidate()  # the server ends the session, and its locks with it
+        try:
+            conn.close()
+        except sa_exc.SQLAlchemyError as error:
+            log.warning("ledger.unlock_failed", error=self._db.mask(str(error)))
 
     def close(self) -> None:
         """Release every mark this session holds."""

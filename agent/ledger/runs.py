@@ -526,7 +526,9 @@ class WipeRunRecords:
             LedgerError: another session kept the terminal past ``busy_timeout``.
         """
         waited = None
+        fresh = False
         if family is not None and serial is not None:
+            fresh = not self._claims.holds(family, serial)
             waited = self._claims.claim(family, serial)
         query = run_select().where(wipe_runs.c.status == RunStatus.CERTIFYING.value)
         if family is not None:
@@ -558,7 +560,17 @@ class WipeRunRecords:
                         simulated=bool(row.simulated),
                     )
                 )
+        if waited is not None and fresh and not pending:
+            self._claims.release(waited)  # nothing to issue: the look must not keep the mark
         return pending
+
+    def release_terminal(self, family: str, serial: str) -> None:
+        """Let another session wipe this terminal, unless a run of this session still holds it.
+
+        Called when a wipe of this terminal ends without a run (refused, unconfirmed, failed
+        before it began): the mark taken to look for its open run or pending certificate goes.
+        """
+        self._claims.release_unbound(family, serial)
 
     def certificate_by_report_id(self, report_id: str) -> CertificateRecord | None:
         """The ledger's record of one certificate (to compare a file's hash with), or None."""

@@ -39,6 +39,7 @@ from posdiag.agent.ledger import (
     sqlite_url,
 )
 from posdiag.agent.ledger import engine as engine_module
+from posdiag.agent.ledger.claims import device_lock_key
 from posdiag.agent.manifest import CHECK_COLUMNS, check_rows
 
 TID = "52502000"
@@ -839,6 +840,54 @@ def test_a_live_run_is_not_resumed_by_another_station(pg_url: str) -> None:
         assert station_a.verify_chain().ok
 
 
+def test_a_look_that_starts_nothing_leaves_the_terminal_free(backend_url: str) -> None:
+    """Looking for a pending certificate or an open run marks a terminal only while it matters.
+
+    Two stations that each kept the mark of a unit they then refused waited 30 s for each
+    other's mark and aborted a wipe.
+    """
+    with Ledger(backend_url) as station_a, Ledger(backend_url, busy_timeout=0.2) as station_b:
+        device = station_a.record_device("zvt", "SN-LOOK")
+        assert station_a.awaiting_certificate(family="zvt", serial="SN-LOOK") == []
+        assert station_b.open_wipe_run("zvt", "SN-LOOK") is None  # A's look did not keep it
+        station_b.release_terminal("zvt", "SN-LOOK")
+        # A looks for an open run and then refuses: releasing frees the mark it took.
+        assert station_a.open_wipe_run("zvt", "SN-LOOK") is None
+        station_a.release_terminal("zvt", "SN-LOOK")
+        assert station_b.open_wipe_run("zvt", "SN-LOOK") is None
+        station_b.release_terminal("zvt", "SN-LOOK")
+        # A run keeps its mark: releasing the terminal does not let another session in.
+        assert station_a.open_wipe_run("zvt", "SN-LOOK") is None
+        run = station_a.start_wipe_run(device, "zvt+sim://a", "A", {})
+        station_a.release_terminal("zvt", "SN-LOOK")
+        with pytest.raises(LedgerError, match="being wiped by another posdiag session"):
+            station_b.open_wipe_run("zvt", "SN-LOOK")
+        station_a.finish_wipe_run(run, "erased", [])
+        assert station_b.open_wipe_run("zvt", "SN-LOOK") is None
+
+
+@postgres
+def test_a_closed_session_leaves_no_lock_on_the_shared_pool(pg_url: str) -> None:
+    """Ledgers of one process share an engine: closing one must not pool its advisory locks."""
+    with Ledger(pg_url, busy_timeout=0.2) as station_b:
+        assert station_b.open_wipe_run("zvt", "SN-OTHER") is None  # B has its lock connection
+        for attempt in range(8):  # whether the pool keeps that connection open varies
+            serial = f"SN-POOL-{attempt}"
+            station_a = Ledger(pg_url)
+            assert station_a.open_wipe_run("zvt", serial) is None
+            station_a.close()  # its lock connection goes back to the process's pool
+            key = device_lock_key("zvt", serial) & 0xFFFFFFFF
+            with station_b.engine.connect() as conn:
+                held = conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k"
+                    ),
+                    {"k": key},
+                ).scalar_one()
+            assert held == 0, serial
+            assert station_b.open_wipe_run("zvt", serial) is None
+
+
 @postgres
 def test_a_run_whose_station_died_resumes_elsewhere(pg_url: str) -> None:
     Ledger(pg_url).close()
@@ -914,12 +963,12 @@ def test_two_stations_on_one_ledger(pg_url: str, tmp_path: Path) -> None:
             for r in summary["results"]
         )
 
-    assert outcomes(summaries["A"]) == outcomes(summaries["B"]), (
+    assert outcomes(summaries["A"]) == outcomes(summaries["B"]), json.dumps(summaries, indent=1) or (
         summaries["A"]["failures"],
         summaries["B"]["failures"],
     )
     for summary in summaries.values():
-        assert "aborted" not in summary["counts"], summary["failures"]
+        assert "aborted" not in summary["counts"], json.dumps(summaries, indent=1)
     serials_a = {r["serial"] for r in summaries["A"]["results"]}
     assert serials_a & {r["serial"] for r in summaries["B"]["results"]}  # the conflict was real
 

@@ -261,6 +261,10 @@ def test_flat_android_battery_not_charging_is_refused(
     (reason,) = result.reasons
     assert "battery at 7% and not charging (minimum 20%)" in reason
     assert "charge it first" in reason
+    # The refused unit is not kept from another station: no wait for this session's mark.
+    serial = sim.state.serial
+    with Ledger(sqlite_url(station.db), busy_timeout=0.2) as other_station:
+        assert other_station.open_wipe_run("adb", serial) is None
 
 
 def test_flat_battery_on_the_charger_is_not_refused(
