@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Final, Literal, TextIO
 
 from posdiag.drivers.text import mask_identifier
 
@@ -60,9 +60,20 @@ QUIET_LIBRARIES = ("httpx", "httpcore")
 """Loggers held at WARNING or above whatever the level: their records carry request URLs."""
 
 
+_normalised: dict[str, str] = {}
+"""Keys already normalised: reports repeat the same few hundred field names."""
+
+
 def _normalise_key(key: object) -> str | None:
     """Lower-case a key and treat ``-`` like ``_`` so ``Private-Key`` is caught too."""
-    return key.lower().replace("-", "_") if isinstance(key, str) else None
+    if type(key) is not str:
+        return key.lower().replace("-", "_") if isinstance(key, str) else None
+    name = _normalised.get(key)
+    if name is None:
+        name = key.lower().replace("-", "_")
+        if len(_normalised) < 4096:  # keys can come from a device: keep the memo bounded
+            _normalised[key] = name
+    return name
 
 
 def _mask_value(value: Any) -> Any:
@@ -79,14 +90,21 @@ def _mask_value(value: Any) -> Any:
     return mask_identifier(str(value))
 
 
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
+
 def _redact_value(key: object, value: Any) -> Any:
     """Redact one value according to its key; return the same object when nothing changed."""
     name = _normalise_key(key)
+    if name is None and type(value) in _SCALARS:
+        return value  # list items and keyless values: only containers need a look inside
     if name in SECRET_KEYS:
         # None stays None: "no password set" is useful and reveals nothing.
         return value if value is None else REDACTED
     if name in IDENTIFIER_KEYS:
         return _mask_value(value)
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Mapping):
         return _redact_mapping(value)
     if isinstance(value, list | tuple):

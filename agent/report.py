@@ -193,9 +193,20 @@ class DeviceReport:
         return self.verdict.status is not VerdictStatus.UNREACHABLE
 
 
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
+_field_names: dict[type, tuple[str, ...]] = {}
+
+
 def _plain(value: Any) -> Any:
+    """A record as JSON-ready data: dataclasses to dicts, enums to their values."""
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        names = _field_names.get(kind)
+        if names is None:
+            names = _field_names[kind] = tuple(f.name for f in dataclasses.fields(value))
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple | list):
