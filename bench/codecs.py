@@ -350,6 +350,7 @@ def _metering() -> Iterator[_Meter]:
 def _zvt_check_codec_cpu(time_scale: float) -> tuple[float, float, int]:
     """(codec CPU s, check wall s, metered calls) for one ZVT check at the given timing."""
     import posdiag.drivers.zvt.driver as zvt_driver
+    import posdiag.drivers.zvt.status_info as zvt_status_info
     import posdiag.drivers.zvt.terminal as zvt_terminal
     from posdiag.agent.connect import open_terminal
     from posdiag.agent.inspect import inspect_terminal
@@ -366,8 +367,8 @@ def _zvt_check_codec_cpu(time_scale: float) -> tuple[float, float, int]:
         for name in ("receive_data", "next_event", "send", "data_to_send", "resend"):
             meter.patch(ZvtConnection, name)
         meter.patch(PrintTextBlock, "lines")
-        for name in ("decode_status_completion", "decode_totals"):
-            meter.patch(zvt_driver, name)
+        meter.patch(zvt_driver, "decode_status_completion")
+        meter.patch(zvt_status_info, "decode_totals")  # Status Information's BMP 60
         meter.patch(zvt_terminal, "parse_printout")
         started = time.perf_counter()
         report = inspect_terminal(

@@ -64,7 +64,6 @@ from posdiag.drivers.zvt.messages import (
     Diagnosis,
     EndOfDay,
     FeigRequest,
-    FeigSystemInfo,
     IntermediateStatus,
     LogOff,
     Message,
@@ -78,6 +77,9 @@ from posdiag.drivers.zvt.messages import (
     SetTerminalId,
     StatusEnquiry,
     StatusInformation,
+)
+from posdiag.drivers.zvt.payloads import (
+    FeigSystemInfo,
     StatusReport,
     Totals,
     decode_status_completion,

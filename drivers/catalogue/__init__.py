@@ -44,6 +44,9 @@ class ModelEntry:
     factory_reset: str = ""
     baud: int = 9600
     tcp_port: int = 20007
+    charset: str = "cp437"
+    """ZVT text character set: the spec's CP437 unless the vendor sends another (card complete:
+    ISO-8859-1); the driver may still detect another from a known label in the text."""
 
     def matches_name(self, name: str | None) -> bool:
         """Whether a reported device name identifies this model."""
@@ -391,6 +394,19 @@ def _adb_entry(data: dict[str, object], where: str) -> AdbModelEntry:
     return dataclasses.replace(entry, match=match, activation=recipes, wipe=wipe)
 
 
+def _single_byte_charset(name: str) -> bool:
+    """Whether ``name`` maps all 256 bytes one to one (as ZVT text needs; see zvt/charset.py).
+
+    Checked here rather than by importing the ZVT driver: loading the catalogue for an Android
+    check must not load the ZVT package.
+    """
+    every_byte = bytes(range(256))
+    try:
+        return every_byte.decode(name).encode(name) == every_byte
+    except (LookupError, UnicodeError, ValueError):
+        return False
+
+
 _load_lock = threading.Lock()
 
 
@@ -421,7 +437,12 @@ def _parse_catalogue() -> Catalogue:
             if isinstance(item, dict) and item.get("family") == "adb":
                 models.append(_adb_entry(item, where))
             else:
-                models.append(_entry(ModelEntry, item, where))
+                entry = _entry(ModelEntry, item, where)
+                if not _single_byte_charset(entry.charset):
+                    raise CatalogueError(
+                        f"{where}: charset {entry.charset!r} is not a single-byte character set"
+                    )
+                models.append(entry)
         for index, item in enumerate(data.get("adapter", [])):
             adapters.append(_entry(AdapterEntry, item, f"{resource.name} adapter #{index + 1}"))
     return Catalogue(tuple(models), tuple(adapters))

@@ -63,7 +63,7 @@ BMP_SPECS: dict[int, BmpSpec] = {
     0x0D: _f("date", 2),
     0x0E: _f("expiry_date", 2),
     0x17: _f("card_sequence_number", 2),
-    0x19: _f("status_byte", 1),
+    0x19: _f("payment_type", 1),  # the status byte in a Registration's 06 0F: see bmp_name
     0x22: _ll("pan"),
     0x23: _ll("track2"),
     0x24: _lll("track3"),
@@ -121,6 +121,25 @@ BMP_SPECS: dict[int, BmpSpec] = {
 }
 
 
+CONTEXT_NAMES: dict[tuple[tuple[int, int], int], str] = {
+    ((0x06, 0x0F), 0x19): "status_byte",
+}
+"""Names a BMP has in one message only, by (CLASS INSTR, BMP id).
+
+BMP 19 is the payment type in an Authorisation (06 01) and a Status-Information (04 0F), but in
+the Completion of a Registration (06 0F) the same id carries the PT's status byte (bit flags:
+01 initialisation necessary, 02 diagnosis necessary…; PA00P015 §2.1).
+"""
+
+
+def bmp_name(bmp_id: int, command: tuple[int, int] | None = None) -> str:
+    """The name of a BMP id, as the message ``command`` (CLASS, INSTR) uses it when given."""
+    if command is not None and (command, bmp_id) in CONTEXT_NAMES:
+        return CONTEXT_NAMES[(command, bmp_id)]
+    spec = BMP_SPECS.get(bmp_id)
+    return spec.name if spec else f"bmp_{bmp_id:02x}"
+
+
 @dataclass(frozen=True)
 class Bmp:
     """One decoded BMP: its id and raw data (for BMP 06, the TLV objects' bytes)."""
@@ -130,9 +149,12 @@ class Bmp:
 
     @property
     def name(self) -> str:
-        """The BMP's name from the table."""
-        spec = BMP_SPECS.get(self.bmp_id)
-        return spec.name if spec else f"bmp_{self.bmp_id:02x}"
+        """The BMP's name from the table, without a message's context (see :func:`bmp_name`)."""
+        return bmp_name(self.bmp_id)
+
+    def name_in(self, command: tuple[int, int]) -> str:
+        """The BMP's name as the message ``command`` (CLASS, INSTR) uses it."""
+        return bmp_name(self.bmp_id, command)
 
     def tlv(self) -> tuple[Tlv, ...]:
         """For BMP 06, the data objects it carries."""

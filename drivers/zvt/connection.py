@@ -8,6 +8,10 @@ connection, which calls ``inter_byte_timeout()`` when T1 expires.
 On the serial link every received frame is answered at once (PA00P016 §3.2): a good frame queues
 ACK ``06`` before the message is even decoded, a bad one queues NAK ``15``. On TCP there are no
 link acknowledgements; the application-level ``80 00 00`` takes their place.
+
+Print text is decoded in :attr:`ZvtConnection.charset`, the peer terminal's character set
+(CP437 unless the owner sets another; see :mod:`.charset`): a parameter, not a discovery, so
+the connection stays sans-IO and the driver decides.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .apdu import Apdu, decode_apdu
+from .charset import DEFAULT_CHARSET, check_charset
 from .errors import ZvtDecodeError
 from .framing import (
     ACK,
@@ -87,9 +92,10 @@ Event = MessageReceived | LinkAck | LinkNak | FrameRejected | GarbageReceived
 class ZvtConnection:
     """One end of a ZVT link."""
 
-    def __init__(self, role: Role, link: Link) -> None:
+    def __init__(self, role: Role, link: Link, *, charset: str = DEFAULT_CHARSET) -> None:
         self.role = role
         self.link = link
+        self.charset = check_charset(charset)
         self._framer: SerialFramer | TcpFramer = (
             SerialFramer() if link is Link.SERIAL else TcpFramer()
         )
@@ -156,4 +162,4 @@ class ZvtConnection:
         except ZvtDecodeError as exc:  # unreachable via the framers, kept for safety
             bogus = Apdu(0, 0, event.apdu)
             return MessageReceived(MalformedMessage(bogus, str(exc)), bogus)
-        return MessageReceived(decode_message(apdu), apdu)
+        return MessageReceived(decode_message(apdu, charset=self.charset), apdu)

@@ -62,6 +62,7 @@ RESULT_CODES: dict[int, str] = {
     0x9C: N_("please wait"),
     0xB1: N_("memory full"),
     0xC2: N_("diagnosis required"),
+    0xDF: N_("out of order"),  # a tampered unit refusing what needs its keys (one code table)
     0xFF: N_("system error"),
 }
 

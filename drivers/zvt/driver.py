@@ -7,7 +7,12 @@ The codec (``connection.py``) knows bytes; this module knows time. It owns:
 * T3 (command → ``80 00``/``84 xx``, 5 s) and T4 (``80 00`` → completion, 180 s, restarted by every
   ``04 FF``/``04 0F`` and set anew by a ``04 FF`` that carries minutes);
 * the master/slave hand-over: every message the PT sends while it is master is answered with
-  ``80 00 00`` (unknown ones with ``84 83 00``) until it ends with ``06 0F`` or ``06 1E``.
+  ``80 00 00`` (unknown ones with ``84 83 00``) until it ends with ``06 0F`` or ``06 1E``;
+* the terminal's character set: the catalogue's (``set_charset``) or the spec's CP437, passed
+  to the sans-IO codec, and overruled for the rest of the session when a printout's known label
+  proves another (:func:`.charset.detect_charset`);
+* the context a bare-status-byte completion needs: the codec types it
+  (``StatusByteCompletion``), the operation that sent the command says what the byte means.
 
 Operations return typed results or raise typed errors; nothing here prints or guesses.
 """
@@ -17,7 +22,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
@@ -29,6 +33,7 @@ from ..errors import PosdiagError, ResponseTooLarge
 from ..i18n import _
 from ..text import clean_text
 from ..transport.base import Transport
+from .charset import DEFAULT_CHARSET, check_charset, decode_text, detect_charset, encode_text
 from .connection import (
     FrameRejected,
     GarbageReceived,
@@ -60,7 +65,6 @@ from .messages import (
     Diagnosis,
     EndOfDay,
     FeigRequest,
-    FeigSystemInfo,
     IntermediateStatus,
     LogOff,
     MalformedMessage,
@@ -73,13 +77,20 @@ from .messages import (
     Registration,
     ResetTerminal,
     SendTurnoverTotals,
+    SetDateTimeInEcr,
     SetTerminalId,
+    StatusByteCompletion,
     StatusEnquiry,
     StatusInformation,
-    StatusReport,
-    Totals,
-    decode_status_completion,
-    decode_totals,
+)
+from .payloads import FeigSystemInfo, StatusReport, Totals, decode_status_completion
+from .printing import PrintTextLine
+from .results import (
+    CommandResult,
+    DiagnosisResult,
+    EndOfDayResult,
+    result_code,
+    totals_of,
 )
 
 log = structlog.get_logger(__name__)
@@ -95,40 +106,6 @@ MAX_REPEATS = 2
 POLL = 0.05
 
 
-@dataclass
-class CommandResult:
-    """Everything the PT sent while it was master for one command."""
-
-    completion: Completion | None = None
-    status_infos: list[StatusInformation] = field(default_factory=list)
-    intermediate: list[int] = field(default_factory=list)
-    print_lines: list[str] = field(default_factory=list)
-    positive_ack: PositiveAck | None = None
-
-
-@dataclass(frozen=True)
-class DiagnosisResult:
-    """Outcome of 06 70: did the PT reach its host, and what it printed about it.
-
-    ``result_text`` is English, like every driver-level text (logs, ``--debug``); what a person
-    reads is translated where it is shown (``constants.result_text``).
-    """
-
-    host_reachable: bool
-    result_code: int | None
-    result_text: str
-    print_lines: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class EndOfDayResult:
-    """Outcome of 06 50: the totals the PT submitted, and its receipt."""
-
-    totals: Totals | None
-    result_code: int | None
-    print_lines: tuple[str, ...]
-
-
 class ZvtDriver:
     """Speak ZVT as the ECR over any Transport.
 
@@ -140,6 +117,8 @@ class ZvtDriver:
         currency: ISO 4217 numeric code for Registration (some PTs ignore a wrong one).
         clock: monotonic time source (tests may pass a fake).
         limits: caps on one command's time, status messages, print lines and bytes.
+        charset: the terminal's character set for text, when known (the catalogue's); None
+            starts from the spec's CP437. Either may be overruled by detection.
     """
 
     def __init__(
@@ -152,6 +131,7 @@ class ZvtDriver:
         currency: int = 978,
         clock: Callable[[], float] = time.monotonic,
         limits: ZvtLimits | None = None,
+        charset: str | None = None,
     ) -> None:
         if len(password) != 6 or not (password.isascii() and password.isdigit()):
             raise ValueError("the ZVT password is exactly 6 digits")
@@ -161,7 +141,9 @@ class ZvtDriver:
         self.currency = currency
         self._password = password
         self._clock = clock
-        self._conn = ZvtConnection(Role.ECR, link)
+        self.charset = check_charset(charset or DEFAULT_CHARSET)
+        self._charset_detected = False
+        self._conn = ZvtConnection(Role.ECR, link, charset=self.charset)
         self._inbox: deque[MessageReceived] = deque()
         self._noise = 0  # bytes of garbage or corrupt frames seen since the last command
         self._rejected_in_row = 0  # consecutive corrupt frames: the PT's repeats that failed
@@ -183,6 +165,40 @@ class ZvtDriver:
     def set_deadline(self, at: float | None) -> None:
         """After ``at`` (a ``time.monotonic()`` instant) every exchange raises DeadlineExceeded."""
         self.deadline.set(at)
+
+    def set_charset(self, charset: str) -> None:
+        """The terminal's character set as its catalogue entry says (e.g. ISO-8859-1).
+
+        A charset this session already detected from the terminal's own text wins over the
+        catalogue: the bytes proved it.
+
+        Raises:
+            ValueError: not a single-byte character set.
+        """
+        canonical = check_charset(charset)
+        if self._charset_detected:
+            return
+        self.charset = self._conn.charset = canonical
+
+    def _decode_printed(self, result: CommandResult, raw: list[tuple[bytes, int | None]]) -> None:
+        """Decode the command's print lines, after detecting the charset from all of them.
+
+        Detection sees the whole printout at once, because the label that decides may be on
+        any line; a charset it proves stays for the rest of the session (a property of the
+        terminal), and the change is logged once.
+        """
+        detected = detect_charset(line for line, _ in raw)
+        if detected is not None and detected != self.charset:
+            log.info("zvt.charset_detected", charset=detected, was=self.charset)
+            self.charset = self._conn.charset = detected
+        if detected is not None:
+            self._charset_detected = True
+        result.charset = self.charset
+        result.printed = [
+            PrintTextLine(_print_text(decode_text(line, self.charset)), attribute)
+            for line, attribute in raw
+        ]
+        result.print_lines = [line.text for line in result.printed]
 
     def __enter__(self) -> Self:
         self.open()
@@ -352,7 +368,8 @@ class ZvtDriver:
         self._answer_bytes = 0
         command_end = self._clock() + self.limits.max_command_s
         self._send(command)
-        result = CommandResult()
+        result = CommandResult(charset=self.charset)
+        printed: list[tuple[bytes, int | None]] = []  # raw text: decoded once the charset is known
         try:
             first = self._receive(self._clock() + self.timers.t3, f"answer to {command.NAME} (T3)")
         except (ZvtTimeoutError, ZvtProtocolError):
@@ -402,10 +419,16 @@ class ZvtDriver:
                     result.status_infos.append(message)
                     t4_deadline = self._clock() + self.timers.t4
                 elif isinstance(message, PrintLine):
-                    result.print_lines.append(_print_text(message.text))
+                    printed.append((message.raw, message.attribute))
                 elif isinstance(message, PrintTextBlock):
-                    result.print_lines.extend(_print_text(line) for line in message.lines())
-                if len(result.print_lines) > self.limits.max_print_lines:
+                    printed.extend(
+                        (encode_text(line.text, message.charset), line.attribute)
+                        for line in message.text_lines()
+                    )
+                elif isinstance(message, SetDateTimeInEcr):
+                    result.terminal_time = message.moment
+                    log.debug("zvt.terminal_time", at=str(message.moment))
+                if len(printed) > self.limits.max_print_lines:
                     self._give_up()
                     raise ResponseTooLarge(
                         f"the terminal printed more than {self.limits.max_print_lines} lines for"
@@ -414,6 +437,9 @@ class ZvtDriver:
                 elif isinstance(message, Completion):
                     self._send(PositiveAck())
                     result.completion = message
+                    if isinstance(message, StatusByteCompletion):
+                        result.status_byte = message.status_byte
+                    self._decode_printed(result, printed)
                     return result
                 elif isinstance(message, AbortFromTerminal):
                     self._send(PositiveAck())
@@ -484,14 +510,25 @@ class ZvtDriver:
         )
         result = self.transact(command)
         assert result.completion is not None
+        if result.status_byte is not None:
+            # In a Registration's context the byte is BMP 19's status-byte flags sent bare.
+            log.info("zvt.registration_status", status_byte=f"{result.status_byte:02X}")
         return result.completion
 
     def status_enquiry(self) -> StatusReport:
-        """05 01 Status-Enquiry, asking for TLV (device name, SW, serial, state, TID)."""
+        """05 01 Status-Enquiry, asking for TLV (device name, SW, serial, state, TID).
+
+        A completion with one byte alone is the terminal status (``06 0F 01 DC``): the terminal
+        sent neither SW version nor TLV.
+        """
         command = StatusEnquiry(password=self._password, service_byte=STATUS_SERVICE_TLV)
         result = self.transact(command)
         assert result.completion is not None
-        return decode_status_completion(result.completion.data, sw_version_expected=True)
+        if result.status_byte is not None:
+            return StatusReport(terminal_status=result.status_byte)
+        return decode_status_completion(
+            result.completion.data, sw_version_expected=True, charset=self.charset
+        )
 
     def diagnosis(self, diagnosis_type: int | None = None) -> DiagnosisResult:
         """06 70 Diagnosis: the PT dials its host; an abort means the host was not reached."""
@@ -503,10 +540,12 @@ class ZvtDriver:
             if exc.code is None:
                 raise
             return DiagnosisResult(False, exc.code, result_text_en(exc.code), ())
-        code = _result_code(result)
+        code = result_code(result)
         reachable = code in (None, 0)
         text = "host reached" if reachable else result_text_en(code or 0)
-        return DiagnosisResult(reachable, code, text, tuple(result.print_lines))
+        return DiagnosisResult(
+            reachable, code, text, tuple(result.print_lines), result.terminal_time
+        )
 
     def print_system_configuration(self) -> list[str]:
         """06 1A: the PT's configuration printout, collected from 06 D1/06 D3."""
@@ -514,12 +553,12 @@ class ZvtDriver:
 
     def turnover_totals(self) -> Totals | None:
         """06 10 Send Turnover Totals: what the store holds, without settling it."""
-        return _totals(self.transact(SendTurnoverTotals(self._password)))
+        return totals_of(self.transact(SendTurnoverTotals(self._password)))
 
     def end_of_day(self) -> EndOfDayResult:
         """06 50 End-of-Day: settle and empty the turnover store."""
         result = self.transact(EndOfDay(self._password))
-        return EndOfDayResult(_totals(result), _result_code(result), tuple(result.print_lines))
+        return EndOfDayResult(totals_of(result), result_code(result), tuple(result.print_lines))
 
     def set_terminal_id(self, terminal_id: str | None) -> None:
         """06 1B: set the TID, or reset it with None (refused while the store holds turnover)."""
@@ -560,24 +599,6 @@ def _print_text(text: str) -> str:
     return clean_text(text.rstrip(" \x00"), PRINT_LINE_LIMIT)
 
 
-def _result_code(result: CommandResult) -> int | None:
-    for info in reversed(result.status_infos):
-        for bmp in info.bmps():
-            if bmp.bmp_id == 0x27:
-                return bmp.data[0]
-    if result.completion is not None:
-        try:
-            for bmp in result.completion.bmps():
-                if bmp.bmp_id == 0x27:
-                    return bmp.data[0]
-        except ValueError:
-            return None
-    return None
-
-
-def _totals(result: CommandResult) -> Totals | None:
-    for info in result.status_infos:
-        for bmp in info.bmps():
-            if bmp.bmp_id == 0x60:
-                return decode_totals(bmp.data)
-    return None
+# The records live in results.py; callers import them from here as before.
+__all__ = ["CommandResult", "DiagnosisResult", "EndOfDayResult", "ZvtDriver", "ZvtLimits"]
+__all__ += ["ZvtTimers"]

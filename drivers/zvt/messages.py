@@ -21,89 +21,48 @@ Data-block layouts (PA00P015; positional fields first, then BMPs)::
     0F A1 Feig request     [<pwd 3 BCD>] <function u16 BE>   (0001 system info, 0255 factory reset)
     80 00 Positive ack     [BMPs, usually 06 <TLV>]
     84 xx Negative ack     xx = error id, [data]
-    06 0F Completion       [BMPs] (Status-Enquiry: positional, see decode_status_completion)
+    06 0F Completion       [BMPs] (Status-Enquiry: positional, see decode_status_completion;
+                           one byte alone: a status byte, StatusByteCompletion)
     06 1E Abort (PT)       <result code> [BMPs]
     04 FF Intermediate     <status> [<T4 minutes BCD>] [06 <TLV>]
-    04 0F Status info      BMPs (27 result, 04 amount, 60 totals, …)
-    06 D1 Print line       <attribute> <text, CP437>
-    06 D3 Print text block 06 <TLV: 1F07 receipt type, 25 { 07 <line> … }>
+    04 0F Status info      BMPs (27 result, 04 amount, 60 totals, …; typed by .details())
+    04 01 Set date/time    BMPs AA <date YYMMDD> 0C <time HHMMSS> (PT → ECR, e.g. in Diagnosis)
+    06 D1 Print line       <attribute> <text, terminal charset>       (printing.py)
+    06 D3 Print text block 06 <TLV: 1F07 receipt type, 25 { 09 <attr>, 07 <line> … }>
+
+Text is decoded in the terminal's character set, which ``decode_message`` takes as a parameter
+(CP437 by default, :mod:`.charset`). The message base and shared helpers are in
+``message_base.py``, the print messages in ``printing.py``, the payload records (Status-Enquiry
+report, totals, Feig system info) in ``payloads.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Self
+import datetime
+from dataclasses import dataclass, field
+from typing import Self
 
 from .apdu import Apdu
 from .bcd import decode_bcd, decode_bcd_int, encode_bcd, encode_password
-from .bmp import (
-    Bmp,
-    bmp_map,
-    decode_bmps,
-    decode_lllvar_length,
-    encode_bmp,
-    encode_lllvar_length,
-    encode_tlv_bmp,
-)
+from .bmp import Bmp, bmp_map, decode_bmps, encode_bmp, encode_tlv_bmp
+from .charset import DEFAULT_CHARSET
 from .errors import ZvtDecodeError
+from .message_base import (
+    EUR,
+    Message,
+    _bmps,
+    _Empty,
+    _password,
+    _tlv_from,
+    _tlv_suffix,
+)
+from .printing import PrintLine, PrintTextBlock
+from .status_info import StatusDetails, decode_status_details
 from .tlv import Tlv, find
-
-TEXT_ENCODING = "cp437"
-EUR = 978
 
 # Feig cVEND vendor functions (0F A1), from the EVerest captures and constants.
 FEIG_SYSTEM_INFO = 0x0001
 FEIG_FACTORY_RESET = 0x0255
-
-
-def _password(data: bytes) -> str:
-    if len(data) < 3:
-        raise ZvtDecodeError("password missing")
-    return data[:3].hex()
-
-
-def _bmps(data: bytes, offset: int = 0) -> tuple[Bmp, ...]:
-    return decode_bmps(data, offset)
-
-
-def _tlv_from(bmps: tuple[Bmp, ...]) -> tuple[Tlv, ...] | None:
-    container = bmp_map(bmps).get(0x06)
-    return container.tlv() if container else None
-
-
-def _tlv_suffix(tlv: tuple[Tlv, ...] | None) -> bytes:
-    return b"" if tlv is None else encode_tlv_bmp(tlv)
-
-
-class Message:
-    """Base of all typed messages."""
-
-    CMD: ClassVar[tuple[int, int]]
-    NAME: ClassVar[str]
-
-    def to_apdu(self) -> Apdu:
-        """The APDU carrying this message."""
-        raise NotImplementedError
-
-    @classmethod
-    def from_apdu(cls, apdu: Apdu) -> Self:
-        """Decode from an APDU whose command matches ``CMD``."""
-        raise NotImplementedError
-
-    def encode(self) -> bytes:
-        """Wire bytes of the APDU (no serial framing)."""
-        return self.to_apdu().encode()
-
-
-class _Empty(Message):
-    """A command without data; the spec sends ``LEN 00``."""
-
-    def to_apdu(self) -> Apdu:
-        return Apdu(*self.CMD)
-
-    @classmethod
-    def from_apdu(cls, apdu: Apdu) -> Self:
-        return cls()
 
 
 # --- ECR → PT commands ---------------------------------------------------------------------
@@ -379,6 +338,31 @@ class Completion(Message):
 
 
 @dataclass(frozen=True)
+class StatusByteCompletion(Completion):
+    """06 0F carrying one byte and nothing else: a status byte whose meaning is the caller's.
+
+    One byte cannot be BMPs (the shortest BMP has two), so it is a bare status byte, and only
+    the command it answers says which: the terminal status after a Status-Enquiry (``06 0F 01
+    DC``: card inserted; bezahl-online's capture), the status-byte flags of a Registration.
+    The codec says what it is; the driver, which knows the command, interprets it.
+    """
+
+    NAME = "Completion (status byte)"
+
+    @property
+    def status_byte(self) -> int:
+        """The byte the terminal sent."""
+        return self.data[0]
+
+
+def decode_completion(apdu: Apdu) -> Completion:
+    """06 0F as its typed form: :class:`StatusByteCompletion` for one data byte, else Completion."""
+    if len(apdu.data) == 1:
+        return StatusByteCompletion(apdu.data)
+    return Completion(apdu.data)
+
+
+@dataclass(frozen=True)
 class AbortFromTerminal(Message):
     """06 1E: the PT aborts the running command with a result code."""
 
@@ -431,11 +415,15 @@ class IntermediateStatus(Message):
 
 @dataclass(frozen=True)
 class StatusInformation(Message):
-    """04 0F: result details of a command (result code, amount, totals, card data)."""
+    """04 0F: result details of a command (result code, amount, totals, card data).
+
+    ``data`` may hold card data (BMP 22, the PAN), so it stays out of ``repr()``; read the typed
+    fields with :meth:`details`, which masks the PAN.
+    """
 
     CMD = (0x04, 0x0F)
     NAME = "Status information"
-    data: bytes = b""
+    data: bytes = field(default=b"", repr=False)
 
     def to_apdu(self) -> Apdu:
         return Apdu(*self.CMD, self.data)
@@ -449,66 +437,49 @@ class StatusInformation(Message):
         """The BMPs carried."""
         return decode_bmps(self.data)
 
+    def details(self, charset: str = DEFAULT_CHARSET) -> StatusDetails:
+        """The typed fields (amount, trace, time, date, receipt, TID, card type, AID, PAN masked).
 
-@dataclass(frozen=True)
-class PrintLine(Message):
-    """06 D1: one line for the ECR's printer (attribute byte, then text)."""
-
-    CMD = (0x06, 0xD1)
-    NAME = "Print line"
-    attribute: int
-    text: str
-
-    def to_apdu(self) -> Apdu:
-        return Apdu(*self.CMD, bytes([self.attribute]) + self.text.encode(TEXT_ENCODING))
-
-    @classmethod
-    def from_apdu(cls, apdu: Apdu) -> Self:
-        if not apdu.data:
-            raise ZvtDecodeError("Print line without attribute")
-        return cls(apdu.data[0], apdu.data[1:].decode(TEXT_ENCODING).rstrip())
+        Args:
+            charset: the terminal's character set, for the card name and AID.
+        """
+        return decode_status_details(self.bmps(), charset)
 
 
 @dataclass(frozen=True)
-class PrintTextBlock(Message):
-    """06 D3: a block of print lines as TLV (tag 25 holds one tag-07 object per line)."""
+class SetDateTimeInEcr(Message):
+    """04 01: the PT tells the ECR its date and time (in Diagnosis, between host and receipt).
 
-    CMD = (0x06, 0xD3)
-    NAME = "Print text block"
-    tlv: tuple[Tlv, ...]
+    The ECR answers ``80 00 00`` like any message the PT sends as master. The date (BMP AA,
+    YYMMDD) and time (BMP 0C, HHMMSS) are what the terminal's clock says, which the driver
+    reports: a wrong clock is terminal status 62.
+    """
+
+    CMD = (0x04, 0x01)
+    NAME = "Set date and time in ECR"
+    moment: datetime.datetime | None = None
 
     def to_apdu(self) -> Apdu:
-        return Apdu(*self.CMD, encode_tlv_bmp(self.tlv))
+        if self.moment is None:
+            return Apdu(*self.CMD)
+        date = encode_bcd(self.moment.strftime("%y%m%d"), 3)
+        time = encode_bcd(self.moment.strftime("%H%M%S"), 3)
+        return Apdu(*self.CMD, encode_bmp(0xAA, date) + encode_bmp(0x0C, time))
 
     @classmethod
     def from_apdu(cls, apdu: Apdu) -> Self:
-        tlv = _tlv_from(_bmps(apdu.data))
-        if tlv is None:
-            raise ZvtDecodeError("Print text block without TLV container")
-        return cls(tlv)
-
-    @classmethod
-    def from_lines(cls, lines: list[str], receipt_type: int = 3) -> Self:
-        """Build a block as a PT would send it (receipt type in 1F07)."""
-        texts = [Tlv(0x07, line.encode(TEXT_ENCODING)) for line in lines]
-        return cls((Tlv(0x1F07, bytes([receipt_type])), Tlv.build(0x25, texts)))
-
-    @property
-    def receipt_type(self) -> int | None:
-        """1F07: which receipt this is (merchant, customer, administration…)."""
-        found = find(self.tlv, 0x1F07)
-        return found.value[0] if found and found.value else None
-
-    def lines(self) -> list[str]:
-        """The printed lines, decoded from CP437, trailing spaces removed."""
-        container = find(self.tlv, 0x25)
-        if container is None:
-            return []
-        return [
-            item.value.decode(TEXT_ENCODING).rstrip()
-            for item in container.children()
-            if item.tag == 0x07
-        ]
+        """Decode; a date or time that is no real date becomes None (the clock is reported)."""
+        fields = bmp_map(_bmps(apdu.data))
+        date, time = fields.get(0xAA), fields.get(0x0C)
+        if date is None or time is None:
+            return cls(None)
+        try:
+            moment = datetime.datetime.strptime(
+                decode_bcd(date.data) + decode_bcd(time.data), "%y%m%d%H%M%S"
+            )
+        except (ZvtDecodeError, ValueError):
+            return cls(None)
+        return cls(moment)
 
 
 @dataclass(frozen=True)
@@ -565,236 +536,40 @@ MESSAGE_TYPES: dict[tuple[int, int], type[Message]] = {
         AbortFromTerminal,
         IntermediateStatus,
         StatusInformation,
+        SetDateTimeInEcr,
         PrintLine,
         PrintTextBlock,
     )
 }
 
 
-def decode_message(apdu: Apdu) -> Message:
+def decode_message(apdu: Apdu, *, charset: str = DEFAULT_CHARSET) -> Message:
     """Decode an APDU into its typed message; never raises.
 
     Unknown commands become UnknownMessage and known commands with bad data MalformedMessage,
     so a receiver can always answer (``84 83 00``) instead of dropping the line.
+
+    Args:
+        apdu: the APDU received.
+        charset: the sender's character set for print text (the terminal's, :mod:`.charset`).
     """
     cls: type[Message] | None = NegativeAck if apdu.cls == 0x84 else MESSAGE_TYPES.get(apdu.command)
     if cls is None:
         return UnknownMessage(apdu)
     try:
+        if cls is Completion:
+            return decode_completion(apdu)
+        if cls is PrintLine:
+            return PrintLine.from_apdu(apdu, charset=charset)
+        if cls is PrintTextBlock:
+            return PrintTextBlock.from_apdu(apdu, charset=charset)
         return cls.from_apdu(apdu)
     except (ZvtDecodeError, UnicodeDecodeError, ValueError) as exc:
         return MalformedMessage(apdu, str(exc))
 
-
-# --- structured payloads ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StatusReport:
-    """What a Status-Enquiry completion says about the PT (spec §2.56).
-
-    Attributes:
-        sw_version: the positional software-version string, when sent.
-        terminal_status: the terminal status byte (00 ready, 51 initialisation required…).
-        terminal_id: TLV 1F44.
-        device_name / device_sw_version / serial / device_state: TLV E4 {1F40, 1F41, 1F42, 1F43}.
-        date / time: TLV 34 {1F0E, 1F0F} as digit strings.
-    """
-
-    terminal_status: int
-    sw_version: str | None = None
-    terminal_id: str | None = None
-    device_name: str | None = None
-    device_sw_version: str | None = None
-    serial: str | None = None
-    device_state: int | None = None
-    date: str | None = None
-    time: str | None = None
-
-
-def _text(value: bytes) -> str:
-    return value.decode(TEXT_ENCODING).rstrip("\x00 ")
-
-
-def _serial_text(value: bytes) -> str:
-    # Spec says BCD; real Feig units put hex digits in 1F42 (17 FD 1E 3C), so render as hex.
-    return value.hex().upper()
-
-
-def _status_from_tlv(status: int, sw: str | None, tlv: tuple[Tlv, ...]) -> StatusReport:
-    def get(*path: int) -> bytes | None:
-        found = find(tlv, *path)
-        return found.value if found else None
-
-    tid, name, dev_sw = get(0x1F44), get(0xE4, 0x1F40), get(0xE4, 0x1F41)
-    serial, state = get(0xE4, 0x1F42), get(0xE4, 0x1F43)
-    date, time = get(0x34, 0x1F0E), get(0x34, 0x1F0F)
-    return StatusReport(
-        terminal_status=status,
-        sw_version=sw,
-        terminal_id=decode_bcd(tid) if tid else None,
-        device_name=_text(name) if name is not None else None,
-        device_sw_version=_text(dev_sw) if dev_sw is not None else None,
-        serial=_serial_text(serial) if serial else None,
-        device_state=state[0] if state else None,
-        date=date.hex() if date else None,
-        time=time.hex() if time else None,
-    )
-
-
-def _try_status(data: bytes, with_sw: bool) -> StatusReport:
-    offset = 0
-    sw: str | None = None
-    if with_sw:
-        length, offset = decode_lllvar_length(data, 0)
-        if offset + length > len(data):
-            raise ZvtDecodeError("SW version truncated")
-        sw = _text(data[offset : offset + length])
-        offset += length
-    if offset >= len(data):
-        raise ZvtDecodeError("terminal status byte missing")
-    status = data[offset]
-    offset += 1
-    tlv: tuple[Tlv, ...] = ()
-    if offset < len(data):
-        bmps = decode_bmps(data, offset)
-        if [b.bmp_id for b in bmps] != [0x06]:
-            raise ZvtDecodeError("unexpected BMPs after the terminal status byte")
-        tlv = bmps[0].tlv()
-    return _status_from_tlv(status, sw, tlv)
-
-
-def decode_status_completion(data: bytes, *, sw_version_expected: bool = True) -> StatusReport:
-    """Decode ``06 0F [<SW-version LLLVAR>] <terminal status> [06 <TLV>]``.
-
-    The SW version is optional and unmarked, so the layout is ambiguous (a status byte F0/F6
-    looks like an LLLVAR digit). Try the expected layout first and accept it only when the whole
-    block decodes; otherwise try the other.
-
-    Raises:
-        ZvtDecodeError: when neither layout fits.
-    """
-    errors = []
-    for with_sw in (sw_version_expected, not sw_version_expected):
-        try:
-            return _try_status(data, with_sw)
-        except (ZvtDecodeError, UnicodeDecodeError) as exc:
-            errors.append(str(exc))
-    raise ZvtDecodeError(f"status completion does not decode: {'; '.join(errors)}")
-
-
-def encode_status_completion(
-    report: StatusReport, *, send_sw_version: bool, send_tlv: bool
-) -> bytes:
-    """The PT side of ``decode_status_completion``."""
-    data = b""
-    if send_sw_version and report.sw_version is not None:
-        sw = report.sw_version.encode(TEXT_ENCODING)
-        data += encode_lllvar_length(len(sw)) + sw
-    data += bytes([report.terminal_status])
-    if send_tlv:
-        objects: list[Tlv] = []
-        if report.terminal_id:
-            objects.append(Tlv(0x1F44, encode_bcd(report.terminal_id, 4)))
-        device: list[Tlv] = []
-        if report.device_name is not None:
-            device.append(Tlv(0x1F40, report.device_name.encode(TEXT_ENCODING)))
-        if report.device_sw_version is not None:
-            device.append(Tlv(0x1F41, report.device_sw_version.encode(TEXT_ENCODING)))
-        if report.serial is not None:
-            device.append(Tlv(0x1F42, bytes.fromhex(report.serial)))
-        if report.device_state is not None:
-            device.append(Tlv(0x1F43, bytes([report.device_state])))
-        if device:
-            objects.append(Tlv.build(0xE4, device))
-        if report.date and report.time:
-            objects.append(
-                Tlv.build(
-                    0x34,
-                    [
-                        Tlv(0x1F0E, bytes.fromhex(report.date)),
-                        Tlv(0x1F0F, bytes.fromhex(report.time)),
-                    ],
-                )
-            )
-        data += encode_tlv_bmp(objects)
-    return data
-
-
-@dataclass(frozen=True)
-class Totals:
-    """BMP 60 (single totals): receipt range and per-card-scheme count and amount."""
-
-    receipt_first: int
-    receipt_last: int
-    per_scheme: tuple[tuple[int, int], ...]  # (count, cents) for each scheme slot
-
-    @property
-    def count(self) -> int:
-        """Transactions in the store."""
-        return sum(count for count, _ in self.per_scheme)
-
-    @property
-    def total_cents(self) -> int:
-        """Sum of amounts in the store."""
-        return sum(cents for _, cents in self.per_scheme)
-
-
-def decode_totals(data: bytes) -> Totals:
-    """Decode BMP 60: 2+2 BCD receipt numbers, then groups of count (1 byte) + amount (6 BCD)."""
-    if len(data) < 4 or (len(data) - 4) % 7:
-        raise ZvtDecodeError(f"totals of {len(data)} bytes do not fit 4 + n*7")
-    groups = tuple((data[i], decode_bcd_int(data[i + 1 : i + 7])) for i in range(4, len(data), 7))
-    return Totals(decode_bcd_int(data[0:2]), decode_bcd_int(data[2:4]), groups)
-
-
-def encode_totals(totals: Totals) -> bytes:
-    """The PT side of ``decode_totals``."""
-    data = encode_bcd(totals.receipt_first, 2) + encode_bcd(totals.receipt_last, 2)
-    for count, cents in totals.per_scheme:
-        data += bytes([min(count, 255)]) + encode_bcd(cents, 6)
-    return data
-
-
-@dataclass(frozen=True)
-class FeigSystemInfo:
-    """Answer to Feig's 0F A1 0001: fixed-width ASCII fields (layout read off real captures)."""
-
-    serial: str
-    sw_version: str
-    terminal_id: str
-    temperature_c: float | None
-
-    _WIDTHS: ClassVar[tuple[int, int, int]] = (8, 17, 8)
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        """Decode ``serial(8) sw-version(17) TID(8) temperature(rest)``."""
-        a, b, c = cls._WIDTHS
-        if len(data) < a + b + c:
-            raise ZvtDecodeError(f"Feig system info too short ({len(data)} bytes)")
-        text = data.decode("ascii", errors="replace")
-        temp_text = text[a + b + c :].strip()
-        try:
-            temperature = float(temp_text) if temp_text else None
-        except ValueError:
-            temperature = None
-        return cls(
-            text[:a].strip(), text[a : a + b].strip(), text[a + b : a + b + c].strip(), temperature
-        )
-
-    def encode(self) -> bytes:
-        """The PT side of ``decode``."""
-        a, b, c = self._WIDTHS
-        temp = "" if self.temperature_c is None else f"{self.temperature_c:.1f}"
-        text = (
-            self.serial.ljust(a)[:a] + self.sw_version.ljust(b)[:b] + self.terminal_id.ljust(c)[:c]
-        )
-        return (text + temp).encode("ascii")
-
-
 __all__ = [
     name
     for name in dir()
-    if not name.startswith("_") and name not in {"annotations", "dataclass", "ClassVar", "Self"}
+    if not name.startswith("_")
+    and name not in {"annotations", "dataclass", "field", "datetime", "Self"}
 ]

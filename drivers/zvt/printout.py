@@ -47,6 +47,7 @@ from importlib.resources import files
 from typing import Any
 
 from ..text import clean_text
+from .charset import DEFAULT_CHARSET, decode_text
 
 __all__ = [
     "FACTS",
@@ -391,14 +392,14 @@ def available_label_sets() -> list[str]:
 # --- values -------------------------------------------------------------------------------------
 
 
-def decode_print_text(raw: bytes) -> str:
-    """Decode one ZVT print line (code page 437) and drop its right padding.
+def decode_print_text(raw: bytes, charset: str = DEFAULT_CHARSET) -> str:
+    """Decode one ZVT print line in the terminal's character set and drop its right padding.
 
-    ZVT print text uses the terminal's CP437 character set (``0x81`` is ``ü``); lines arrive padded
-    to the printer width, and the padding carries no information. CP437 maps every byte, so this
-    never fails on garbage.
+    ZVT print text defaults to CP437 (``0x81`` is ``ü``); card complete units send ISO-8859-1
+    (:mod:`.charset`). Lines arrive padded to the printer width, and the padding carries no
+    information. Every allowed charset maps every byte, so this never fails on garbage.
     """
-    return bytes(raw).decode("cp437").rstrip(" \x00")
+    return decode_text(raw, charset).rstrip(" \x00")
 
 
 def _number(value: str) -> tuple[float, str | None] | None:

@@ -60,7 +60,7 @@ from .constants import (
 )
 from .driver import DiagnosisResult, ZvtDriver
 from .errors import ZvtCommandError, ZvtPasswordError, ZvtTransmissionError
-from .messages import FeigSystemInfo, StatusReport, Totals
+from .payloads import FeigSystemInfo, StatusReport, Totals
 from .printout import PrintoutFacts, parse_printout
 
 log = structlog.get_logger(__name__)
@@ -174,6 +174,10 @@ class ZvtTerminal:
             "status enquiry", _("reading the terminal's status"), self.driver.status_enquiry
         )
         names = [facts.status.device_name] if facts.status else []
+        entry = self.catalogue.by_name("zvt", *names)
+        if entry.match_names:
+            # The model's character set decodes its printout (detection may still overrule it).
+            self.driver.set_charset(entry.charset)
         # The printout is most of a check's line time (kilobytes at 9600 baud): triage skips it.
         lines = (
             None
@@ -184,12 +188,13 @@ class ZvtTerminal:
                 self.driver.print_system_configuration,
             )
         )
-        entry = self.catalogue.by_name("zvt", *names)
         if lines:
             label_set = entry.label_set if entry.match_names else None
             facts.printout = parse_printout(lines, vendor=label_set)  # type: ignore[arg-type]
             if not entry.match_names:
                 entry = self.catalogue.by_name("zvt", facts.printout.hardware)
+                if entry.match_names:
+                    self.driver.set_charset(entry.charset)
         facts.entry = entry
         facts.totals = step(  # type: ignore[assignment]
             "turnover totals", _("reading unsettled totals"), self.driver.turnover_totals

@@ -10,10 +10,16 @@ The behavioural faults a wipe must survive are decided here too, because they ar
 terminal does, not about the wire: refusing a command (``fail_command``), losing power half-way
 through one (``power_loss_at``: the handler says which part of its effect lands first) and
 claiming success without doing the work (``lie_about``).
+
+A tampered unit (device state 03, "fraud") behaves as one does: its security module erased the
+keys and put it out of order, so it reports terminal status DF whatever its scenario said and
+refuses the commands that need its keys and host (End-of-Day, Initialisation) with ``06 1E DF``.
+Receipts print amounts as German units do ("12,50 EUR"), in the terminal's character set.
 """
 
 from __future__ import annotations
 
+import datetime
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +37,6 @@ from posdiag.drivers.zvt.messages import (
     Diagnosis,
     EndOfDay,
     FeigRequest,
-    FeigSystemInfo,
     Initialisation,
     IntermediateStatus,
     LogOff,
@@ -45,9 +50,13 @@ from posdiag.drivers.zvt.messages import (
     ResetTerminal,
     SelfTest,
     SendTurnoverTotals,
+    SetDateTimeInEcr,
     SetTerminalId,
     StatusEnquiry,
     StatusInformation,
+)
+from posdiag.drivers.zvt.payloads import (
+    FeigSystemInfo,
     StatusReport,
     Totals,
     encode_status_completion,
@@ -65,6 +74,8 @@ WRONG_PASSWORD = 0x37
 RC_NOT_POSSIBLE = 0x83
 RC_COMMUNICATION = 0x7D
 RC_SYSTEM_ERROR = 0xFF  # 84 FF: the refusal of an injected fault for commands without completion
+RC_OUT_OF_ORDER = 0xDF  # a tampered unit's answer to what needs its keys (spec ch. 10/11: DF)
+DEVICE_STATE_FRAUD = 0x03  # TLV 1F43 "fraud": the security module saw tampering
 SERVICE_NO_SW_VERSION = 0x02
 SERVICE_TLV = 0x04
 CONFIG_RECEIPTS_TO_ECR = 0x80
@@ -76,6 +87,13 @@ REGISTRATION_INIT_NECESSARY = 0x01
 REGISTRATION_DIAGNOSIS_NECESSARY = 0x02
 REGISTRATION_VENDING_MODE = 0x10  # a cVEND is a vending terminal (the capture's 19 10)
 MAX_BLOCK_TEXT = 3800  # keep one 06 D3 under the 4 KB a real Feig sends
+
+
+def german_amount(cents: int, currency: str) -> str:
+    """An amount as a German receipt prints it: decimal comma, currency after ("12,50 EUR")."""
+    sign = "-" if cents < 0 else ""
+    cents = abs(cents)
+    return f"{sign}{cents // 100},{cents % 100:02d} {currency}"
 
 
 @dataclass
@@ -159,18 +177,18 @@ class ZvtDeviceModel:
         if state.faults.hostile_text:
             lines = hostile_lines(lines)
         if not state.tlv_enabled:
-            return [(0.0, PrintLine(0x00, line)) for line in lines]
+            return [(0.0, PrintLine(0x00, line, state.charset)) for line in lines]
         blocks: list[tuple[float, Message]] = []
         chunk: list[str] = []
         size = 0
         for line in lines:
             if size + len(line) + 2 > MAX_BLOCK_TEXT and chunk:
-                blocks.append((0.0, PrintTextBlock.from_lines(chunk)))
+                blocks.append((0.0, PrintTextBlock.from_lines(chunk, charset=state.charset)))
                 chunk, size = [], 0
             chunk.append(line)
             size += len(line) + 2
         if chunk:
-            blocks.append((0.0, PrintTextBlock.from_lines(chunk)))
+            blocks.append((0.0, PrintTextBlock.from_lines(chunk, charset=state.charset)))
         return blocks
 
     def _totals(self) -> Totals:
@@ -196,12 +214,21 @@ class ZvtDeviceModel:
             flags |= REGISTRATION_DIAGNOSIS_NECESSARY
         return flags
 
+    @property
+    def tampered(self) -> bool:
+        """Whether the security module reports fraud (device state 03)."""
+        return self.state.device_state == DEVICE_STATE_FRAUD
+
+    def terminal_status(self) -> int:
+        """The terminal status byte: DF (out of order) on a tampered unit, else the state's."""
+        return RC_OUT_OF_ORDER if self.tampered else self.state.status_byte
+
     def status_report(self) -> StatusReport:
         """The state as a Status-Enquiry completion describes it."""
         s = self.state
         dress = hostile_name if s.faults.hostile_text else (lambda text: text)
         return StatusReport(
-            terminal_status=s.status_byte,
+            terminal_status=self.terminal_status(),
             sw_version=dress(s.sw_version),
             terminal_id=s.terminal_id,
             device_name=dress(s.device_name),
@@ -300,6 +327,7 @@ class ZvtDeviceModel:
             self.status_report(),
             send_sw_version=not service & SERVICE_NO_SW_VERSION,
             send_tlv=send_tlv,
+            charset=self.state.charset,
         )
         return Reply(PositiveAck(), [(0.0, Completion(data))])
 
@@ -309,13 +337,17 @@ class ZvtDeviceModel:
         host_wait = s.timing.host_latency
         if not s.host_reachable:
             return Reply(PositiveAck(), [*seq, (host_wait, AbortFromTerminal(RC_COMMUNICATION))])
+        # PA00P015 §2.17: host connection, then the PT's date/time (04 01), receipt, completion.
+        now = datetime.datetime.now().replace(microsecond=0)
+        seq.append((host_wait, SetDateTimeInEcr(now)))
         lines = [
             "** Diagnose **".center(40),
+            f"{now:%d.%m.%Y}" + f"{now:%H:%M:%S}".rjust(30),
             f"Terminal-ID{(s.terminal_id or '--------'):>29}",
             f"Host{'erreichbar':>36}",
         ]
         seq += self._print(lines)
-        seq.append((host_wait, Completion()))
+        seq.append((0.0, Completion()))
         return Reply(PositiveAck(), seq)
 
     def _print_config(self, msg: PrintSystemConfiguration) -> Reply:
@@ -328,6 +360,9 @@ class ZvtDeviceModel:
     def _end_of_day(self, msg: EndOfDay) -> Reply:
         s = self.state
         seq = self._intermediate(STATUS_HOST_CONNECTING)
+        if self.tampered:
+            # Keys erased, out of order: nothing to submit with, and a settlement must not run.
+            return Reply(PositiveAck(), [*seq, (0.0, AbortFromTerminal(RC_OUT_OF_ORDER))])
         if not s.terminal_id:
             return Reply(PositiveAck(), [*seq, (0.0, AbortFromTerminal(0x6B))])
         if not s.host_reachable:
@@ -340,7 +375,7 @@ class ZvtDeviceModel:
             [
                 "** Kassenschnitt **".center(40),
                 f"Anzahl{totals.count:>34}",
-                f"Summe {s.currency}{totals.total_cents / 100:>30.2f}",
+                f"Summe{german_amount(totals.total_cents, s.currency):>35}",
             ]
         )
         seq.append((0.0, Completion()))
@@ -381,6 +416,8 @@ class ZvtDeviceModel:
     def _initialisation(self, msg: Initialisation) -> Reply:
         s = self.state
         seq = self._intermediate(STATUS_HOST_CONNECTING)
+        if self.tampered:
+            return Reply(PositiveAck(), [*seq, (0.0, AbortFromTerminal(RC_OUT_OF_ORDER))])
         if not s.host_reachable or not s.terminal_id:
             rc = RC_COMMUNICATION if not s.host_reachable else 0x6B
             return Reply(PositiveAck(), [*seq, (s.timing.host_latency, AbortFromTerminal(rc))])

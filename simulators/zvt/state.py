@@ -155,6 +155,9 @@ class TerminalState:
     merchant_lines: list[str] = field(default_factory=list)
     currency: str = "EUR"
     currency_code: int = 978
+    charset: str = "cp437"
+    """Character set of the terminal's text (print lines, device name): "cp437" as the spec and
+    Feig units, "iso-8859-1" to play a card complete unit."""
     battery_voltage_mv: int | None = 3120
     temperature_c: float | None = 46.8
     interfaces: list[NetworkInterfaceState] = field(default_factory=list)
@@ -216,6 +219,14 @@ def state_from_dict(data: dict[str, Any], where: str = "scenario") -> TerminalSt
     if data:
         raise ScenarioError(f"{where}: unknown sections {', '.join(sorted(data))}")
     state: TerminalState = _build(TerminalState, terminal, f"{where} [terminal]")
+    # Imported here: the registry imports this module for every family, and an Android check
+    # must not load the ZVT driver package.
+    from posdiag.drivers.zvt.charset import check_charset
+
+    try:
+        check_charset(state.charset)
+    except ValueError as exc:
+        raise ScenarioError(f"{where} [terminal] charset: {exc}") from None
     state.transactions = transactions
     state.interfaces = interfaces
     state.faults = faults

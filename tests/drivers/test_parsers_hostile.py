@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from posdiag.drivers.adb import parsers
 from posdiag.drivers.catalogue import load_catalogue
 from posdiag.drivers.errors import ProtocolError, UnsupportedError
-from posdiag.drivers.zvt.messages import FeigSystemInfo, decode_status_completion, decode_totals
+from posdiag.drivers.zvt.payloads import FeigSystemInfo, decode_status_completion, decode_totals
 from posdiag.drivers.zvt.printout import available_label_sets, decode_print_text, parse_printout
 
 NASTY = [

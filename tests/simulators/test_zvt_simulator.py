@@ -25,8 +25,8 @@ from posdiag.drivers.zvt.messages import (
     Registration,
     SetTerminalId,
     StatusInformation,
-    decode_totals,
 )
+from posdiag.drivers.zvt.payloads import decode_totals
 from posdiag.drivers.zvt.printout import parse_printout
 from posdiag.simulators.pytest_plugin import SimulatedZvt
 from posdiag.simulators.registry import create_zvt, zvt_overrides

@@ -27,7 +27,6 @@ from posdiag.drivers.zvt.messages import (
     Completion,
     EndOfDay,
     FeigRequest,
-    FeigSystemInfo,
     IntermediateStatus,
     MalformedMessage,
     PositiveAck,
@@ -36,8 +35,8 @@ from posdiag.drivers.zvt.messages import (
     StatusInformation,
     UnknownMessage,
     decode_message,
-    decode_status_completion,
 )
+from posdiag.drivers.zvt.payloads import FeigSystemInfo, decode_status_completion
 from posdiag.drivers.zvt.tlv import find
 
 CAPTURES = Path(__file__).resolve().parents[3] / ".." / "shared" / "captures" / "zvt-everest"

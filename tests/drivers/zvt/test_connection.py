@@ -26,8 +26,10 @@ from posdiag.drivers.zvt.messages import (
     PositiveAck,
     PrintLine,
     StatusEnquiry,
-    StatusReport,
     UnknownMessage,
+)
+from posdiag.drivers.zvt.payloads import (
+    StatusReport,
     decode_status_completion,
     encode_status_completion,
 )

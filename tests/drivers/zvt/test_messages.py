@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from posdiag.drivers.zvt.apdu import Apdu, decode_apdu
 from posdiag.drivers.zvt.bmp import decode_bmps, encode_bmp, encode_lllvar_length, encode_tlv_bmp
 from posdiag.drivers.zvt.errors import ZvtDecodeError
+from posdiag.drivers.zvt.message_base import EUR
 from posdiag.drivers.zvt.messages import (
-    EUR,
     FEIG_FACTORY_RESET,
     FEIG_SYSTEM_INFO,
     MESSAGE_TYPES,
@@ -20,7 +20,6 @@ from posdiag.drivers.zvt.messages import (
     Diagnosis,
     EndOfDay,
     FeigRequest,
-    FeigSystemInfo,
     Initialisation,
     IntermediateStatus,
     LogOff,
@@ -36,12 +35,16 @@ from posdiag.drivers.zvt.messages import (
     SelfTest,
     SendTurnoverTotals,
     SetTerminalId,
+    StatusByteCompletion,
     StatusEnquiry,
     StatusInformation,
-    StatusReport,
-    Totals,
     UnknownMessage,
     decode_message,
+)
+from posdiag.drivers.zvt.payloads import (
+    FeigSystemInfo,
+    StatusReport,
+    Totals,
     decode_status_completion,
     decode_totals,
     encode_status_completion,
@@ -301,7 +304,9 @@ def test_negative_ack_round_trip(code, data):
 
 @given(st.binary(max_size=300))
 def test_completion_round_trip(data):
-    assert _round_trip(Completion(data)) == Completion(data)
+    # One byte alone is a bare status byte: the codec types it, the bytes stay the same.
+    expected = StatusByteCompletion(data) if len(data) == 1 else Completion(data)
+    assert _round_trip(Completion(data)) == expected
 
 
 @given(BYTE, st.binary(max_size=300))
