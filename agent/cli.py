@@ -21,7 +21,7 @@ import click
 from rich.text import Text
 
 from posdiag.drivers.address import parse_address
-from posdiag.drivers.errors import TransportError
+from posdiag.drivers.errors import AuthenticationError, DebuggingLockedError, TransportError
 from posdiag.drivers.i18n import _, ngettext
 
 from . import __version__
@@ -193,6 +193,8 @@ def check_one(
         report = inspect_terminal(
             terminal, policy, simulated=address.link == "sim", deadline_s=deadline_s, scope=scope
         )
+    except AuthenticationError:
+        raise  # also a TransportError when the unit is locked: its own line and exit code
     except TransportError as exc:
         return _unreachable(str(address), exc)
     if backends:
@@ -291,8 +293,8 @@ def check(
         for index, target in enumerate(targets, 1):
             subject = target if len(targets) == 1 else f"[{index}/{len(targets)}] {target}"
             with line.session(subject):
-                reports.append(
-                    check_one(
+                try:
+                    report = check_one(
                         target,
                         password,
                         policy=policy,
@@ -300,7 +302,11 @@ def check(
                         backends=backends,
                         scope=scope,
                     )
-                )
+                except DebuggingLockedError as exc:
+                    if len(targets) == 1:
+                        raise  # one line and the usage exit code, as a refused key gives
+                    report = _unreachable(target, exc)  # one locked unit in a pile: note it
+                reports.append(report)
     finally:
         backends.close()
     if as_json:

@@ -20,6 +20,7 @@ from posdiag.drivers.i18n import _
 # the ZVT protocol, and a `posdiag check` process starts in a fraction of the time.
 if TYPE_CHECKING:
     from posdiag.drivers.address import Address
+    from posdiag.drivers.catalogue import Catalogue
     from posdiag.drivers.model import Terminal
     from posdiag.drivers.transport.base import Transport
     from posdiag.drivers.zvt.connection import Link
@@ -117,6 +118,20 @@ def _usb_selector(target: str) -> dict[str, Any]:
     return {"serial": target}
 
 
+def adb_usb_vendors(catalogue: Catalogue) -> frozenset[int]:
+    """USB vendor ids of the Android terminals the catalogue knows (PAX ``2fb8``…).
+
+    A device of one of them without an ADB interface is taken for a unit whose USB debugging is
+    off; any other vendor's (a phone, a mouse) is none of posdiag's business unless named.
+    """
+    return frozenset(
+        int(usb_id.split(":", 1)[0], 16)
+        for entry in catalogue.models
+        if entry.family == "adb"
+        for usb_id in entry.usb
+    )
+
+
 def adb_terminal(address: Address, *, on_auth_prompt: Callable[[], None] | None = None) -> Terminal:
     """An Android terminal over TCP, USB, or an in-process simulator (over memory or USB)."""
     timeout = address.option_float("timeout", 10.0)
@@ -136,7 +151,7 @@ def adb_terminal(address: Address, *, on_auth_prompt: Callable[[], None] | None 
         from posdiag.drivers.transport.usbbulk import UsbBulkTransport
 
         selector = _usb_selector(address.target)
-        transport = UsbBulkTransport(**selector)
+        transport = UsbBulkTransport(**selector, terminal_vendors=adb_usb_vendors(load_catalogue()))
         usb_serial = selector.get("serial")
         packetized = True
     elif "bus" in address.options:  # a terminal on a simulated bus: keep its simulator

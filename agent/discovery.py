@@ -16,7 +16,10 @@ from .logs import get_logger
 # The catalogue, pyusb and structlog are imported when discovery runs, not when the CLI starts:
 # `posdiag --version` and `posdiag check ADDRESS` never need them.
 
-__all__ = ["Found", "discover", "discover_serial", "discover_usb"]  # Found: from the drivers
+__all__ = ["LOCKED_KIND", "Found", "discover", "discover_serial", "discover_usb"]  # Found: drivers
+
+LOCKED_KIND = "android (USB debugging off)"
+"""``Found.kind`` of a terminal on USB without an ADB interface (a production-locked unit)."""
 
 
 def discover_serial() -> list[Found]:
@@ -54,9 +57,16 @@ def discover_serial() -> list[Found]:
 
 
 def discover_usb() -> list[Found]:
-    """Android terminals with an ADB interface on USB (none, and a log line, without a bus)."""
+    """Android terminals on USB (none, and a log line, without a bus).
+
+    Those with an ADB interface, then units of a known terminal vendor without one: their USB
+    debugging is off (production-locked). They are listed, kind ``android (USB debugging off)``,
+    rather than missing: checking one says that its binding can be checked through its backend.
+    """
     from posdiag.drivers.catalogue import ModelEntry, load_catalogue
-    from posdiag.drivers.transport.usbbulk import find_adb_devices
+    from posdiag.drivers.transport.usbbulk import find_adb_devices, find_locked_devices
+
+    from .connect import adb_usb_vendors
 
     catalogue = load_catalogue()
     found = []
@@ -76,6 +86,21 @@ def discover_usb() -> list[Found]:
                 model_guess=guess,
                 serial=device.serial,
                 usb_id=f"{device.vid:04x}:{device.pid:04x}",
+            )
+        )
+    for unit in find_locked_devices(adb_usb_vendors(catalogue)):
+        entry = catalogue.by_usb(unit.vid, unit.pid)
+        target = unit.serial or f"{unit.vid:04x}:{unit.pid:04x}"
+        found.append(
+            Found(
+                address=f"adb+usb://{target}",
+                family="adb",
+                kind=LOCKED_KIND,
+                model_guess=f"{entry.vendor} {entry.model}".strip()
+                if isinstance(entry, ModelEntry)
+                else "Android terminal",
+                serial=unit.serial,
+                usb_id=f"{unit.vid:04x}:{unit.pid:04x}",
             )
         )
     get_logger(__name__).debug("discovery.usb", found=len(found))

@@ -14,7 +14,9 @@ import structlog
 from posdiag.drivers.deadline import check_seconds
 from posdiag.drivers.errors import (
     AuthenticationError,
+    ConnectionRefused,
     DeadlineExceeded,
+    DebuggingLockedError,
     DeviceNotFound,
     PosdiagError,
     ProtocolError,
@@ -63,12 +65,20 @@ def unreachable_reason(address: str, error: BaseException | None = None) -> str:
     """
     scheme = address.split("://", 1)[0] if "://" in address else "serial"
     link = scheme.rsplit("+", 1)[-1]
+    if isinstance(error, DebuggingLockedError):
+        return str(error)  # the driver's words: locked, and where its binding can be checked
     if isinstance(error, AuthenticationError):
         return _("The terminal refused the password: check it and try again.")
     if isinstance(error, ProtocolError) and not isinstance(error, TransportTimeout):
         return _(
             "The terminal answered, but not in a way posdiag understands: restart it and try "
             "again (details: --debug)."
+        )
+    if isinstance(error, ConnectionRefused) and scheme == "adb+tcp":
+        return _(
+            "Nothing answers on the terminal's ADB port: if the address and port are right, its "
+            "network debugging is off, as on production-locked units. Its binding can still be "
+            "checked through its backend (posdiag check with its TMS backend configured)."
         )
     if link == "tcp":
         return _(
@@ -146,6 +156,10 @@ def inspect_terminal(
             except UnsupportedError as exc:
                 report.unsupported.append(f"{probe}: {exc}")
                 continue
+            except AuthenticationError:
+                # before TransportError: a locked unit's error is both (the link dropped, or no
+                # ADB interface), and the operator needs its words, not "check the cable"
+                raise  # the operator must supply the right credentials; no report is trustworthy
             except (TransportError, ProtocolError) as exc:
                 if probe == probes[0]:
                     report.errors.append(str(exc))
@@ -153,8 +167,6 @@ def inspect_terminal(
                     break  # nothing answered: unreachable
                 report.errors.append(f"{probe}: {exc}")
                 continue
-            except AuthenticationError:
-                raise  # the operator must supply the right credentials; no report is trustworthy
             except PosdiagError as exc:
                 report.errors.append(f"{probe}: {exc}")
                 continue

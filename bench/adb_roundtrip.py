@@ -18,8 +18,8 @@ Then the Android check (``open_terminal`` + ``inspect_terminal``, full and ``--q
 one batched round trip: a connect plus ONE ``shell:`` command returning as many bytes as the
 check's commands printed, on the same simulated unit at the same device latency (30 ms a shell,
 ``simserver.ADB_LATENCY``). The check sends its facts as one command line (see
-``AdbTerminal._batched``), so one round trip plus the bytes is what it cannot go below; the goal
-is at most twice that. For insight: the same check one command at a time (the way before
+``posdiag.drivers.adb.facts``), so one round trip plus the bytes is what it cannot go below; the
+goal is at most twice that. For insight: the same check one command at a time (the way before
 batching) against the same floor, and both against an instant device.
 """
 

@@ -25,6 +25,15 @@ class DeviceNotFound(TransportOpenError):
     """No attached device matches the address (nothing plugged in, or none we may open)."""
 
 
+class ConnectionRefused(TransportOpenError):
+    """A TCP connect was refused: something answers at that address, nothing listens on the port.
+
+    Typed so a driver can say what that means for its family (an Android unit whose network
+    debugging is off refuses its ADB port) without claiming more: a wrong port, or another
+    machine at that address, refuses just the same.
+    """
+
+
 class TransportTimeout(TransportError):
     """Nothing (or not enough) arrived before a deadline."""
 
@@ -66,3 +75,32 @@ class UnsupportedError(PosdiagError):
 
 class AuthenticationError(DeviceError):
     """The terminal rejected our credentials (a ZVT password, an ADB key)."""
+
+
+class DebuggingLockedError(AuthenticationError):
+    """The terminal lets no debugging host in at all: a production-locked unit, not a fault.
+
+    Its binding can still be checked through its backend, and the message says so. An
+    AuthenticationError because that is how the agent treats a door the terminal keeps shut:
+    one line for the operator and the usage exit code, never "check the cable" (the cable is
+    fine), and never a report built from a terminal that said nothing.
+    """
+
+
+class UsbDebuggingOff(DeviceNotFound, DebuggingLockedError):
+    """A terminal is attached on USB, but without an ADB interface: its USB debugging is off.
+
+    Android shows the ADB interface only while USB debugging is enabled; a production-locked
+    unit enumerates with its MTP/PTP or charging interface alone. Raised by the USB transport,
+    which knows no family, so the ADB driver maps it to its own, translated message.
+    Also a DeviceNotFound: there is no ADB device to open, which is what the transport was
+    asked for.
+
+    Attributes:
+        device: the attached unit(s), as the transport describes them (``usb 2fb8:2201
+            serial 0820533061``), for the driver's message.
+    """
+
+    def __init__(self, message: str, device: str = "") -> None:
+        super().__init__(message)
+        self.device = device

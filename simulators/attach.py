@@ -17,7 +17,7 @@ import time
 import tty
 from collections.abc import Callable
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 import serial
 import structlog
@@ -41,7 +41,12 @@ _register_lock = threading.Lock()
 
 
 class DeviceEngine(Protocol):
-    """A simulated terminal: answers a host over whatever transport it is attached to."""
+    """A simulated terminal: answers a host over whatever transport it is attached to.
+
+    An engine may also have an ``online`` attribute (read as a bool, True when absent): while it
+    is false the unit has no server listening (debugging disabled, rebooting), and a TCP
+    attachment refuses connections as the real unit's closed port does.
+    """
 
     def serve(self, transport: Transport, stop: threading.Event) -> None:
         """Serve one connection until the transport closes or stop is set.
@@ -70,6 +75,11 @@ def _serve_once(engine: DeviceEngine, transport: Transport, stop: threading.Even
         log.debug("simulator connection closed", transport=transport.description, reason=str(exc))
     except Exception:
         log.exception("simulator engine failed", transport=transport.description)
+
+
+def _engine_online(engine: DeviceEngine) -> bool:
+    """Whether the engine takes connections now (see :class:`DeviceEngine`)."""
+    return bool(getattr(engine, "online", True))
 
 
 def _start_thread(target: Callable[[], None], name: str) -> threading.Thread:
@@ -295,6 +305,12 @@ class TcpAttachment(_Attachment):
 
     Connections are served one at a time, as a real payment terminal talks to one cash register:
     a second client waits in the listen backlog until the first disconnects.
+
+    While the engine is not ``online`` (see :class:`DeviceEngine`) the port is closed: the
+    socket stays bound, so the port stays ours, but does not listen, and the kernel refuses
+    connects (RST, "connection refused") as it does for a locked unit's ADB port 5555. Accepting
+    and then dropping would look like a unit that let the host in and hung up, which a real
+    one whose adbd is not running never does.
     """
 
     def __init__(self, engine: DeviceEngine, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -302,34 +318,78 @@ class TcpAttachment(_Attachment):
         self.host = host
         self.port = port
         self._listener: socket.socket | None = None
+        self._listening = False
+        self._bound: tuple[int, int, int, tuple[Any, ...]] | None = None
         self._current: TcpTransport | None = None
         self._current_lock = threading.Lock()
 
     def start(self) -> tuple[str, int]:
-        """Bind, listen and start accepting; return the actual (host, port)."""
+        """Bind, listen (when the engine is online) and start accepting; return (host, port)."""
         self._check_not_started()
         family, kind, proto, _, address = socket.getaddrinfo(
             self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
-        listener = socket.socket(family, kind, proto)
-        try:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(address)
-            listener.listen(4)
-        except BaseException:
-            listener.close()
-            raise
-        self._listener = listener
+        listener = self._bind(family, kind, proto, address)
         host, port = listener.getsockname()[:2]
+        self._bound = (family, kind, proto, tuple(listener.getsockname()))
+        self._listener = listener
+        if _engine_online(self.engine):  # else: bound, not listening, so connects are refused
+            self._listen(listener)
         self._thread = _start_thread(self._accept_loop, f"posdiag-sim-tcp {host}:{port}")
-        log.info("simulator listening", host=host, port=port)
+        log.info("simulator listening", host=host, port=port, online=self._listening)
         return host, port
 
-    def _accept_loop(self) -> None:
+    @staticmethod
+    def _bind(family: int, kind: int, proto: int, address: tuple[Any, ...]) -> socket.socket:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _listen(self, listener: socket.socket) -> None:
+        listener.listen(4)
+        self._listening = True
+
+    def _follow_engine(self) -> socket.socket | None:
+        """Open or close the port as the engine comes online or goes offline.
+
+        A listening socket cannot stop listening, so going offline closes it and binds a fresh,
+        non-listening one to the same port (SO_REUSEADDR). Returns the socket to accept on,
+        or None while the port is closed.
+        """
+        online = _engine_online(self.engine)
         listener = self._listener
-        assert listener is not None
+        if online and listener is not None and not self._listening:
+            self._listen(listener)
+            log.debug("simulator port open again", port=listener.getsockname()[1])
+        elif not online and self._listening and self._bound is not None:
+            family, kind, proto, address = self._bound
+            self._listening = False
+            self._listener = None
+            if listener is not None:
+                listener.close()  # connects queued in the backlog are reset, as at a reboot
+            try:
+                self._listener = self._bind(family, kind, proto, address)
+            except OSError as exc:  # the port was taken meanwhile: retried at the next poll
+                log.warning("simulator cannot hold its closed port", error=str(exc))
+            log.debug("simulator port closed", port=address[1])
+        elif listener is None and self._bound is not None and not self._listening:
+            family, kind, proto, address = self._bound
+            with contextlib.suppress(OSError):
+                self._listener = self._bind(family, kind, proto, address)
+        return self._listener if self._listening else None
+
+    def _accept_loop(self) -> None:
         while not self._stop.is_set():
             try:
+                listener = self._follow_engine()
+                if listener is None:
+                    self._stop.wait(POLL_INTERVAL)
+                    continue
                 if not wait_fd(listener.fileno(), False, POLL_INTERVAL):
                     continue
                 conn, peer = listener.accept()

@@ -25,16 +25,14 @@ data is written to the host end, bulk IN transfers read what the engine wrote.
 from __future__ import annotations
 
 import array
-import errno
 import itertools
 import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import structlog
 import usb.backend
@@ -42,7 +40,6 @@ import usb.core
 from usb.backend.libusb1 import (
     LIBUSB_ERROR_ACCESS,
     LIBUSB_ERROR_BUSY,
-    LIBUSB_ERROR_INVALID_PARAM,
     LIBUSB_ERROR_IO,
     LIBUSB_ERROR_NO_DEVICE,
     LIBUSB_ERROR_NOT_FOUND,
@@ -55,6 +52,28 @@ from posdiag.drivers.errors import TransportClosed
 from posdiag.drivers.transport.memory import MemoryTransport
 from posdiag.drivers.transport.usbbulk import ADB_INTERFACE
 from posdiag.simulators.attach import DeviceEngine, MemoryAttachment
+from posdiag.simulators.usb_descriptors import (
+    _DESC_TYPE_CONFIG,
+    _DESC_TYPE_DEVICE,
+    _DESC_TYPE_ENDPOINT,
+    _DESC_TYPE_INTERFACE,
+    _DESC_TYPE_STRING,
+    _ENDPOINT_TYPE_BULK,
+    _LANGID_EN_US,
+    _REQUEST_GET_DESCRIPTOR,
+    _SPEED_FULL,
+    _SPEED_HIGH,
+    _SPEED_SUPER,
+    _STRING_MANUFACTURER,
+    _STRING_PRODUCT,
+    _STRING_SERIAL,
+    TransferRecord,
+    _ConfigurationDescriptor,
+    _DeviceDescriptor,
+    _EndpointDescriptor,
+    _InterfaceDescriptor,
+    usb_error,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -66,118 +85,9 @@ TRANSFER_LOG_SIZE = 10_000
 """Transfers remembered per device for tests; older ones are dropped."""
 POLL_INTERVAL = 0.05
 """Seconds a waiting bulk read sleeps between checks for unplug and interface release."""
-
-_ENDPOINT_TYPE_BULK = 0x02
-_DESC_TYPE_DEVICE = 0x01
-_DESC_TYPE_CONFIG = 0x02
-_DESC_TYPE_STRING = 0x03
-_DESC_TYPE_INTERFACE = 0x04
-_DESC_TYPE_ENDPOINT = 0x05
-_REQUEST_GET_DESCRIPTOR = 0x06
-_LANGID_EN_US = 0x0409
-_STRING_MANUFACTURER, _STRING_PRODUCT, _STRING_SERIAL = 1, 2, 3
-_SPEED_FULL, _SPEED_HIGH, _SPEED_SUPER = 2, 3, 4  # libusb_speed values
-
-_ERRORS: dict[int, tuple[str, int]] = {
-    LIBUSB_ERROR_IO: ("Input/Output Error", errno.EIO),
-    LIBUSB_ERROR_INVALID_PARAM: ("Invalid parameter", errno.EINVAL),
-    LIBUSB_ERROR_ACCESS: ("Access denied (insufficient permissions)", errno.EACCES),
-    LIBUSB_ERROR_NO_DEVICE: ("No such device (it may have been disconnected)", errno.ENODEV),
-    LIBUSB_ERROR_NOT_FOUND: ("Entity not found", errno.ENOENT),
-    LIBUSB_ERROR_BUSY: ("Resource busy", errno.EBUSY),
-    LIBUSB_ERROR_TIMEOUT: ("Operation timed out", errno.ETIMEDOUT),
-    LIBUSB_ERROR_OVERFLOW: ("Overflow", errno.EOVERFLOW),
-    LIBUSB_ERROR_PIPE: ("Pipe error", errno.EPIPE),
-}
-
-
-def usb_error(code: int) -> usb.core.USBError:
-    """Build the exception pyusb's libusb-1.0 backend raises for libusb error ``code``.
-
-    Code above the backend tells errors apart by class (``USBTimeoutError``) and by ``errno``,
-    so both must match the real backend for error handling to be tested meaningfully.
-    """
-    text, code_errno = _ERRORS[code]
-    cls = usb.core.USBTimeoutError if code == LIBUSB_ERROR_TIMEOUT else usb.core.USBError
-    return cls(text, code, code_errno)
-
-
-@dataclass(frozen=True)
-class TransferRecord:
-    """One bulk transfer as the simulated device saw it.
-
-    Attributes:
-        direction: ``"out"`` (host to device) or ``"in"`` (device to host).
-        endpoint: endpoint address.
-        length: bytes transferred; 0 for a zero-length packet.
-    """
-
-    direction: Literal["out", "in"]
-    endpoint: int
-    length: int
-
-
-@dataclass(frozen=True)
-class _DeviceDescriptor:
-    bLength: int
-    bDescriptorType: int
-    bcdUSB: int
-    bDeviceClass: int
-    bDeviceSubClass: int
-    bDeviceProtocol: int
-    bMaxPacketSize0: int
-    idVendor: int
-    idProduct: int
-    bcdDevice: int
-    iManufacturer: int
-    iProduct: int
-    iSerialNumber: int
-    bNumConfigurations: int
-    bus: int
-    address: int
-    port_number: int
-    port_numbers: tuple[int, ...]
-    speed: int
-
-
-@dataclass(frozen=True)
-class _ConfigurationDescriptor:
-    bLength: int
-    bDescriptorType: int
-    wTotalLength: int
-    bNumInterfaces: int
-    bConfigurationValue: int
-    iConfiguration: int
-    bmAttributes: int
-    bMaxPower: int
-    extra_descriptors: list[int] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _InterfaceDescriptor:
-    bLength: int
-    bDescriptorType: int
-    bInterfaceNumber: int
-    bAlternateSetting: int
-    bNumEndpoints: int
-    bInterfaceClass: int
-    bInterfaceSubClass: int
-    bInterfaceProtocol: int
-    iInterface: int
-    extra_descriptors: list[int] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _EndpointDescriptor:
-    bLength: int
-    bDescriptorType: int
-    bEndpointAddress: int
-    bmAttributes: int
-    wMaxPacketSize: int
-    bInterval: int
-    bRefresh: int
-    bSynchAddress: int
-    extra_descriptors: list[int] = field(default_factory=list)
+MTP_INTERFACE = (0xFF, 0xFF, 0x00)
+"""MTP as Android declares it (vendor class and subclass, protocol 0; AOSP
+``MtpDescriptors.cpp``): what a unit whose USB debugging is off still offers."""
 
 
 class _Handle:
@@ -213,6 +123,12 @@ class SimulatedUsbDevice:
             fails with "busy" until it is detached).
         access_denied: opening the device fails with "access denied", as without a udev rule;
             descriptors stay readable, string descriptors do not.
+
+    While the engine's state says ``usb_debugging = False`` (a production-locked unit) the ADB
+    interface is gone, as Android drops the ADB function from its USB configuration: only the
+    extra interfaces remain, or :data:`MTP_INTERFACE` when there are none. After the engine
+    reboots (``engine.reboots`` grows), the device drops off the bus and re-enumerates by
+    itself, at a new address, once the engine is back (``engine.offline_until``).
         device_read_size: size of the device's bulk OUT reads; None delivers every write
             immediately and disables the stall a missing ZLP causes.
     """
@@ -265,6 +181,9 @@ class SimulatedUsbDevice:
         self._out_pending = bytearray()
         self._awaiting_zlp = False
         self._in_chunks: deque[bytes] = deque()
+        self._backend: SimulatedUsbBackend | None = None  # set by add(): who re-enumerates it
+        self._reboots_seen = self._engine_reboots() or 0
+        self._replug: threading.Timer | None = None
 
         self.transfers: deque[TransferRecord] = deque(maxlen=TRANSFER_LOG_SIZE)
         """Bulk transfers on the ADB endpoints, oldest first."""
@@ -289,7 +208,19 @@ class SimulatedUsbDevice:
     @property
     def attached(self) -> bool:
         """Whether the device is plugged in (listed by enumeration, transfers work)."""
+        self._notice_reboot()
         return not self._unplugged
+
+    @property
+    def adb_enabled(self) -> bool:
+        """Whether the ADB interface is offered: while the engine's USB debugging is on."""
+        state = getattr(self.engine, "state", None)
+        return bool(getattr(state, "usb_debugging", True))
+
+    @property
+    def rebooting(self) -> bool:
+        """Whether the device is off the bus for a reboot and will re-enumerate by itself."""
+        return self._replug is not None
 
     @property
     def engine_running(self) -> bool:
@@ -302,6 +233,7 @@ class SimulatedUsbDevice:
 
         Enumeration stops listing the device and its engine is stopped.
         """
+        self.cancel_replug()
         with self._lock:
             if self._unplugged:
                 return
@@ -315,8 +247,10 @@ class SimulatedUsbDevice:
 
         Called by :meth:`SimulatedUsbBackend.add`; a re-plugged device gets a new address there.
         """
+        self.cancel_replug()
         self.stop()
         with self._lock:
+            self._reboots_seen = self._engine_reboots() or 0
             self._unplugged = False
             self._configuration = 1
             self._claims.clear()
@@ -349,12 +283,74 @@ class SimulatedUsbDevice:
             raise usb_error(LIBUSB_ERROR_NO_DEVICE)
 
     def _went_away(self, reason: str) -> usb.core.USBError:
-        """The engine closed its end: the device disconnects, as when adbd dies."""
+        """The engine closed its end: the device disconnects, as when adbd dies.
+
+        When the engine closed it for a reboot, the device comes back by itself once the
+        engine is up again (see :meth:`_schedule_replug`); otherwise it stays unplugged.
+        """
         log.info("simulated usb device lost its engine", device=repr(self), reason=reason)
         with self._lock:
             self._unplugged = True
             self._claims.clear()
+        self._schedule_replug()
         return usb_error(LIBUSB_ERROR_NO_DEVICE)
+
+    # -- reboots ------------------------------------------------------------------------
+
+    def _engine_reboots(self) -> int | None:
+        """The engine's reboot count, None for an engine that cannot reboot."""
+        reboots = getattr(self.engine, "reboots", None)
+        return reboots if isinstance(reboots, int) else None
+
+    def _notice_reboot(self) -> None:
+        """A reboot the engine started takes the device off the bus at once.
+
+        A real unit disconnects when it reboots, whether or not the host is reading; without
+        this, enumeration would list a rebooting device until a transfer failed on it.
+        """
+        reboots = self._engine_reboots()
+        if not self._unplugged and reboots is not None and reboots > self._reboots_seen:
+            self._went_away("reboot")
+
+    def _schedule_replug(self) -> None:
+        """Re-enumerate after a reboot, at the engine's ``offline_until``, on a timer thread.
+
+        Only for a reboot started since the device was last plugged (a power loss or a
+        vanish fault leaves it unplugged), and only on a backend, which hands out the new
+        address. The timer is cancelled by :meth:`cancel_replug` (unplug, backend close).
+        """
+        reboots = self._engine_reboots()
+        with self._lock:
+            backend = self._backend
+            if reboots is None or reboots <= self._reboots_seen or backend is None:
+                return
+            self._reboots_seen = reboots
+            if self._replug is not None:
+                return
+            back_at = float(getattr(self.engine, "offline_until", 0.0))
+            delay = max(0.0, back_at - time.monotonic())
+            timer = threading.Timer(delay, self._replug_now, args=(backend,))
+            timer.name = f"posdiag-sim-usb-replug {self.vid:04x}:{self.pid:04x}"
+            timer.daemon = True
+            self._replug = timer
+        log.info("simulated usb device rebooting", device=repr(self), back_in=round(delay, 3))
+        timer.start()
+
+    def _replug_now(self, backend: SimulatedUsbBackend) -> None:
+        with self._lock:
+            if self._replug is None:  # cancelled after the timer fired
+                return
+            self._replug = None
+        backend.add(self)
+
+    def cancel_replug(self) -> None:
+        """Forget a pending re-enumeration after a reboot; safe to call at any time."""
+        with self._lock:
+            timer, self._replug = self._replug, None
+        if timer is not None:
+            timer.cancel()
+            if timer is not threading.current_thread():
+                timer.join(1.0)
 
     # -- descriptors --------------------------------------------------------------------
 
@@ -398,6 +394,8 @@ class SimulatedUsbDevice:
         )
 
     def _interface_triples(self) -> list[tuple[int, int, int]]:
+        if not self.adb_enabled:  # debugging off: Android drops the ADB function
+            return list(self.extra_interfaces) or [MTP_INTERFACE]
         return [*self.extra_interfaces, self.interface_class]
 
     def configuration_descriptor(self, config: int) -> _ConfigurationDescriptor:
@@ -439,7 +437,7 @@ class SimulatedUsbDevice:
 
     def _endpoint_addresses(self, intf: int) -> tuple[int, int]:
         """(OUT, IN) addresses: 0x01/0x81 for ADB, 0x02/0x82 and up for extra interfaces."""
-        if intf == self.adb_interface:
+        if intf == self.adb_interface and self.adb_enabled:
             return ADB_ENDPOINT_OUT, ADB_ENDPOINT_IN
         return 0x02 + intf, 0x82 + intf
 
@@ -515,7 +513,7 @@ class SimulatedUsbDevice:
             raise usb_error(LIBUSB_ERROR_IO)
 
     def _check_interface(self, intf: int) -> None:
-        if not 0 <= intf <= self.adb_interface:
+        if not 0 <= intf < len(self._interface_triples()):
             raise usb_error(LIBUSB_ERROR_NOT_FOUND)
 
     def get_configuration(self, handle: _Handle) -> int:
@@ -615,7 +613,7 @@ class SimulatedUsbDevice:
 
     def _check_endpoint(self, handle: _Handle, ep: int, intf: int, expected: int) -> None:
         self._check_handle(handle)
-        if intf != self.adb_interface or ep != expected:
+        if intf != self.adb_interface or ep != expected or not self.adb_enabled:
             raise usb_error(LIBUSB_ERROR_PIPE)  # endpoints of other interfaces carry nothing
         if self._claims.get(intf) is not handle:
             raise usb_error(LIBUSB_ERROR_IO)
@@ -746,6 +744,7 @@ class SimulatedUsbBackend(usb.backend.IBackend):
             if device in self._devices and device.attached:
                 return device
             device.plug()
+            device._backend = self
             if device.bus is None:
                 device.bus = self.bus
             if device.address is None or device in self._devices:
@@ -758,6 +757,7 @@ class SimulatedUsbBackend(usb.backend.IBackend):
     def remove(self, device: SimulatedUsbDevice) -> None:
         """Unplug a device and forget it."""
         device.unplug()
+        device._backend = None
         with self._lock:
             if device in self._devices:
                 self._devices.remove(device)
@@ -781,10 +781,14 @@ class SimulatedUsbBackend(usb.backend.IBackend):
             return [record for device in self._devices for record in device.transfers]
 
     def close(self) -> None:
-        """Stop every device's engine thread; devices stay listed and restart on next open."""
+        """Stop every device's engine thread and reboot timer.
+
+        Devices stay listed and restart on next open; one that was rebooting stays off the bus.
+        """
         with self._lock:
             devices = list(self._devices)
         for device in devices:
+            device.cancel_replug()
             device.stop()
 
     def __enter__(self) -> Self:

@@ -21,12 +21,28 @@ Packet layout: see ``protocol.py``. What this module adds, with the AOSP rule be
   negotiation a data_check of 0 is also accepted when we offered ≥ 0x01000001, because the peer
   may already have negotiated (adbd answers our CNXN with AUTH or CNXN carrying 0).
 * Packets other than CNXN/AUTH/STLS received before the connection is online are ignored
-  (protocol.txt: "Any messages received before a CONNECT message MUST be ignored"); so are
-  OKAY/WRTE/CLSE naming a stream we do not have (they may have crossed our CLSE).
+  (protocol.txt: "Any messages received before a CONNECT message MUST be ignored").
 * Streams: ``OPEN(local, 0, "service\0")`` → ``OKAY(remote, local)`` or ``CLSE(0, local)``.
   One WRTE in flight per stream: further writes queue until the peer's OKAY, and payloads
   longer than max_payload are split. Every WRTE received is acknowledged with OKAY at once.
-  CLSE is never answered (protocol.txt: "The recipient should not respond to a CLOSE").
+* Closing, as AOSP ``sockets.cpp`` does it on both ends (host and adbd run the same code):
+
+  - A graceful ``close_stream()`` sends its queued data one WRTE per OKAY and sends CLSE only
+    once the last WRTE is acknowledged (adbd reads its service's EOF only after that OKAY), so
+    a stream's packets are ``… WRTE, OKAY, CLSE``. ``abort=True`` sends CLSE at once.
+  - A CLSE naming an established stream of ours that we have not closed yet is **answered
+    with our own CLSE** (``local_socket_close`` shuts the remote socket down, which sends
+    CLSE), in both roles, also when one of our WRTEs is still in flight (its queue is
+    dropped). protocol.txt's "The recipient should not respond to a CLOSE" is not what adbd
+    or the adb client do.
+  - A CLSE answering ours (the stream is already gone) is the end of the stream and is not
+    answered again; nothing waits for it either, because older devices never send it.
+  - A CLSE with local-id 0 is a refused OPEN (not answered); on an established stream it also
+    closes (old adbd bug, accepted by AOSP on the same transport).
+  - OKAY naming a stream id we do not have (it crossed our CLSE, or our OPEN was abandoned)
+    is answered with ``CLSE(our id, their id)`` so the peer's side is freed (``handle_packet``
+    A_OKAY); WRTE or CLSE naming a stream we do not have, or with the wrong remote id, is
+    dropped without an answer.
 
 Roles: the HOST sends CNXN first, answers ``AuthToken`` with a signature or its public key and is
 online when the device's CNXN arrives. The DEVICE sees the host's CNXN as ``Connected``, then
@@ -446,9 +462,10 @@ class AdbConnection:
         """Close a stream from our side; the codec reports nothing more for this id.
 
         By default data already queued is still sent (one WRTE per OKAY) and CLSE follows the
-        last chunk; ``abort=True`` drops the queue and sends CLSE now. A stream still waiting
-        for its OKAY is closed as soon as the OKAY arrives. Closing an unknown or already closed
-        id does nothing: the peer may have closed it first.
+        OKAY of the last chunk, as adbd's sockets close; ``abort=True`` drops the queue and
+        sends CLSE now. A stream still waiting for its OPEN's OKAY is closed as soon as that
+        OKAY arrives. Closing an unknown or already closed id does nothing: the peer may have
+        closed it first. Nothing waits for the peer's answering CLSE (older devices send none).
         """
         self._check_usable()
         stream = self._streams.get(local_id)
@@ -457,6 +474,7 @@ class AdbConnection:
         stream.closing = True
         if abort:
             stream.queue.clear()
+            stream.in_flight = False  # its OKAY, if it comes, names a stream we no longer have
         self._pump(stream)
 
     def _pump(self, stream: _Stream) -> None:
@@ -465,7 +483,7 @@ class AdbConnection:
         if not stream.in_flight and stream.queue:
             self._send(Command.WRTE, stream.local_id, stream.remote_id, stream.queue.popleft())
             stream.in_flight = True
-        if stream.closing and not stream.queue:
+        if stream.closing and not stream.queue and not stream.in_flight:
             self._send(Command.CLSE, stream.local_id, stream.remote_id)
             del self._streams[stream.local_id]
 
@@ -662,9 +680,15 @@ class AdbConnection:
 
     def _on_okay(self, packet: AdbPacket) -> None:
         remote_id, local_id = packet.arg0, packet.arg1
+        if remote_id == 0 or local_id == 0:
+            self._ignore(packet, "OKAY with a zero id")
+            return
         stream = self._streams.get(local_id)
-        if stream is None or remote_id == 0:
-            self._ignore(packet, "OKAY for no open stream")
+        if stream is None:
+            # Their side still thinks the stream is open (the OKAY of an OPEN we abandoned, or
+            # of a WRTE that crossed our CLSE): close it, as adbd does.
+            self._ignore(packet, "OKAY for no open stream; answered with CLSE")
+            self._send(Command.CLSE, local_id, remote_id)
             return
         if stream.state is _StreamState.OPENING:
             stream.remote_id = remote_id
@@ -697,17 +721,20 @@ class AdbConnection:
         remote_id, local_id = packet.arg0, packet.arg1
         stream = self._streams.get(local_id)
         if stream is None:
-            self._ignore(packet, "CLSE for no open stream")
+            # The answer to our own CLSE, or one that crossed it: the stream is over.
+            self._ignore(packet, "CLSE for no open stream (the end of one we closed)")
             return
-        if stream.state is _StreamState.OPEN and remote_id != stream.remote_id:
+        if stream.state is _StreamState.OPEN and remote_id not in (0, stream.remote_id):
             self._ignore(packet, "CLSE from a different remote stream")
             return
         del self._streams[local_id]
-        if stream.closing:
-            return
         if stream.state is _StreamState.OPENING:
-            self._events.append(StreamRefused(local_id))
-        else:
+            if not stream.closing:
+                self._events.append(StreamRefused(local_id))
+            return  # a refused OPEN has no socket on their side to close
+        # Ours has not sent its CLSE yet (else it would be gone): answer, as adbd does.
+        self._send(Command.CLSE, local_id, stream.remote_id)
+        if not stream.closing:
             self._events.append(StreamClosed(local_id))
 
     # ------------------------------------------------------------------ state helpers

@@ -6,10 +6,10 @@ and ask the operator to allow it on the terminal's screen, within a timeout), op
 ``shell`` (v2 with exit codes when the device offers ``shell_v2``, plain ``shell:`` otherwise) and
 ``sync`` (STAT/RECV to read a file), and closes them. Nothing here prints.
 
-One stream at a time: ``shell()`` and ``read_file()`` each open their stream, read only its
-events and close it before returning (the codec would multiplex more; the check needs no more,
-because it sends its commands as one command line: ``AdbTerminal._batched``). For such a long
-line ``shell()`` bounds the silence between outputs (``idle_timeout``) rather than only the
+One stream at a time: ``shell()`` and ``read_file()`` each open their stream, read only its events
+and close it before returning (the codec would multiplex more; the check needs no more, because it
+sends its commands as one command line: ``posdiag.drivers.adb.facts``, ``_read_batch``). For such a
+long line ``shell()`` bounds the silence between outputs (``idle_timeout``) rather than only the
 whole, and hands stdout over as it arrives (``on_stdout``), so progress can be shown and what
 arrived kept if the link fails; its total output stays under ``max_response`` like any command.
 """
@@ -26,7 +26,7 @@ import structlog
 
 from ..activity import announce, received
 from ..deadline import Deadline, check_seconds
-from ..errors import ResponseTooLarge, TransportClosed
+from ..errors import ConnectionRefused, ResponseTooLarge, TransportClosed, UsbDebuggingOff
 from ..i18n import _
 from ..text import clean_text
 from ..transport.base import Transport
@@ -42,7 +42,16 @@ from .codec import (
     StreamRefused,
     TlsRequested,
 )
-from .errors import AdbAuthError, AdbCommandError, AdbTimeoutError, AdbUnsupportedError
+from .errors import (
+    AdbAuthError,
+    AdbCommandError,
+    AdbDebuggingDisabledError,
+    AdbDebuggingLockedError,
+    AdbPortClosedError,
+    AdbTimeoutError,
+    AdbUnsupportedError,
+    AdbUsbDebuggingOffError,
+)
 from .protocol import HEADER_SIZE, NEED_DATA, AuthType, build_banner
 from .shell import ShellDecoder, ShellId, encode_close_stdin, shell_service
 from .sync import (
@@ -141,6 +150,7 @@ class AdbDriver:
         self.deadline = Deadline()
         self.transport = transport
         self._key = key
+        self._bytes_in = 0  # bytes the device ever sent: none at all means it hung up mute
         self._key_loader = key_loader
         self.packetized = packetized
         self.timeout = timeout
@@ -153,8 +163,35 @@ class AdbDriver:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def open(self) -> DeviceInfo:
-        """Open the transport and connect; returns what the device announced."""
-        self.transport.open()
+        """Open the transport and connect; returns what the device announced.
+
+        Raises:
+            AdbUsbDebuggingOffError: a terminal is attached on USB, but its USB debugging is
+                off (no ADB interface); the message sends the operator to its backend.
+            AdbPortClosedError: the network address refused the connection (network debugging
+                off, or a wrong port or address: both are named).
+        """
+        try:
+            self.transport.open()
+        except UsbDebuggingOff as exc:
+            # The transport's words are English for the log; the operator reads these.
+            raise AdbUsbDebuggingOffError(
+                _(
+                    "a terminal is attached ({device}), but its USB debugging is off (it offers "
+                    "no ADB interface, as a production-locked unit does): check its binding "
+                    "through its backend instead (posdiag check with its TMS backend configured)"
+                ).format(device=exc.device),
+                exc.device,
+            ) from exc
+        except ConnectionRefused as exc:
+            raise AdbPortClosedError(
+                _(
+                    "{where} refused the connection: nothing listens on that ADB port. If it is "
+                    "the terminal and the port is right, its network debugging is off (as on a "
+                    "production-locked unit): check its binding through its backend instead "
+                    "(posdiag check with its TMS backend configured)"
+                ).format(where=self.transport.description)
+            ) from exc
         return self.connect()
 
     def close(self) -> None:
@@ -207,6 +244,7 @@ class AdbDriver:
                 continue
             data = self.transport.read(READ_CHUNK, wait)
             if data:
+                self._bytes_in += len(data)
                 received(len(data))  # the watcher's byte count (one lookup when nobody watches)
                 self._conn.receive_data(data)
 
@@ -219,6 +257,7 @@ class AdbDriver:
         header = self.transport.read(HEADER_SIZE, wait)
         if not header:
             return
+        self._bytes_in += len(header)
         if len(header) < HEADER_SIZE:
             header += self.transport.read_exact(
                 HEADER_SIZE - len(header), self.deadline.clip(self.timeout)
@@ -233,6 +272,21 @@ class AdbDriver:
 
     # --- connection --------------------------------------------------------------------------
 
+    @staticmethod
+    def _debugging_disabled() -> AdbDebuggingDisabledError:
+        """The link dropped before the device said a word.
+
+        adbd with debugging disabled (or not listening for us) drops the link before it says
+        anything: a locked unit, which its backend can still be asked about.
+        """
+        return AdbDebuggingDisabledError(
+            _(
+                "the terminal's debugging is locked (it ended the connection at once): "
+                "check its binding through its backend instead (posdiag check with its "
+                "TMS backend configured)"
+            )
+        )
+
     def connect(self) -> DeviceInfo:
         """CNXN, then AUTH when the device asks for it.
 
@@ -242,21 +296,34 @@ class AdbDriver:
             AdbUnsupportedError: the device wants TLS (wireless debugging pairing).
         """
         self._conn.send_connect(build_banner("host", {}, HOST_FEATURES))
-        self._flush()
+        try:
+            self._flush()
+        except TransportClosed:
+            if self._bytes_in:
+                raise
+            raise self._debugging_disabled() from None  # gone before our CNXN was even taken
         deadline = self._clock() + self.timeout
         signed = sent_key = False
+        heard = False
         while True:
             try:
                 event = self._next_event(deadline, "answer to CNXN")
             except AdbTimeoutError:
                 if sent_key:
-                    raise AdbAuthError(
+                    raise AdbDebuggingLockedError(
                         _(
-                            "the terminal did not accept posdiag's key within {seconds} s "
-                            "(allow USB debugging on the terminal's screen, then try again)"
+                            "the terminal did not accept posdiag's key within {seconds} s: "
+                            "allow USB debugging on its screen and try again; if its debugging "
+                            "is locked, check its binding through its backend instead (posdiag "
+                            "check with its TMS backend configured)"
                         ).format(seconds=f"{self.auth_timeout:g}")
                     ) from None
                 raise
+            except TransportClosed:
+                if heard or self._bytes_in:
+                    raise
+                raise self._debugging_disabled() from None
+            heard = True
             if isinstance(event, Connected):
                 self.device = DeviceInfo(
                     event.system_type,

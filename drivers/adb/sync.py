@@ -1,4 +1,4 @@
-"""The ADB sync sub-protocol (v1), spoken inside a stream opened with ``sync:``.
+"""The ADB sync sub-protocol (v1, and v2 STAT/LIST), spoken inside a stream opened with ``sync:``.
 
 Both directions: the host encodes requests and decodes responses, the simulated device decodes
 requests and encodes responses. Every integer is uint32 little-endian; ids are 4 ASCII bytes
@@ -19,6 +19,15 @@ Responses (device → host)::
     RECV request:  DATA u32 length bytes (≤ 64 KiB)  repeated, then  DONE u32 0  (8 bytes)
     SEND request:  OKAY u32 0                                      after the host's DONE
     any request:   FAIL u32 length message                         then the device closes
+
+v2 (only when the device's banner offers ``stat_v2`` / ``ls_v2``; ``adb:file_sync_protocol.h``)::
+
+    STA2|LST2 u32 path_length path       stat() / lstat()
+    LIS2      u32 path_length path       directory entries with v2 metadata
+    STA2|LST2 response (72 bytes): id u32 error u64 dev u64 ino u32 mode u32 nlink u32 uid
+              u32 gid u64 size i64 atime i64 mtime i64 ctime   (error: Linux errno, rest 0)
+    LIS2 response: DNT2 + the same 68 bytes + u32 namelen + name, per entry, then
+              DONE + 72 zero bytes (76 bytes)
 
 The shape of DONE depends on the request (20 bytes after LIST, 8 after RECV), so the response
 decoder must be told which request each response answers (``expect()``); requests may be
@@ -52,6 +61,10 @@ class SyncId(StrEnum):
     DENT = "DENT"
     OKAY = "OKAY"
     FAIL = "FAIL"
+    STA2 = "STA2"
+    LST2 = "LST2"
+    LIS2 = "LIS2"
+    DNT2 = "DNT2"
 
 
 SYNC_HEADER_SIZE = 8
@@ -63,7 +76,11 @@ MAX_FAIL_MESSAGE = SYNC_DATA_MAX
 _HEADER = struct.Struct("<4sI")
 _STAT = struct.Struct("<4sIII")
 _DENT = struct.Struct("<4sIIII")
-_ANSWERED_REQUESTS = frozenset({SyncId.STAT, SyncId.LIST, SyncId.RECV, SyncId.SEND})
+_STAT_V2 = struct.Struct("<4sIQQIIIIQqqq")
+_DENT_V2 = struct.Struct("<4sIQQIIIIQqqqI")
+_ANSWERED_REQUESTS = frozenset(
+    {SyncId.STAT, SyncId.LIST, SyncId.RECV, SyncId.SEND, SyncId.STA2, SyncId.LST2, SyncId.LIS2}
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +120,46 @@ class SyncStat:
 
 
 @dataclass(frozen=True)
+class SyncStatV2:
+    """STA2/LST2 response: the whole stat, or the Linux errno of a failed one (``error``)."""
+
+    error: int
+    dev: int
+    ino: int
+    mode: int
+    nlink: int
+    uid: int
+    gid: int
+    size: int
+    atime: int
+    mtime: int
+    ctime: int
+
+    @property
+    def exists(self) -> bool:
+        """Whether the stat succeeded."""
+        return self.error == 0
+
+
+@dataclass(frozen=True)
+class SyncDentV2:
+    """One LIS2 entry: v2 metadata and the name."""
+
+    error: int
+    dev: int
+    ino: int
+    mode: int
+    nlink: int
+    uid: int
+    gid: int
+    size: int
+    atime: int
+    mtime: int
+    ctime: int
+    name: str
+
+
+@dataclass(frozen=True)
 class SyncDent:
     """One LIST entry (``.`` and ``..`` included, as adbd lists them)."""
 
@@ -125,7 +182,9 @@ class SyncFail:
 
 
 RequestEvent = SyncRequest | SyncData | SyncDone
-ResponseEvent = SyncStat | SyncDent | SyncData | SyncDone | SyncOkay | SyncFail
+ResponseEvent = (
+    SyncStat | SyncStatV2 | SyncDent | SyncDentV2 | SyncData | SyncDone | SyncOkay | SyncFail
+)
 
 
 def _uint32(value: int, what: str) -> int:
@@ -157,6 +216,16 @@ def encode_stat(path: str) -> bytes:
 def encode_list(path: str) -> bytes:
     """LIST request (directory entries, then DONE)."""
     return _request(SyncId.LIST, path)
+
+
+def encode_stat_v2(path: str, *, follow: bool = True) -> bytes:
+    """STA2 (``stat``, follows symlinks) or, with ``follow=False``, LST2 (``lstat``)."""
+    return _request(SyncId.STA2 if follow else SyncId.LST2, path)
+
+
+def encode_list_v2(path: str) -> bytes:
+    """LIS2 request (v2 directory entries, then a 76-byte DONE)."""
+    return _request(SyncId.LIS2, path)
 
 
 def encode_recv(path: str) -> bytes:
@@ -242,9 +311,55 @@ def encode_dent(mode: int, size: int, mtime: int, name: str) -> bytes:
     )
 
 
-def encode_list_done() -> bytes:
-    """20-byte DONE that ends a LIST response (a DENT with every field zero)."""
+def encode_list_done(*, v2: bool = False) -> bytes:
+    """DONE that ends a LIST response (a DENT with every field zero: 20 bytes, 76 for LIS2)."""
+    if v2:
+        return _DENT_V2.pack(SyncId.DONE.encode(), *([0] * 12))
     return _DENT.pack(SyncId.DONE.encode(), 0, 0, 0, 0)
+
+
+def encode_stat_v2_response(
+    request: str,
+    *,
+    error: int = 0,
+    dev: int = 0,
+    ino: int = 0,
+    mode: int = 0,
+    nlink: int = 0,
+    uid: int = 0,
+    gid: int = 0,
+    size: int = 0,
+    atime: int = 0,
+    mtime: int = 0,
+    ctime: int = 0,
+) -> bytes:
+    """72-byte STA2/LST2 response (its id is the request's); a failed stat carries only errno."""
+    if request not in (SyncId.STA2, SyncId.LST2):
+        raise ValueError(f"{request!r} is not a v2 stat request")
+    return _STAT_V2.pack(
+        request.encode(), error, dev, ino, mode, nlink, uid, gid, size, atime, mtime, ctime
+    )
+
+
+def encode_dent_v2(
+    name: str,
+    *,
+    error: int = 0,
+    dev: int = 0,
+    ino: int = 0,
+    mode: int = 0,
+    nlink: int = 0,
+    uid: int = 0,
+    gid: int = 0,
+    size: int = 0,
+    atime: int = 0,
+    mtime: int = 0,
+    ctime: int = 0,
+) -> bytes:
+    """One LIS2 entry (DNT2)."""
+    raw = _encode_path(name)
+    fields = (error, dev, ino, mode, nlink, uid, gid, size, atime, mtime, ctime, len(raw))
+    return _DENT_V2.pack(SyncId.DNT2.encode(), *fields) + raw
 
 
 def encode_okay() -> bytes:
@@ -364,6 +479,13 @@ class SyncResponseDecoder:
         elif current is SyncId.STAT and response_id == SyncId.STAT:
             raw = self._take(_STAT.size)
             event = None if raw is None else SyncStat(*_STAT.unpack(raw)[1:])
+        elif current in (SyncId.STA2, SyncId.LST2) and response_id == current:
+            raw = self._take(_STAT_V2.size)
+            event = None if raw is None else SyncStatV2(*_STAT_V2.unpack(raw)[1:])
+        elif current is SyncId.LIS2 and response_id == SyncId.DNT2:
+            return self._dent_v2()
+        elif current is SyncId.LIS2 and response_id == SyncId.DONE:
+            event = None if self._take(_DENT_V2.size) is None else SyncDone()
         elif current is SyncId.LIST and response_id == SyncId.DENT:
             return self._dent()
         elif current is SyncId.LIST and response_id == SyncId.DONE:
@@ -390,6 +512,20 @@ class SyncResponseDecoder:
         raw = bytes(self._buffer[:size])
         del self._buffer[:size]
         return raw
+
+    def _dent_v2(self) -> SyncDentV2 | NeedData:
+        if len(self._buffer) < _DENT_V2.size:
+            return NEED_DATA
+        fields = _DENT_V2.unpack_from(self._buffer)
+        namelen = fields[-1]
+        if namelen > SYNC_PATH_MAX:
+            raise SyncProtocolError(f"DNT2 name of {namelen} bytes exceeds {SYNC_PATH_MAX}")
+        raw = self._take(_DENT_V2.size + namelen)
+        if raw is None:
+            return NEED_DATA
+        error, dev, ino, mode, nlink, uid, gid, size, atime, mtime, ctime = fields[1:-1]
+        name = _text(raw[_DENT_V2.size :])
+        return SyncDentV2(error, dev, ino, mode, nlink, uid, gid, size, atime, mtime, ctime, name)
 
     def _dent(self) -> SyncDent | NeedData:
         if len(self._buffer) < _DENT.size:

@@ -15,7 +15,7 @@ import time
 
 import structlog
 
-from ..errors import TransportClosed, TransportOpenError, TransportTimeout
+from ..errors import ConnectionRefused, TransportClosed, TransportOpenError, TransportTimeout
 from .base import Transport, check_read_args, wait_fd
 
 log = structlog.get_logger(__name__)
@@ -101,7 +101,8 @@ class TcpTransport(Transport):
         """Connect to the terminal; does nothing when already connected.
 
         Raises:
-            TransportOpenError: refused, timed out, unreachable or unresolvable host.
+            ConnectionRefused: nothing listens on the port (a TransportOpenError).
+            TransportOpenError: timed out, unreachable or unresolvable host.
         """
         if self._sock is not None:
             return
@@ -109,6 +110,8 @@ class TcpTransport(Transport):
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         except OSError as exc:
             reason = _connect_error_reason(exc, self.host, self.port, self.connect_timeout)
+            if isinstance(exc, ConnectionRefusedError):
+                raise ConnectionRefused(reason) from exc
             raise TransportOpenError(reason) from exc
         self._adopt(sock)
         log.debug("tcp transport open", transport=self.description)

@@ -37,8 +37,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -52,9 +52,11 @@ from ..errors import (
     TransportError,
     TransportOpenError,
     TransportTimeout,
+    UsbDebuggingOff,
 )
 from ..text import clean_text
 from .base import Transport, check_read_args
+from .usb_info import LockedUsbDevice, UsbDeviceInfo
 
 log = structlog.get_logger(__name__)
 
@@ -108,54 +110,6 @@ def _unsilence_pyusb_logging() -> None:
 
 
 _unsilence_pyusb_logging()
-
-
-@dataclass(frozen=True)
-class UsbDeviceInfo:
-    """One ADB interface found on the bus, with everything needed to open it again.
-
-    Attributes:
-        vid: USB vendor id.
-        pid: USB product id.
-        serial: the serial number string (the adb serial), or None when the device has none
-            or it could not be read (typically missing permissions on the device node).
-        bus: bus number, or None when the backend cannot tell.
-        address: device address on that bus, or None when the backend cannot tell.
-        manufacturer: manufacturer string, None when absent or unreadable.
-        product: product string, None when absent or unreadable.
-        interface: bInterfaceNumber of the ADB interface.
-        alt_setting: bAlternateSetting that carries the ADB endpoints.
-        configuration: bConfigurationValue of the configuration holding the interface.
-        interface_class: (class, subclass, protocol) of the interface, ADB or DbC.
-        endpoint_in: address of the bulk IN endpoint (bit 0x80 set).
-        endpoint_out: address of the bulk OUT endpoint.
-        max_packet_size: wMaxPacketSize of the OUT endpoint, which decides when a ZLP is due.
-        max_packet_size_in: wMaxPacketSize of the IN endpoint, the unit of read transfers.
-    """
-
-    vid: int
-    pid: int
-    serial: str | None
-    bus: int | None
-    address: int | None
-    manufacturer: str | None
-    product: str | None
-    interface: int
-    alt_setting: int
-    configuration: int
-    interface_class: tuple[int, int, int]
-    endpoint_in: int
-    endpoint_out: int
-    max_packet_size: int
-    max_packet_size_in: int
-
-    @property
-    def description(self) -> str:
-        """Text naming the device in logs, e.g. ``usb 2fb8:2208 serial 0123456789``."""
-        ids = f"usb {self.vid:04x}:{self.pid:04x}"
-        if self.serial:
-            return f"{ids} serial {self.serial}"
-        return f"{ids} bus {self.bus} address {self.address}"
 
 
 def _log_unavailable_once(reason: str) -> None:
@@ -330,6 +284,18 @@ class _Scan:
     """Why enumeration could not see any device (no bus, no backend), for the error message."""
     unreadable: int = 0
     """ADB devices left out of a serial match because their serial could not be read."""
+    locked: list[LockedUsbDevice] = field(default_factory=list)
+    """Devices matching the selection (or of a terminal vendor) but without an ADB interface."""
+
+
+def _locked_device(device: Any, serial: str | None) -> LockedUsbDevice | None:
+    """``device`` (without ADB interface) as a locked unit, or None when its serial differs."""
+    found_serial, _, _, _ = _read_strings(device)
+    if serial is not None and found_serial != serial:
+        return None
+    return LockedUsbDevice(
+        device.idVendor, device.idProduct, found_serial, device.bus, device.address
+    )
 
 
 def _scan(
@@ -341,12 +307,18 @@ def _scan(
     serial: str | None = None,
     bus: int | None = None,
     address: int | None = None,
+    terminal_vendors: Collection[int] = (),
 ) -> _Scan:
     """Enumerate ADB interfaces on ``backend`` that match every given filter.
+
+    A device without ADB interface is noted in ``locked`` when it matches the filters and at
+    least one filter was given (the operator named it), or when none was and its vendor is in
+    ``terminal_vendors`` (a POS maker, not any phone or mouse on the bus).
 
     Every device handle opened to read strings is released again, so a scan never keeps a
     terminal busy for other programs.
     """
+    named = any(f is not None for f in (vid, pid, serial, bus, address))
     result = _Scan(matches=[])
     try:
         devices = list(usb.core.find(find_all=True, backend=backend))
@@ -371,6 +343,10 @@ def _scan(
             ):
                 continue
             info = _describe(device)
+            if info is None and (named or device.idVendor in terminal_vendors):
+                locked = _locked_device(device, serial)
+                if locked is not None:
+                    result.locked.append(locked)
         except _USB_LOOKUP_ERRORS as exc:
             log.debug("skipping unreadable USB device", error=str(exc))
             continue
@@ -416,6 +392,21 @@ def find_adb_devices(
             return []
     scan = _scan(backend, default_backend=default_backend, vid=vid, pid=pid, serial=serial)
     return [info for _, info in scan.matches]
+
+
+def find_locked_devices(
+    terminal_vendors: Collection[int], backend: Any = None
+) -> list[LockedUsbDevice]:
+    """List attached devices of ``terminal_vendors`` that offer no ADB interface.
+
+    A terminal maker's device without ADB is a unit whose USB debugging is off (a
+    production-locked one); discovery lists it so it is not silently missing. Empty, never an
+    exception, without a USB backend or bus.
+    """
+    backend = backend if backend is not None else get_backend()
+    if backend is None or not terminal_vendors:
+        return []
+    return _scan(backend, default_backend=False, terminal_vendors=terminal_vendors).locked
 
 
 def _read_size(max_bytes: int, packet_size: int) -> int:
@@ -467,6 +458,9 @@ class UsbBulkTransport(Transport):
         address: device address to match, with ``bus``.
         backend: pyusb backend; None uses :func:`get_backend` (real USB).
         timeout: seconds a write may wait for the device to accept the data.
+        terminal_vendors: USB vendor ids of terminal makers: with no filter given, an attached
+            device of one of them that offers no ADB interface raises
+            :class:`UsbDebuggingOff` instead of "no ADB device attached".
     """
 
     def __init__(
@@ -479,8 +473,10 @@ class UsbBulkTransport(Transport):
         address: int | None = None,
         backend: Any = None,
         timeout: float = DEFAULT_TIMEOUT,
+        terminal_vendors: Collection[int] = (),
     ) -> None:
         super().__init__(_selection(vid, pid, serial))
+        self.terminal_vendors = frozenset(terminal_vendors)
         self.vid = vid
         self.pid = pid
         self.serial = serial
@@ -530,6 +526,8 @@ class UsbBulkTransport(Transport):
         """Find the device, claim its ADB interface and get the endpoints ready.
 
         Raises:
+            UsbDebuggingOff: no ADB device, but a matching one without ADB interface (a unit
+                whose USB debugging is off).
             TransportOpenError: no backend, no (or more than one) matching device, access
                 denied, or the interface is claimed by another program.
         """
@@ -550,6 +548,7 @@ class UsbBulkTransport(Transport):
                 serial=self.serial,
                 bus=self.bus,
                 address=self.address,
+                terminal_vendors=self.terminal_vendors,
             )
             device, info = self._choose(scan)
             try:
@@ -573,6 +572,14 @@ class UsbBulkTransport(Transport):
         """Pick the one matching device, or explain in one line why there is none."""
         if len(scan.matches) == 1:
             return scan.matches[0]
+        if not scan.matches and scan.locked:
+            names = ", ".join(unit.description for unit in scan.locked)
+            raise UsbDebuggingOff(
+                f"{names}: attached, but offers no ADB interface: its USB debugging is off "
+                "(a production-locked unit); its binding can still be checked through its "
+                "backend (posdiag check with its TMS backend configured)",
+                names,
+            )
         if not scan.matches:
             if self.serial is not None:
                 message = f"no ADB device with serial {self.serial} attached"

@@ -48,26 +48,29 @@ from posdiag.drivers.adb.codec import (
 )
 from posdiag.drivers.adb.protocol import NEED_DATA, AdbProtocolError, AuthType, build_banner
 from posdiag.drivers.adb.shell import ShellDecoder, ShellId, encode_exit, encode_shell_data
-from posdiag.drivers.adb.sync import (
-    SyncRequest,
-    SyncRequestDecoder,
-    encode_data,
-    encode_done,
-    encode_fail,
-    encode_stat_response,
-)
 from posdiag.drivers.errors import TransportError
 from posdiag.drivers.transport.base import Transport
 
 from .hostile import ANSI, BIDI
+from .releases import link_parameters
 from .shell import AndroidShell, PowerLoss, ShellResult
 from .state import AndroidState
+from .sync_service import SyncService
 
 log = structlog.get_logger(__name__)
 
 POLL = 0.1
 TOKEN_SIZE = 20
 FILE_MODE = 0o100644
+"""``st_mode`` of an ordinary file outside shared storage (``-rw-r--r--``)."""
+ROOT_REFUSED = b"adbd cannot run as root in production builds\n"
+"""``root:`` on a user build (``ro.debuggable`` not 1): AOSP ``restart_root_service``."""
+UNROOT_ANSWER = b"adbd not running as root\n"
+REMOUNT_REFUSED = b'Not running as root. Try "adb root" first.\n'
+"""``remount:`` while adbd runs as shell: AOSP ``remount_service``."""
+SIDELOAD_REFUSED = b"'adb root' is required for 'adb reboot sideload'.\n"
+REBOOT_REFUSED = b"reboot failed: -1\n"
+"""A reboot target the unit's locked boot chain refuses: adbd's text for a failed reboot."""
 FLOOD_LINE = b"I/posdiag-flood( 1234): the terminal keeps talking and never stops\n"
 FLOOD_CHUNK = FLOOD_LINE * (256 * 1024 // len(FLOOD_LINE))
 """What a ``flood_output`` device writes each time the host has taken the previous chunk."""
@@ -76,12 +79,14 @@ FLOOD_CHUNK = FLOOD_LINE * (256 * 1024 // len(FLOOD_LINE))
 class _Stream:
     """One open stream on the device side."""
 
-    def __init__(self, kind: str, command: str = "", v2: bool = False) -> None:
+    def __init__(
+        self, kind: str, command: str = "", v2: bool = False, sync: SyncService | None = None
+    ) -> None:
         self.kind = kind
         self.command = command
         self.v2 = v2
         self.shell = ShellDecoder()
-        self.sync = SyncRequestDecoder()
+        self.sync = sync
         self.flood = False  # flood_output: write FLOOD_CHUNK whenever the last one was taken
         self.ready_at: float | None = None  # a shell still starting: runs at this monotonic time
 
@@ -104,10 +109,33 @@ class AdbSimulator:
         """Streams opened per service kind (``shell``, ``exec``, ``sync``, or the refused
         ``other``): how many shell processes a client made the device start."""
         self.prompts_shown = 0
+        self.offline_until = 0.0
+        """Monotonic time the unit is back from a reboot; connections before it are dropped."""
+        self.reboots = 0
+
+    @property
+    def online(self) -> bool:
+        """Whether adbd is up: debugging enabled and not rebooting."""
+        return self.state.usb_debugging and time.monotonic() >= self.offline_until
 
     def serve(self, transport: Transport, stop: threading.Event) -> None:
-        """Serve one connection until it closes or ``stop`` is set."""
+        """Serve one connection until it closes or ``stop`` is set.
+
+        A unit whose debugging is disabled, or which is still rebooting, has no adbd to answer:
+        the connection is dropped at once, without a packet.
+        """
+        if not self.online:
+            log.debug("sim.adb.refused", debugging=self.state.usb_debugging)
+            transport.close()
+            return
         _Session(self, transport, stop).run()
+
+    def reboot(self) -> None:
+        """Go down for ``reboot_seconds`` (scaled); the state stays as it was."""
+        with self.lock:
+            self.reboots += 1
+            delay = self.state.reboot_seconds * self.state.scale
+            self.offline_until = time.monotonic() + delay
 
     def banner(self) -> bytes:
         """The device's CNXN identity string (no serial: it comes from USB iSerialNumber)."""
@@ -130,7 +158,13 @@ class _Session:
         self.sim = sim
         self.transport = transport
         self.stop = stop
-        self.conn = AdbConnection(Role.DEVICE, features=sim.state.features)
+        link = link_parameters(sim.state.release)
+        self.conn = AdbConnection(
+            Role.DEVICE,
+            features=sim.state.features,
+            max_payload=link.max_payload,
+            version=link.version,
+        )
         self.streams: dict[int, _Stream] = {}
         self.token = b""
         self.cnxn_sent = False
@@ -285,12 +319,51 @@ class _Session:
                 stream.ready_at = time.monotonic() + delay
                 return True
             return self._run_shell(local_id)
-        elif service == "sync:":
+        elif service.startswith("sync:"):  # adbd compares the first 5 bytes only
             local_id = self.conn.accept_stream(request.remote_id)
-            self.streams[local_id] = _Stream("sync")
+            with self.sim.lock:
+                tree = self.sim.state.tree
+            sync = SyncService(tree, frozenset(self.sim.state.features))
+            self.streams[local_id] = _Stream("sync", sync=sync)
+        elif service.startswith("reboot:"):
+            return self._reboot(request.remote_id, service[len("reboot:") :])
+        elif service.startswith(("root:", "unroot:", "remount:")):
+            answer = {"root": ROOT_REFUSED, "unroot": UNROOT_ANSWER, "remount": REMOUNT_REFUSED}
+            self._answer_and_close(request.remote_id, answer[name])
         else:
             self.conn.refuse_stream(request.remote_id)
         return True
+
+    def _answer_and_close(self, remote_id: int, text: bytes) -> None:
+        """A service thread of adbd's that writes one line and closes (root:, remount:…)."""
+        local_id = self.conn.accept_stream(remote_id)
+        self.conn.write(local_id, text)
+        self.conn.close_stream(local_id)
+
+    def _reboot(self, remote_id: int, target: str) -> bool:
+        """``reboot:[target]``: accepted, then the unit goes down and the link drops.
+
+        adbd accepts, sets the reboot property and never answers; the unit is back after
+        ``reboot_seconds`` (scaled), its state as it was.
+
+        ``sideload`` needs root, which a user build's adbd is not; ``bootloader``/``fastboot``
+        are refused by a unit whose boot chain is locked (``bootloader_locked``), with adbd's
+        text for a failed reboot. ``recovery`` reboots and comes back as a plain reboot does:
+        the simulated recovery has nothing to do and boots Android again.
+        """
+        state = self.sim.state
+        if target in ("sideload", "sideload-auto-reboot"):
+            self._answer_and_close(remote_id, SIDELOAD_REFUSED)
+            return True
+        if target in ("bootloader", "fastboot") and state.bootloader_locked:
+            self._answer_and_close(remote_id, REBOOT_REFUSED)
+            return True
+        self.conn.accept_stream(remote_id)
+        self._flush()
+        log.debug("sim.adb.reboot", target=target or "android")
+        self.sim.reboot()
+        self._vanish("reboot")
+        return False
 
     def _wait(self) -> float:
         """How long the next read may block: POLL, or less when a shell is about to start."""
@@ -367,33 +440,12 @@ class _Session:
 
     def _data(self, local_id: int, data: bytes) -> None:
         stream = self.streams.get(local_id)
-        if stream is None or stream.kind != "sync":
+        if stream is None or stream.sync is None:
             return  # shell stdin / close-stdin: the commands read no input
-        stream.sync.receive_data(data)
-        while True:
-            request = stream.sync.next_event()
-            if request is NEED_DATA:
-                return
-            if not isinstance(request, SyncRequest):
-                continue
-            if request.id == "QUIT":
-                self.conn.close_stream(local_id)
-                self.streams.pop(local_id, None)
-                return
-            self.conn.write(local_id, self._sync_answer(request))
-
-    def _sync_answer(self, request: SyncRequest) -> bytes:
-        files = self.sim.shell._all_files()
-        content = files.get(request.path)
-        if request.path.startswith("/data/data/"):
-            content = None  # the shell uid cannot read other apps' data
-        now = int(time.time())
-        if request.id in ("STAT", "STA2", "LST2"):
-            if content is None:
-                return encode_stat_response(0, 0, 0)
-            return encode_stat_response(FILE_MODE, len(content.encode()), now)
-        if request.id in ("RECV", "RCV2"):
-            if content is None:
-                return encode_fail("No such file or directory")
-            return encode_data(content.encode()) + encode_done()
-        return encode_fail(f"unsupported sync request {request.id}")
+        with self.sim.lock:
+            reply = stream.sync.receive(data)
+        if reply.data:
+            self.conn.write(local_id, reply.data)
+        if reply.done:  # QUIT, or a failure: adbd's sync thread ends and its socket closes
+            self.conn.close_stream(local_id)
+            self.streams.pop(local_id, None)

@@ -1,588 +1,423 @@
-"""A small Android shell for the simulated POS, answering in AOSP's real output formats.
+"""A small Android shell for the simulated POS: mksh's evaluation, toybox's and AOSP's commands.
 
-It covers the commands posdiag's drivers use and changes the device state as the real commands do.
+What a client sends through ``adb shell`` is a command line for ``/system/bin/sh -c`` (mksh):
+sequences (``;``, ``&&``, ``||``), pipes to toybox filters, redirections (``2>&1``,
+``>/dev/null``, ``> file``), ``$?`` and ``$VAR``, quoting, ``sh -c``. The line is parsed by
+:mod:`.shell_parse` (why a hand-written grammar: see there) and evaluated here as sh does:
+words are expanded (parameters, command substitution, field splitting, globbing against the
+device's file tree, only for unquoted pieces), redirections are set up in order, each pipeline
+stage runs in a subshell and the pipeline's status is the last stage's, ``exit`` ends the shell.
 
-Commands are parsed with shlex and dispatched by name; nothing is evaluated. Unknown commands
-answer as Android's mksh/toybox shell does: ``/system/bin/sh: NAME: inaccessible or not found``
-on stderr and exit status 127.
+Commands are plain functions (:mod:`.shell_base`): toybox's text tools and builtins
+(:mod:`.toybox`), its file tools over :class:`~.files.FileTree` (:mod:`.toybox_files`), the
+Android ones (``getprop``, ``dumpsys``, ``pm``, ``cmd``, ``ps``, ``ip``…, :mod:`.shell_android`).
+Unknown commands answer as mksh does: ``/system/bin/sh: NAME: inaccessible or not found`` on
+stderr and exit status 127.
 
-The behavioural faults of :class:`~.state.Faults` act here, per simple command, because they are
-about what a command does: refuse it (``fail_command``), lie about it (``lie_about``), or lose
-power half-way (``power_loss_at``: part of the effect lands, then :class:`PowerLoss` tells the
-engine to drop the link instead of answering).
+The behavioural faults of :class:`~.state.Faults` act here, per simple command after expansion,
+because they are about what a command does: refuse it (``fail_command``), lie about it
+(``lie_about``), or lose power half-way (``power_loss_at``: part of the effect lands, then
+:class:`PowerLoss` tells the engine to drop the link instead of answering).
+
+Everything is bounded: the line's length and nesting (:mod:`.shell_parse`), ``sh -c`` depth,
+pipeline length, and the output kept (:data:`~.shell_base.MAX_OUTPUT`); there are no loops.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import posixpath
-import shlex
-from collections.abc import Callable
-from dataclasses import dataclass
+import stat
 
-from . import tms
+from . import shell_android, shell_faults, shell_system, toybox, toybox_files, toybox_text
 from .hostile import HOSTILE, hostile_stdout
+from .shell_base import SH, Command, PowerLoss, Proc, ShellResult, err, ok, strerror
+from .shell_builtins import BUILTINS
+from .shell_parse import (
+    MAX_NESTING,
+    AndOr,
+    Group,
+    ListNode,
+    Part,
+    Pipeline,
+    Redirect,
+    ShellSyntaxError,
+    Simple,
+    Word,
+    parse,
+)
+from .shell_props import shell_environment
+from .shell_runtime import (
+    Buffer,
+    Env,
+    ExitShell,
+    FileSink,
+    Recorder,
+    RedirectFailed,
+    Sink,
+    emit,
+    escape_glob,
+)
+from .shell_system import SHELL_PID
 from .state import AndroidState
 
-STATUS_TEXT = {1: "unknown", 2: "charging", 3: "discharging", 4: "not charging", 5: "full"}
-REG_STATE = {0: "IN_SERVICE", 1: "OUT_OF_SERVICE", 2: "EMERGENCY_ONLY", 3: "POWER_OFF"}
+__all__ = ["AndroidShell", "PowerLoss", "ShellResult"]
 
+MAX_PIPELINE = 32
+"""Stages in one pipeline; more is refused (a bound, not an mksh limit)."""
 
-@dataclass(frozen=True)
-class ShellResult:
-    """What a command printed and its exit status.
+NEW_FILE_MODE = 0o666
+"""Mode of a file a redirection creates: adbd starts the shell with umask 0 (``-rw-rw-rw-``)."""
 
-    ``combined`` is stdout and stderr as one stream, each simple command's stdout then its
-    stderr, in the order the commands ran: what a legacy ``shell:`` (one channel for both)
-    carries. None for a single command, where it is simply ``stdout + stderr``.
-    """
-
-    exit_code: int
-    stdout: str = ""
-    stderr: str = ""
-    combined: str | None = None
-
-    @property
-    def merged(self) -> str:
-        """Stdout and stderr interleaved per command (a legacy shell's single channel)."""
-        return self.stdout + self.stderr if self.combined is None else self.combined
-
-
-def _ok(text: str = "") -> ShellResult:
-    return ShellResult(0, text)
-
-
-def _err(text: str, code: int = 1) -> ShellResult:
-    return ShellResult(code, "", text)
-
-
-class PowerLoss(Exception):
-    """The device lost power running a command (the ``power_loss_at`` fault).
-
-    Raised out of :meth:`AndroidShell.run` once the command's partial effect has taken hold, so
-    the engine vanishes from the link instead of answering; the argument is the command line.
-    ``before`` is what the commands of the line that ran before it printed (a real device has
-    already streamed that), which the engine sends before it vanishes.
-    """
-
-    def __init__(self, command: str, before: ShellResult | None = None) -> None:
-        super().__init__(command)
-        self.before = before or ShellResult(0)
-
-
-def _joined(results: list[ShellResult]) -> ShellResult:
-    """The result of a command line: the last command's status, every command's output."""
-    if not results:
-        return _ok()
-    stdout = "".join(r.stdout for r in results)
-    stderr = "".join(r.stderr for r in results)
-    combined = "".join(r.merged for r in results)
-    return ShellResult(
-        results[-1].exit_code, stdout, stderr, None if combined == stdout + stderr else combined
-    )
-
-
-def _matches(argv: list[str], spec: str) -> bool:
-    """Whether a fault's command prefix (``"pm clear"``) names this simple command."""
-    words = spec.split()
-    return bool(words) and argv[: len(words)] == words
+BIN_DIRS = ("/system/bin", "/system/xbin", "/bin", "/vendor/bin", "/product/bin")
 
 
 class AndroidShell:
-    """Runs one command line against an AndroidState."""
+    """Runs command lines against an AndroidState, as ``/system/bin/sh -c LINE`` would."""
 
     def __init__(self, state: AndroidState) -> None:
         self.state = state
 
     def run(self, command_line: str) -> ShellResult:
-        """Execute a command line (``a; b`` and ``a && b`` sequences are supported).
-
-        ``$?`` in a word becomes the status of the last command run, as in sh, so a batch's
-        ``cmd; echo END.$?`` reports each command's status (no other expansion; a quoted
-        ``'$?'`` is expanded too, which no command posdiag sends relies on).
-        """
-        # punctuation_chars: ``a; b`` and ``a&&b`` separate commands as in sh (plain shlex.split
-        # would keep ``a;`` as one word); quoted ``';'`` stays part of its word.
-        lexer = shlex.shlex(command_line, posix=True, punctuation_chars=";&|")
-        lexer.whitespace_split = True
+        """Execute a command line; its output and the status ``sh -c`` would exit with."""
+        recorder = Recorder()
+        fds: dict[int, Sink] = {1: recorder.sink(1), 2: recorder.sink(2)}
+        env = Env(shell_environment(self.state), name=SH)
         try:
-            tokens = list(lexer)
-        except ValueError as exc:
-            return _err(f"/system/bin/sh: syntax error: {exc}\n", 2)
-        results: list[ShellResult] = []
-        current: list[str] = []
-        last = ShellResult(0)
-        skipping = False  # after a failed ``a &&``: skip commands up to the next ``;``
-        for token in [*tokens, ";"]:
-            if token not in (";", "&&"):
-                current.append(token)
-                continue
-            if current and not skipping:
-                words = [w.replace("$?", str(last.exit_code)) if "$?" in w else w for w in current]
-                try:
-                    last = self._one(words)
-                except PowerLoss as loss:
-                    raise PowerLoss(str(loss), _joined(results)) from None
-                results.append(last)
-                if current[0] == "exit":
-                    break  # the shell ends here, as sh does
-            current = []
-            skipping = token == "&&" and last.exit_code != 0
-        return _joined(results)
+            code = self._script(command_line, env, fds, "")
+        except PowerLoss as loss:
+            raise PowerLoss(str(loss), recorder.result(env.status)) from None
+        return recorder.result(code)
 
-    def _one(self, argv: list[str]) -> ShellResult:
+    def _script(self, text: str, env: Env, fds: dict[int, Sink], stdin: str) -> int:
+        """Parse and run ``text`` in ``env``; a syntax error is mksh's message and status 1."""
+        try:
+            tree = parse(text)
+        except ShellSyntaxError as exc:
+            emit(fds, 2, f"{env.name}: {exc}\n")
+            return 1
+        try:
+            return self._list(tree, env, fds, stdin)
+        except ExitShell as done:
+            return done.code
+
+    # --- evaluation ------------------------------------------------------------------------------
+
+    def _list(self, node: ListNode, env: Env, fds: dict[int, Sink], stdin: str) -> int:
+        for item in node.items:
+            env.status = self._and_or(item, env, fds, stdin)
+        return env.status
+
+    def _and_or(self, node: AndOr, env: Env, fds: dict[int, Sink], stdin: str) -> int:
+        status = self._pipeline(node.first, env, fds, stdin)
+        for op, pipeline in node.rest:
+            if (op == "&&") == (status == 0):
+                status = self._pipeline(pipeline, env, fds, stdin)
+        return status
+
+    def _pipeline(self, node: Pipeline, env: Env, fds: dict[int, Sink], stdin: str) -> int:
+        if len(node.commands) > MAX_PIPELINE:
+            emit(fds, 2, f"{env.name}: pipeline too long\n")
+            status = 1
+        elif len(node.commands) == 1:
+            status = self._command(node.commands[0], env, fds, stdin)
+        else:
+            data = stdin
+            status = 0
+            for index, command in enumerate(node.commands):
+                pipe = Buffer()
+                stage = dict(fds)
+                if index < len(node.commands) - 1:
+                    stage[1] = pipe.write
+                try:  # every stage is a subshell (mksh forks them all)
+                    status = self._command(command, env.copy(), stage, data)
+                except ExitShell as done:
+                    status = done.code
+                data = pipe.text()
+        if node.negate:
+            status = int(status == 0)
+        env.status = status
+        return status
+
+    def _command(self, node: Simple | Group, env: Env, fds: dict[int, Sink], stdin: str) -> int:
+        if isinstance(node, Group):
+            try:
+                inner, stdin = self._redirect(node.redirects, env, fds, stdin)
+            except RedirectFailed as failed:
+                emit(fds, 2, f"{env.name}: {failed}\n")
+                return 1
+            if not node.subshell:
+                return self._list(node.body, env, inner, stdin)
+            try:
+                return self._list(node.body, env.copy(), inner, stdin)
+            except ExitShell as done:
+                return done.code
+        env.substituted = None
+        argv: list[str] = []
+        for word in node.words:
+            argv.extend(self._expand(word, env, fds))
+        try:
+            inner, stdin = self._redirect(node.redirects, env, fds, stdin)
+        except RedirectFailed as failed:
+            emit(fds, 2, f"{env.name}: {failed}\n")
+            return 1
+        values = {name: self._expand_string(value, env, fds) for name, value in node.assigns}
+        if not argv:
+            env.vars.update(values)
+            return env.substituted if env.substituted is not None else 0
+        return self._invoke(argv, env, inner, stdin)
+
+    # --- expansion -------------------------------------------------------------------------------
+
+    def _expand(self, word: Word, env: Env, fds: dict[int, Sink]) -> list[str]:
+        """A word's fields: parameters and substitutions, field splitting, then globbing."""
+        fields: list[list[tuple[str, bool]]] = []
+        current: list[tuple[str, bool]] | None = None
+        for part in word.parts:
+            if part.kind == "lit":
+                current = current if current is not None else []
+                current.append((part.text, part.quoted))
+                continue
+            if part.kind == "param" and part.text == "@" and part.quoted and not part.op:
+                if env.positional:
+                    for k, arg in enumerate(env.positional):
+                        if k:
+                            fields.append(current or [])
+                            current = []
+                        current = current if current is not None else []
+                        current.append((arg, True))
+                continue
+            value = self._value(part, env, fds)
+            if part.quoted:
+                current = current if current is not None else []
+                current.append((value, True))
+                continue
+            pieces = value.split()
+            if value[:1].isspace() and current:
+                fields.append(current)
+                current = None
+            for k, piece in enumerate(pieces):
+                if k and current is not None:
+                    fields.append(current)
+                    current = None
+                current = current if current is not None else []
+                current.append((piece, False))
+            if value[-1:].isspace() and current:
+                fields.append(current)
+                current = None
+        if current is not None:
+            fields.append(current)
+        words: list[str] = []
+        for segments in fields:
+            text = "".join(t for t, _ in segments)
+            if any(not quoted and any(c in t for c in "*?[") for t, quoted in segments):
+                pattern = "".join(t if not q else escape_glob(t) for t, q in segments)
+                matches = toybox_files.glob(self.state, env.cwd, pattern)
+                if matches:
+                    words.extend(matches)
+                    continue
+            words.append(text)
+        return words
+
+    def _expand_string(self, word: Word, env: Env, fds: dict[int, Sink]) -> str:
+        """A word expanded without splitting or globbing (assignments, ``${X:-word}``)."""
+        return "".join(p.text if p.kind == "lit" else self._value(p, env, fds) for p in word.parts)
+
+    def _value(self, part: Part, env: Env, fds: dict[int, Sink]) -> str:
+        if part.kind == "cmdsub":
+            assert part.body is not None
+            if env.depth >= MAX_NESTING:
+                emit(fds, 2, f"{env.name}: expression recurses too deeply\n")
+                return ""
+            sub = env.copy()
+            sub.depth += 1
+            out = Buffer()
+            try:
+                code = self._list(part.body, sub, {1: out.write, 2: fds.get(2)}, "")
+            except ExitShell as done:
+                code = done.code
+            env.substituted = code
+            return out.text().rstrip("\n")
+        name = part.text
+        value: str | None
+        if name == "?":
+            value = str(env.status)
+        elif name == "$":
+            value = str(SHELL_PID)
+        elif name == "#":
+            value = str(len(env.positional))
+        elif name == "0":
+            value = env.arg0
+        elif name.isdigit():
+            index = int(name) - 1
+            value = env.positional[index] if index < len(env.positional) else None
+        elif name in "@*":
+            value = " ".join(env.positional)
+        elif name in "!-":
+            value = ""
+        else:
+            value = env.vars.get(name)
+        if part.op == "#" and part.arg is None:
+            return str(len(value or ""))
+        empty = not value
+        if part.op in (":-", "-") and (value is None or (part.op == ":-" and empty)):
+            return self._expand_string(part.arg or Word(()), env, fds)
+        if part.op in ("%", "%%", "#", "##"):
+            pattern = self._expand_string(part.arg or Word(()), env, fds)
+            return _trim(value or "", pattern, part.op)
+        if part.op in (":+", "+"):
+            use = value is not None and not (part.op == ":+" and empty)
+            return self._expand_string(part.arg or Word(()), env, fds) if use else ""
+        return value or ""
+
+    # --- redirections ----------------------------------------------------------------------------
+
+    def _redirect(
+        self, redirects: list[Redirect], env: Env, fds: dict[int, Sink], stdin: str
+    ) -> tuple[dict[int, Sink], str]:
+        """The file descriptors and standard input after ``redirects``, applied in order.
+
+        So ``>f 2>&1`` differs from ``2>&1 >f``; files are opened (created, truncated) here.
+        """
+        new = dict(fds)
+        for redirect in redirects:
+            target = " ".join(self._expand(redirect.target, env, fds))
+            op, fd = redirect.op, redirect.fd
+            if op in (">&", "<&"):
+                if target == "-":
+                    new[fd] = None
+                elif target.isdigit():
+                    if fd != 0:
+                        new[fd] = new.get(int(target))
+                else:
+                    raise RedirectFailed(f"{target}: illegal file descriptor name")
+                continue
+            path = posixpath.normpath(posixpath.join(env.cwd, target))
+            if op in ("<", "<>"):
+                try:
+                    data = self.state.tree.read(path)
+                except OSError as exc:
+                    raise RedirectFailed(f"can't open {target}: {strerror(exc)}") from None
+                if fd == 0:
+                    stdin = data.decode("utf-8", "surrogateescape")
+                continue
+            node = self.state.tree.lookup(path)
+            if node is not None and stat.S_ISCHR(node.mode):
+                new[fd] = None  # /dev/null
+                continue
+            keep = node.data if (op == ">>" and node is not None and node.kind == "file") else b""
+            try:
+                self.state.tree.write(path, keep, NEW_FILE_MODE)
+            except OSError as exc:
+                raise RedirectFailed(f"can't create {target}: {strerror(exc)}") from None
+            new[fd] = FileSink(self.state, path).write
+        return new, stdin
+
+    # --- running a command -----------------------------------------------------------------------
+
+    def _invoke(self, argv: list[str], env: Env, fds: dict[int, Sink], stdin: str) -> int:
+        name = argv[0]
+        builtin = BUILTINS.get(name)
+        if builtin is not None:
+            return builtin(self, argv, env, fds, stdin)
         faults = self.state.faults
-        if _matches(argv, faults.fail_command):
-            return self._refused(argv)
-        if _matches(argv, faults.lie_about):
-            return self._pretended(argv)
-        if _matches(argv, faults.power_loss_at):
+        if shell_faults.matches(argv, faults.fail_command):
+            result = shell_faults.refused(argv)
+        elif shell_faults.matches(argv, faults.lie_about):
+            result = shell_faults.pretended(argv)
+        elif shell_faults.matches(argv, faults.power_loss_at):
             faults.power_loss_at = ""  # one power cut; the rebooted device works again
-            self._partly(argv)
+            shell_faults.partly(self.state, argv, env.cwd)
             raise PowerLoss(" ".join(argv))
-        handler = self._COMMANDS.get(argv[0])
-        if handler is None:
-            return _err(f"/system/bin/sh: {argv[0]}: inaccessible or not found\n", 127)
-        result = handler(self, argv[1:])
-        if faults.hostile_text:
-            stderr = result.stderr + HOSTILE if result.stderr else ""
-            result = ShellResult(result.exit_code, hostile_stdout(argv, result.stdout), stderr)
-        return result
+        else:
+            command = self._lookup(name, env)
+            if isinstance(command, ShellResult):
+                result = command
+            elif command is _shell_marker:
+                return self._sh(argv, env, fds, stdin)
+            else:
+                proc = Proc(argv, stdin, self.state, env.cwd, env.vars)
+                result = command(proc)
+                if faults.hostile_text:
+                    stderr = result.stderr + HOSTILE if result.stderr else ""
+                    result = ShellResult(
+                        result.exit_code, hostile_stdout(argv, result.stdout), stderr
+                    )
+        emit(fds, 1, result.stdout)
+        emit(fds, 2, result.stderr)
+        return result.exit_code
+
+    def _lookup(self, name: str, env: Env) -> Command | ShellResult:
+        """The command ``name`` runs, or mksh's error for a name that runs nothing."""
+        if "/" not in name:
+            command = COMMANDS.get(name)
+            if command is None:
+                return err(f"{env.name}: {name}: inaccessible or not found\n", 127)
+            return command
+        path = posixpath.normpath(posixpath.join(env.cwd, name))
+        node = self.state.tree.lookup(path)
+        base = posixpath.basename(path)
+        if posixpath.dirname(path) in BIN_DIRS and base in COMMANDS:
+            return COMMANDS[base]
+        if node is None:
+            return err(f"{env.name}: {name}: inaccessible or not found\n", 127)
+        return err(f"{env.name}: {name}: can't execute: Permission denied\n", 126)
+
+    def _sh(self, argv: list[str], env: Env, fds: dict[int, Sink], stdin: str) -> int:
+        """``sh -c 'LINE' [NAME ARGS…]``, or ``sh`` reading its script from stdin."""
+        if env.depth >= MAX_NESTING:
+            emit(fds, 2, f"{env.name}: expression recurses too deeply\n")
+            return 1
+        sub = Env(dict(env.vars), env.cwd, 0, env.depth + 1, argv[0], argv[0])
+        args = argv[1:]
+        if args[:1] == ["-c"]:
+            if len(args) < 2:
+                emit(fds, 2, f"{argv[0]}: -c: option requires an argument\n")
+                return 1
+            script = args[1]
+            if len(args) > 2:
+                sub.arg0, sub.positional = args[2], args[3:]
+            return self._script(script, sub, fds, "")
+        return self._script(stdin, sub, fds, "")
 
     # --- injected faults -------------------------------------------------------------------------
 
-    def _refused(self, argv: list[str]) -> ShellResult:
-        """``fail_command``: exit 1 with what the real command prints when it cannot do it."""
-        if argv[:2] == ["pm", "clear"]:
-            package = argv[-1] if len(argv) > 2 else ""
-            return _err(
-                "Exception occurred while executing 'clear':\n"
-                "java.lang.SecurityException: Cannot clear data for a protected package: "
-                f"{package}\n"
-            )
-        if argv[:2] == ["cmd", "wifi"]:
-            verb = argv[2] if len(argv) > 2 else ""
-            return _err(
-                f"Exception occurred while executing '{verb}':\n"
-                "java.lang.IllegalStateException: Wi-Fi service is not ready\n"
-            )
-        if argv[:2] == ["cmd", "testharness"]:
-            return _err("Test Harness Mode cannot be enabled if there is a lock screen\n")
-        if argv[0] == "rm":
-            # sh expands globs before rm runs; a pattern matching nothing stays as it is
-            paths = [p for a in argv[1:] if not a.startswith("-") for p in self._glob(a) or [a]]
-            if not paths:
-                return _err('rm: Needs 1 argument (see "rm --help")\n')
-            return _err("".join(f"rm: {path}: Read-only file system\n" for path in paths))
-        return _err(f"{argv[0]}: Input/output error\n")
-
-    @staticmethod
-    def _pretended(argv: list[str]) -> ShellResult:
-        """``lie_about``: the success output, exit 0, and nothing done."""
-        if argv[:2] == ["pm", "clear"]:
-            return _ok("Success\n")
-        if argv[:3] == ["cmd", "wifi", "forget-network"] and len(argv) > 3:
-            return _ok(f"Forget successful for netId {argv[3]}\n")
-        return _ok()  # rm, cmd testharness enable…: silence is their success
-
-    def _partly(self, argv: list[str]) -> None:
-        """``power_loss_at``: the part of the command's effect that lands before power fails."""
-        if argv[:2] == ["pm", "clear"] and len(argv) > 2:
-            app = self.state.app(argv[-1])
-            if app is not None:
-                for rel in sorted(app.data_files)[: len(app.data_files) // 2]:
-                    del app.data_files[rel]
-        elif argv[:3] == ["cmd", "wifi", "forget-network"]:
-            self._cmd(argv[1:])  # one network: the forget is done, only the answer is lost
-        elif argv[0] == "rm":
-            flags = [a for a in argv[1:] if a.startswith("-")]
-            for arg in argv[1:]:
-                if arg.startswith("-"):
-                    continue
-                for path in self._glob(arg):
-                    if self._exists(path):
-                        self._rm([*flags, path])
-                        return
-
-    def _exists(self, path: str) -> bool:
-        """Whether ``path`` is a file or a directory holding files in ``state.files``."""
-        path = posixpath.normpath(path)
-        prefix = path.rstrip("/") + "/"
-        return any(p == path or p.startswith(prefix) for p in self.state.files)
-
-    # --- getprop / settings ----------------------------------------------------------------------
-
-    def _getprop(self, args: list[str]) -> ShellResult:
-        props = self.state.properties()
-        if args:
-            default = args[1] if len(args) > 1 else ""
-            return _ok(props.get(args[0], default) + "\n")
-        return _ok("".join(f"[{k}]: [{v}]\n" for k, v in props.items()))
-
-    def _settings(self, args: list[str]) -> ShellResult:
-        if len(args) >= 3 and args[0] == "get":
-            if args[1] == "global" and args[2] == "airplane_mode_on":
-                return _ok(f"{int(self.state.airplane_mode)}\n")
-            if args[1] == "global" and args[2] == "adb_enabled":
-                return _ok("1\n")
-            return _ok("null\n")
-        return _err("usage: settings [--user NUM] get namespace key\n", 255)
-
-    # --- dumpsys ---------------------------------------------------------------------------------
-
-    def _dumpsys(self, args: list[str]) -> ShellResult:
-        if not args:
-            return _err("dumpsys: a service name is required here\n")
-        service = args[0]
-        handler = {
-            "battery": self._dump_battery,
-            "telephony.registry": self._dump_telephony,
-            "wifi": self._dump_wifi,
-            "diskstats": self._dump_diskstats,
-            "device_policy": self._dump_device_policy,
-            "account": self._dump_account,
-            "package": self._dump_package,
-        }.get(service)
-        if handler is None:
-            return _ok(f"Can't find service: {service}\n")
-        return handler(args[1:])
-
-    def _dump_battery(self, args: list[str]) -> ShellResult:
-        b = self.state.battery
-        modern = self.state.sdk >= 29
-        lines = [
-            "Current Battery Service state:",
-            f"  AC powered: {str(b.ac_powered).lower()}",
-            f"  USB powered: {str(b.usb_powered).lower()}",
-            "  Wireless powered: false",
-        ]
-        if modern:
-            lines.append("  Dock powered: false")
-        lines += [
-            "  Max charging current: 500000",
-            "  Max charging voltage: 5000000",
-            f"  Charge counter: {b.charge_counter_uah}",
-            f"  status: {b.status}",
-            f"  health: {b.health}",
-            f"  present: {str(b.present).lower()}",
-            f"  level: {b.level}",
-            f"  scale: {b.scale}",
-            f"  voltage: {b.voltage_mv}",
-            f"  temperature: {b.temperature_decic}",
-            f"  technology: {b.technology}",
-        ]
-        if b.cycle_count is not None:
-            lines.append(f"  cycle count: {b.cycle_count}")
-        if modern:
-            lines += ["  Charging state: 1", "  Charging policy: 1"]
-        return _ok("\n".join(lines) + "\n")
-
-    def _dump_telephony(self, args: list[str]) -> ShellResult:
-        t = self.state.telephony
-        absent = t.sim_state != "READY"
-        voice = 1 if absent else t.voice_reg_state
-        data = 1 if absent else t.data_reg_state
-        operator = "" if absent or voice != 0 else t.operator_alpha
-        numeric = "" if absent or voice != 0 else t.operator_numeric
-        if self.state.airplane_mode:
-            voice = data = 3
-        rssi = 2147483647 if voice != 0 else t.rssi_dbm
-        rsrp = 2147483647 if voice != 0 else t.rsrp_dbm
-        lines = [
-            "last known state:",
-            "  Phone Id=0",
-            "  mCallState=0",
-            "  mRingingCallState=0",
-            (
-                f"  mServiceState={{mVoiceRegState={voice}({REG_STATE[voice]}), "
-                f"mDataRegState={data}({REG_STATE[data]}), "
-                f"mOperatorAlphaLong={operator}, mOperatorAlphaShort={operator}, "
-                f"mOperatorNumeric={numeric}, isManualNetworkSelection=false, "
-                f"mIsEmergencyOnly={str(voice == 2).lower()}, mRoaming=false}}"
-            ),
-            (
-                "  mSignalStrength=SignalStrength:{ mCdma=CellSignalStrengthCdma:"
-                " cdmaDbm=2147483647"
-                " mGsm=CellSignalStrengthGsm: rssi=2147483647 ber=2147483647"
-                f" mLte=CellSignalStrengthLte: rssi={rssi} rsrp={rsrp} rsrq=-12 rssnr=2147483647"
-                f" cqi=2147483647 ta=2147483647 level={4 if voice == 0 else 0}"
-                " mNr=CellSignalStrengthNr:{ csiRsrp = 2147483647 } primary=CellSignalStrengthLte}"
-            ),
-            "  mDataConnectionState=" + ("2" if voice == 0 and data == 0 else "0"),
-        ]
-        return _ok("\n".join(lines) + "\n")
-
-    def _dump_wifi(self, args: list[str]) -> ShellResult:
-        w = self.state.wifi
-        enabled = w.enabled and not self.state.airplane_mode
-        lines = [f"Wi-Fi is {'enabled' if enabled else 'disabled'}"]
-        if enabled and w.connected:
-            lines.append(
-                f'mWifiInfo SSID: "{w.ssid}", BSSID: {w.bssid}, MAC: 02:00:00:00:00:00, '
-                f"Supplicant state: COMPLETED, RSSI: {w.rssi_dbm}, Link speed: "
-                f"{w.link_speed_mbps}Mbps, Frequency: {w.frequency_mhz}MHz, Net ID: 0"
-            )
-        else:
-            lines.append(
-                "mWifiInfo SSID: <unknown ssid>, BSSID: 02:00:00:00:00:00, MAC: "
-                "02:00:00:00:00:00, Supplicant state: DISCONNECTED, RSSI: -127, "
-                "Link speed: -1Mbps, Frequency: -1MHz, Net ID: -1"
-            )
-        lines.append("WifiConfigManager - Configured networks Begin ----")
-        for index, network in enumerate(w.saved):
-            lines.append(f'  ID: {index} SSID: "{network.ssid}" PROVIDER-NAME: null')
-        lines.append("WifiConfigManager - Configured networks End ----")
-        return _ok("\n".join(lines) + "\n")
-
-    def _dump_diskstats(self, args: list[str]) -> ShellResult:
-        # Android 8+ appends the cached per-package sizes: the shell's one way to see whether an
-        # app holds data without reading /data (which it may not).
-        apps = [a for a in self.state.apps if not a.system]
-        names = ",".join(f'"{a.package}"' for a in apps)
-        app_sizes = ",".join("4194304" for _ in apps)
-        data_sizes = ",".join(str(sum(4096 + len(c) for c in a.data_files.values())) for a in apps)
-        cache_sizes = ",".join("0" for _ in apps)
-        text = (
-            "Latency: 2ms [512B Data Write]\n"
-            "Data-Free: 9876543K / 12345678K total = 80% free\n"
-            "Cache-Free: 98765K / 123456K total = 80% free\n"
-            "System-Free: 0K / 2048000K total = 0% free\n"
-            "File-based Encryption: true\n"
-        )
-        if self.state.sdk >= 26:
-            text += (
-                f"Package Names: [{names}]\n"
-                f"App Sizes: [{app_sizes}]\n"
-                f"App Data Sizes: [{data_sizes}]\n"
-                f"Cache Sizes: [{cache_sizes}]\n"
-            )
-        return _ok(text)
-
-    def _dump_device_policy(self, args: list[str]) -> ShellResult:
-        tms.sync(self.state)  # a TMS release shows the next time anyone looks
-        lines = ["Current Device Policy Manager state:"]
-        if self.state.device_owner:
-            package, _, receiver = self.state.device_owner.partition("/")
-            lines += [
-                "  Device Owner: ",
-                f"    admin=ComponentInfo{{{package}/{receiver}}}",
-                "    name=",
-                f"    package={package}",
-                "    User ID: 0",
-            ]
-        lines.append("")
-        return _ok("\n".join(lines) + "\n")
-
-    def _dump_account(self, args: list[str]) -> ShellResult:
-        tms.sync(self.state)
-        lines = ["User UserInfo{0:Owner:c13}:", f"  Accounts: {len(self.state.accounts)}"]
-        lines += [f"    Account {{name={n}, type={t}}}" for n, t in self.state.accounts]
-        return _ok("\n".join(lines) + "\n")
-
-    def _dump_package(self, args: list[str]) -> ShellResult:
-        if not args:
-            return _ok("")
-        app = self.state.app(args[0])
-        if app is None:
-            return _ok(f"Unable to find package: {args[0]}\n")
-        return _ok(
-            "Packages:\n"
-            f"  Package [{app.package}] (c0ffee):\n"
-            f"    userId=10{abs(hash(app.package)) % 900 + 100}\n"
-            f"    versionCode={app.version_code} minSdk=19 targetSdk=29\n"
-            f"    versionName={app.version_name}\n"
-            f"    dataDir=/data/user/0/{app.package}\n"
-        )
-
-    # --- packages --------------------------------------------------------------------------------
-
-    def _pm(self, args: list[str]) -> ShellResult:
-        if not args:
-            return _err("usage: pm [list|clear|path] ...\n")
-        if args[0] == "list" and len(args) > 1 and args[1] == "packages":
-            third_party = "-3" in args
-            apps = [a for a in self.state.apps if not (third_party and a.system)]
-            return _ok("".join(f"package:{a.package}\n" for a in apps))
-        if args[0] == "clear" and len(args) > 1:
-            app = self.state.app(args[-1])
-            if app is None:
-                return ShellResult(1, "Failed\n")
-            app.data_files.clear()
-            return _ok("Success\n")
-        if args[0] == "path" and len(args) > 1:
-            app = self.state.app(args[1])
-            return _ok(f"package:/data/app/{app.package}-1/base.apk\n") if app else ShellResult(1)
-        return _err(f"Unknown command: {args[0]}\n")
-
-    def _cmd(self, args: list[str]) -> ShellResult:
-        if args[:2] == ["testharness", "enable"] and self.state.sdk >= 29:
-            return self._testharness()
-        if len(args) >= 2 and args[0] == "wifi":
-            wifi = self.state.wifi
-            if args[1] == "list-networks":
-                if not wifi.saved:
-                    return _ok("No networks\n")
-                rows = ["Network Id      SSID                         Security type"]
-                rows += [f"{i:<15} {n.ssid:<28} {n.security}" for i, n in enumerate(wifi.saved)]
-                return _ok("\n".join(rows) + "\n")
-            if args[1] == "forget-network" and len(args) > 2:
-                try:
-                    index = int(args[2])
-                except ValueError:
-                    return _err(f"Invalid networkId {args[2]}\n", 255)
-                if not 0 <= index < len(wifi.saved):
-                    return _ok(f"Forget failed for netId {index}\n")
-                removed = wifi.saved.pop(index)
-                if wifi.connected and wifi.ssid == removed.ssid:
-                    wifi.connected = False
-                return _ok(f"Forget successful for netId {index}\n")
-        return _err(f"cmd: Can't find service: {args[0] if args else ''}\n", 20)
-
-    def _testharness(self) -> ShellResult:
-        """Android 10+ test-harness mode: a factory reset that keeps adb usable afterwards.
-
-        Everything on the data partition goes (app data, accounts, device owner, saved networks,
-        shared storage); the adb keys survive and ``persist.sys.test_harness`` is set, which is
-        why it is not a clean hand-back (TestHarnessModeService).
-        """
-        s = self.state
-        for app in s.apps:
-            app.data_files.clear()
-        s.files.clear()
-        s.accounts.clear()
-        s.device_owner = ""
-        s.wifi.saved.clear()
-        s.wifi.connected = False
-        s.extra_props["persist.sys.test_harness"] = "1"
-        return _ok()
-
-    # --- files -----------------------------------------------------------------------------------
-
     def _all_files(self) -> dict[str, str]:
+        """Every user file (absolute path -> text), apps' private ones included (for sync)."""
         files = dict(self.state.files)
         for app in self.state.apps:
             for rel, content in app.data_files.items():
                 files[f"/data/data/{app.package}/{rel}"] = content
         return files
 
-    def _glob(self, pattern: str) -> list[str]:
-        """Expand ``*`` like the shell does (no dotfiles unless the pattern starts with ``.``)."""
-        if not any(c in pattern for c in "*?["):
-            return [pattern]
-        directory, _, name_pattern = posixpath.normpath(pattern).rpartition("/")
-        prefix = (directory or "") + "/"
-        names = {p[len(prefix) :].split("/")[0] for p in self._all_files() if p.startswith(prefix)}
-        return sorted(
-            prefix + n
-            for n in names
-            if fnmatch.fnmatchcase(n, name_pattern)
-            and (name_pattern.startswith(".") or not n.startswith("."))
-        )
 
-    def _ls(self, args: list[str]) -> ShellResult:
-        mark_dirs = any(a.startswith("-") and "p" in a for a in args)
-        show_hidden = any(a.startswith("-") and ("a" in a or "A" in a) for a in args)
-        paths = [a for a in args if not a.startswith("-")] or ["/"]
-        out: list[str] = []
-        errors: list[str] = []
-        files = self._all_files()
-        for path in paths:
-            path = posixpath.normpath(path)
-            if path in files:
-                out.append(path)
-                continue
-            prefix = path.rstrip("/") + "/"
-            children = sorted(
-                {
-                    p[len(prefix) :].split("/")[0]
-                    + ("/" if mark_dirs and "/" in p[len(prefix) :] else "")
-                    for p in files
-                    if p.startswith(prefix)
-                }
-            )
-            if children or self._is_known_dir(path):
-                out.extend(c for c in children if show_hidden or not c.startswith("."))
-            else:
-                errors.append(f"ls: {path}: No such file or directory\n")
-        code = 1 if errors else 0
-        return ShellResult(code, "".join(f"{line}\n" for line in out), "".join(errors))
-
-    @staticmethod
-    def _is_known_dir(path: str) -> bool:
-        return path in {"/", "/sdcard", "/data", "/data/data", "/system", "/storage/emulated/0"}
-
-    def _cat(self, args: list[str]) -> ShellResult:
-        files = self._all_files()
-        out, errors = [], []
-        for path in args:
-            path = posixpath.normpath(path)
-            if path.startswith("/data/data/"):
-                errors.append(f"cat: {path}: Permission denied\n")
-            elif path in files:
-                out.append(files[path])
-            else:
-                errors.append(f"cat: {path}: No such file or directory\n")
-        return ShellResult(1 if errors else 0, "".join(out), "".join(errors))
-
-    def _rm(self, args: list[str]) -> ShellResult:
-        recursive = any(a.startswith("-") and "r" in a for a in args)
-        force = any(a.startswith("-") and "f" in a for a in args)
-        errors = []
-        targets = [t for a in args if not a.startswith("-") for t in self._glob(a)]
-        for path in targets:
-            path = posixpath.normpath(path)
-            if path in ("/data", "/system") or path.startswith(("/data/", "/system/")):
-                errors.append(f"rm: {path}: Permission denied\n")
-                continue
-            prefix = path.rstrip("/") + "/"
-            matches = [p for p in self.state.files if p == path or p.startswith(prefix)]
-            if any(p != path for p in matches) and not recursive:
-                errors.append(f"rm: {path}: Is a directory\n")
-                continue
-            if not matches and not force:
-                errors.append(f"rm: {path}: No such file or directory\n")
-            for p in matches:
-                del self.state.files[p]
-        return ShellResult(1 if errors else 0, "", "".join(errors))
-
-    def _df(self, args: list[str]) -> ShellResult:
-        return _ok(
-            "Filesystem     1K-blocks    Used Available Use% Mounted on\n"
-            "/dev/block/dm-0  2048000 2048000         0 100% /\n"
-            "/dev/fuse       12345678 2469135   9876543  20% /storage/emulated\n"
-        )
-
-    def _echo(self, args: list[str]) -> ShellResult:
-        return _ok(" ".join(args) + "\n")
-
-    def _id(self, args: list[str]) -> ShellResult:
-        return _ok("uid=2000(shell) gid=2000(shell) groups=2000(shell),1004(input),1007(log)\n")
-
-    def _exit(self, args: list[str]) -> ShellResult:
-        try:
-            return ShellResult(int(args[0]) & 0xFF if args else 0)
-        except ValueError:
-            return _err(f"/system/bin/sh: exit: {args[0]}: bad number\n", 2)
-
-    _COMMANDS: dict[str, Callable[[AndroidShell, list[str]], ShellResult]] = {
-        "getprop": _getprop,
-        "settings": _settings,
-        "dumpsys": _dumpsys,
-        "pm": _pm,
-        "cmd": _cmd,
-        "ls": _ls,
-        "cat": _cat,
-        "rm": _rm,
-        "df": _df,
-        "echo": _echo,
-        "id": _id,
-        "exit": _exit,
-        "true": lambda self, args: ShellResult(0),
-        "false": lambda self, args: ShellResult(1),
-    }
+def _trim(value: str, pattern: str, op: str) -> str:
+    """``${X%pat}``, ``${X%%pat}``, ``${X#pat}``, ``${X##pat}``: shortest/longest match removed."""
+    cuts = range(len(value) + 1)
+    if op.startswith("%"):
+        order = cuts if op == "%%" else reversed(cuts)
+        for i in order:
+            if fnmatch.fnmatchcase(value[i:], pattern):
+                return value[:i]
+        return value
+    order = reversed(cuts) if op == "##" else cuts
+    for i in order:
+        if fnmatch.fnmatchcase(value[:i], pattern):
+            return value[i:]
+    return value
 
 
-def _child(rest: str, mark_dirs: bool) -> str:
-    """The first path component of ``rest``; ``ls -p`` marks directories with a slash."""
-    name, sep, _ = rest.partition("/")
-    return name + ("/" if sep and mark_dirs else "")
+def _shell_marker(proc: Proc) -> ShellResult:
+    """Marks ``sh``/``mksh`` in :data:`COMMANDS`: the evaluator runs a nested shell instead."""
+    return ok()
+
+
+COMMANDS: dict[str, Command] = {
+    **shell_android.COMMANDS,
+    **shell_system.COMMANDS,
+    **toybox_text.COMMANDS,
+    **toybox.COMMANDS,
+    **toybox_files.COMMANDS,
+    "sh": _shell_marker,
+    "mksh": _shell_marker,
+}

@@ -12,9 +12,12 @@ Wi-Fi network removes it, ``rm`` deletes a file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..scenario_data import ScenarioError, build, deep_merge, load_toml, toml_names
+
+if TYPE_CHECKING:
+    from .files import FileTree
 
 
 class AdbScenarioError(ScenarioError):
@@ -139,6 +142,10 @@ class Faults:
     hang: bool = False
 
 
+class _FromRelease(list[str]):
+    """No profile or scenario named the features: the modelled release decides them."""
+
+
 @dataclass
 class AndroidState:
     """Everything the simulated Android POS knows."""
@@ -159,9 +166,10 @@ class AndroidState:
     security_patch: str = "2023-05-05"
     usb_vid: int = 0x18D1
     usb_pid: int = 0x4EE7
-    features: list[str] = field(
-        default_factory=lambda: ["shell_v2", "cmd", "fixed_push_mkdir"]  # no stat_v2: v1 sync only
-    )
+    features: list[str] = field(default_factory=lambda: _FromRelease())
+    usb_debugging: bool = True  # False: a locked unit, no adbd to answer (USB or TCP)
+    bootloader_locked: bool = True  # reboot:bootloader refused, as on a production unit
+    reboot_seconds: float = 25.0  # offline time of a reboot, scaled by ``scale``
     auth_required: bool = False
     trusted_keys: list[str] = field(default_factory=list)
     accept_new_keys: bool = True  # the operator taps "Allow" on the screen
@@ -182,6 +190,34 @@ class AndroidState:
     tms_url: str = ""  # a simulated backend this unit syncs with (release drops the device owner)
     scale: float = 1.0
     description: str = ""
+
+    _tree: FileTree | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.features, _FromRelease):
+            from .releases import release_features
+
+            self.features = release_features(self.release)
+
+    @property
+    def tree(self) -> FileTree:
+        """The file system, built from ``files`` and the apps' ``data_files`` on first use.
+
+        It lives on the state, not on a connection, so what a push wrote is still there after
+        the host reconnects or the unit reboots. Once built, ``files`` and every app's
+        ``data_files`` become live views of it (:class:`~.files_view.FilesView`), so the code that
+        clears or deletes through them changes the same tree that sync and ``ls`` read.
+        """
+        if self._tree is None:
+            from .files import FileTree
+            from .files_view import FilesView
+
+            tree = FileTree.from_state(self)
+            self._tree = tree
+            self.files = FilesView(tree)  # type: ignore[assignment]
+            for app in self.apps:
+                app.data_files = FilesView(tree, f"/data/data/{app.package}")  # type: ignore[assignment]
+        return self._tree
 
     def app(self, package: str) -> App | None:
         """The installed app, if any."""

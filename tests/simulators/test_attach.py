@@ -7,12 +7,12 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import serial
 
-from posdiag.drivers.errors import TransportClosed, TransportOpenError
+from posdiag.drivers.errors import ConnectionRefused, TransportClosed, TransportOpenError
 from posdiag.drivers.transport.base import Transport
 from posdiag.drivers.transport.serialport import SerialTransport
 from posdiag.drivers.transport.tcp import TcpTransport
@@ -296,3 +296,52 @@ def test_possim_url_without_family_is_rejected(
     with pytest.raises(serial.SerialException, match="names no simulator family"):
         serial.serial_for_url("possim:///activated")
     assert possim == []
+
+
+class SwitchableEngine(EchoEngine):
+    """An echo engine with the ``online`` switch the ADB simulator has (debugging, reboots)."""
+
+    def __init__(self, online: bool) -> None:
+        super().__init__()
+        self.online = online
+
+
+def refused(port: int) -> bool:
+    transport = TcpTransport("127.0.0.1", port, connect_timeout=1.0)
+    try:
+        transport.open()
+    except ConnectionRefused:
+        return True
+    transport.close()
+    return False
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 2.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_tcp_port_of_an_offline_engine_refuses_connects() -> None:
+    engine = SwitchableEngine(online=False)
+    attachment = TcpAttachment(engine)
+    _, port = attachment.start()
+    try:
+        assert refused(port)  # refused at once, not accepted and dropped
+        assert engine.connections == 0
+
+        engine.online = True  # debugging switched on, or back from a reboot
+        assert wait_until(lambda: not refused(port))
+        transport = TcpTransport("127.0.0.1", port)
+        transport.open()
+        transport.write(b"ping")
+        assert transport.read_exact(4, 2.0) == b"ping"
+        transport.close()
+
+        engine.online = False  # going down again closes the same port
+        assert wait_until(lambda: refused(port))
+    finally:
+        attachment.stop()

@@ -6,6 +6,7 @@ import array
 import errno
 import threading
 import time
+import types
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,7 @@ import usb.util
 
 from posdiag.drivers.transport.base import Transport
 from posdiag.simulators.usb_backend import (
+    MTP_INTERFACE,
     SimulatedUsbBackend,
     SimulatedUsbDevice,
     TransferRecord,
@@ -356,3 +358,120 @@ def test_close_stops_engines_and_they_restart(
     assert not device.engine_running
     dev.write(OUT, b"2", 1000)
     assert bytes(dev.read(IN, 512, 1000)) == b"2"
+
+
+# --- production-locked units and reboots ---------------------------------------------------------
+
+
+class LockableEngine(RecordingEchoEngine):
+    """An echo engine with the ``state.usb_debugging`` switch the ADB simulator has."""
+
+    def __init__(self, usb_debugging: bool) -> None:
+        super().__init__()
+        self.state = types.SimpleNamespace(usb_debugging=usb_debugging)
+
+
+def interface_classes(dev: usb.core.Device) -> list[tuple[int, int, int]]:
+    return [
+        (i.bInterfaceClass, i.bInterfaceSubClass, i.bInterfaceProtocol)
+        for i in dev.get_active_configuration()
+    ]
+
+
+def test_debugging_off_leaves_only_mtp_on_the_bus() -> None:
+    engine = LockableEngine(usb_debugging=False)
+    device = SimulatedUsbDevice(VID, PID, SERIAL, "PAX", "A920", engine)
+    with SimulatedUsbBackend([device]) as sim:
+        dev = usb.core.find(backend=sim)
+        assert interface_classes(dev) == [MTP_INTERFACE]
+        assert usb.util.get_string(dev, dev.iSerialNumber) == SERIAL  # still readable
+        with pytest.raises(ValueError, match="Invalid endpoint"):
+            dev.write(OUT, b"x", 1000)  # the ADB endpoints are gone with the interface
+        assert not device.engine_running
+        usb.util.dispose_resources(dev)
+
+        engine.state.usb_debugging = True  # switched on: the ADB interface is back
+        dev = usb.core.find(backend=sim)
+        assert interface_classes(dev) == [(0xFF, 0x42, 0x01)]
+        assert dev.write(OUT, b"x", 1000) == 1
+        usb.util.dispose_resources(dev)
+
+
+def test_debugging_off_keeps_the_other_interfaces_only() -> None:
+    engine = LockableEngine(usb_debugging=False)
+    device = SimulatedUsbDevice(
+        VID, PID, SERIAL, None, None, engine, extra_interfaces=[(0x06, 0x01, 0x01)]
+    )
+    with SimulatedUsbBackend([device]) as sim:
+        dev = usb.core.find(backend=sim)
+        assert interface_classes(dev) == [(0x06, 0x01, 0x01)]  # PTP, no ADB
+        usb.util.dispose_resources(dev)
+
+
+class RebootingEngine:
+    """Goes down for ``seconds`` when it reads ``reboot``, as adbd's ``reboot:`` service does."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.reboots = 0
+        self.offline_until = 0.0
+
+    def serve(self, transport: Transport, stop: threading.Event) -> None:
+        while not stop.is_set():
+            data = transport.read(1 << 20, 0.02)
+            if data == b"reboot":
+                self.reboots += 1
+                self.offline_until = time.monotonic() + self.seconds
+                transport.close()
+                return
+            if data:
+                transport.write(data)
+
+
+def test_reboot_re_enumerates_by_itself_after_the_delay() -> None:
+    engine = RebootingEngine(0.3)
+    device = SimulatedUsbDevice(VID, PID, SERIAL, None, None, engine)
+    with SimulatedUsbBackend([device]) as sim:
+        dev = usb.core.find(backend=sim)
+        first_address = dev.address
+        dev.write(OUT, b"reboot", 1000)
+        usb.util.dispose_resources(dev)
+        deadline = time.monotonic() + 1.0
+        while device.attached and time.monotonic() < deadline:  # the engine closes its end
+            time.sleep(0.01)
+        assert not device.attached and device.rebooting
+        assert usb.core.find(backend=sim) is None  # off the bus while it boots
+
+        deadline = time.monotonic() + 3.0
+        while not device.attached and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert device.attached and not device.rebooting
+        assert time.monotonic() >= engine.offline_until
+        dev = usb.core.find(backend=sim)
+        assert dev is not None and dev.address != first_address  # a new enumeration
+        dev.write(OUT, b"hello", 1000)
+        assert bytes(dev.read(IN, 512, 1000)) == b"hello"
+        usb.util.dispose_resources(dev)
+
+
+def test_closing_the_backend_cancels_a_pending_re_enumeration() -> None:
+    engine = RebootingEngine(30.0)
+    device = SimulatedUsbDevice(VID, PID, SERIAL, None, None, engine)
+    sim = SimulatedUsbBackend([device])
+    dev = usb.core.find(backend=sim)
+    dev.write(OUT, b"reboot", 1000)
+    with pytest.raises(usb.core.USBError):
+        dev.read(IN, 512, 1000)
+    usb.util.dispose_resources(dev)
+    assert device.rebooting
+    sim.close()  # the autouse fixture fails the test if the timer thread outlives this
+    assert not device.rebooting and not device.attached
+
+
+def test_a_vanished_engine_without_reboot_stays_unplugged() -> None:
+    engine = RebootingEngine(0.0)
+    engine.reboots = 0
+    device = SimulatedUsbDevice(VID, PID, SERIAL, None, None, engine)
+    with SimulatedUsbBackend([device]):
+        device._went_away("power loss")  # not a reboot: the cable stays "pulled"
+        assert not device.attached and not device.rebooting

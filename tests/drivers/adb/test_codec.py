@@ -510,20 +510,25 @@ def test_refused_stream() -> None:
         device.accept_stream(request.remote_id)
 
 
-def test_device_closes_and_nobody_answers_clse() -> None:
+def test_device_closes_and_the_host_answers_clse() -> None:
+    """AOSP sockets.cpp: the end that receives CLSE closes its socket, which sends CLSE back."""
     host, device = online_pair()
     host_id, device_id = open_pair_stream(host, device)
     device.close_stream(device_id)
     assert not device.is_open(device_id)
     assert deliver(device, host) == [StreamClosed(host_id)]
-    assert host.data_to_send() == b""
+    ((header, _),) = split_packets(host.data_to_send())
+    assert (header.command, header.arg0, header.arg1) == (Command.CLSE, host_id, device_id)
+    device.receive_data(raw_packet(Command.CLSE, host_id, device_id))
+    assert drain(device) == []  # the answer ends the stream: not answered again
+    assert device.data_to_send() == b""
     with pytest.raises(AdbUsageError):
         device.write(device_id, b"late")
     device.close_stream(device_id)  # closing twice is harmless
     assert device.data_to_send() == b""
 
 
-def test_host_closes() -> None:
+def test_host_closes_and_the_device_answers() -> None:
     host, device = online_pair()
     host_id, device_id = open_pair_stream(host, device)
     host.close_stream(host_id)
@@ -531,8 +536,64 @@ def test_host_closes() -> None:
     assert (header.command, header.arg0, header.arg1) == (Command.CLSE, host_id, device_id)
     host.receive_data(raw_packet(Command.WRTE, device_id, host_id, b"crossed"))
     assert drain(host) == []  # data that crossed our CLSE is dropped silently
+    assert host.data_to_send() == b""  # and not acknowledged
     device.receive_data(raw_packet(Command.CLSE, host_id, device_id))
     assert drain(device) == [StreamClosed(device_id)]
+    ((answer, _),) = split_packets(device.data_to_send())
+    assert (answer.command, answer.arg0, answer.arg1) == (Command.CLSE, device_id, host_id)
+    host.receive_data(raw_packet(Command.CLSE, device_id, host_id))
+    assert drain(host) == []
+    assert host.data_to_send() == b""
+
+
+def test_host_close_with_a_device_write_in_flight() -> None:
+    """The device's WRTE waits for its OKAY when the host's CLSE comes: answer, drop the rest."""
+    host, device = online_pair(max_payload=4096)
+    host_id, device_id = open_pair_stream(host, device)
+    device.write(device_id, b"x" * 9000)
+    device.data_to_send()  # the first WRTE is in flight, two chunks queued
+    device.receive_data(raw_packet(Command.CLSE, host_id, device_id))
+    assert drain(device) == [StreamClosed(device_id)]
+    commands = [(h.command, h.arg0, h.arg1) for h, _ in split_packets(device.data_to_send())]
+    assert commands == [(Command.CLSE, device_id, host_id)]
+    # The host's OKAY for the in-flight WRTE arrives after: adbd closes the stale id again.
+    device.receive_data(raw_packet(Command.OKAY, host_id, device_id))
+    assert drain(device) == []
+    commands = [(h.command, h.arg0, h.arg1) for h, _ in split_packets(device.data_to_send())]
+    assert commands == [(Command.CLSE, device_id, host_id)]
+    # A WRTE after the CLSE is dropped without an OKAY.
+    device.receive_data(raw_packet(Command.WRTE, host_id, device_id, b"late"))
+    assert drain(device) == []
+    assert device.data_to_send() == b""
+
+
+def test_host_ignores_a_device_that_never_answers_clse() -> None:
+    """An old device never answers: the host's stream is over at once, nothing is waited for."""
+    host, device = online_pair()
+    host_id, device_id = open_pair_stream(host, device)
+    host.close_stream(host_id)
+    host.data_to_send()
+    assert not host.is_open(host_id)
+    assert not host.is_write_pending(host_id)
+    other, _ = open_pair_stream(host, device)
+    assert other != host_id
+    del device_id
+
+
+def test_unknown_local_id() -> None:
+    host, device = online_pair()
+    device.receive_data(
+        raw_packet(Command.WRTE, 7, 99, b"nobody")
+        + raw_packet(Command.CLSE, 7, 99)
+        + raw_packet(Command.OKAY, 0, 99)
+    )
+    assert drain(device) == []
+    assert device.data_to_send() == b""
+    device.receive_data(raw_packet(Command.OKAY, 7, 99))
+    assert drain(device) == []
+    ((header, _),) = split_packets(device.data_to_send())
+    assert (header.command, header.arg0, header.arg1) == (Command.CLSE, 99, 7)
+    del host
 
 
 def test_graceful_close_sends_queued_data_first() -> None:
@@ -544,9 +605,14 @@ def test_graceful_close_sends_queued_data_first() -> None:
     events = deliver(host, device)
     assert events == [StreamData(device_id, b"a" * 4096)]
     deliver(device, host)
-    # The last chunk and the CLSE leave together.
+    raw = host.data_to_send()
+    commands = [h.command for h, _ in split_packets(raw)]
+    assert commands == [Command.WRTE]  # the last chunk; CLSE waits for its OKAY
+    device.receive_data(raw)
+    assert drain(device) == [StreamData(device_id, b"a" * 904)]
+    deliver(device, host)
     commands = [h.command for h, _ in split_packets(host.data_to_send())]
-    assert commands == [Command.WRTE, Command.CLSE]
+    assert commands == [Command.CLSE]
 
 
 def test_abort_close_drops_the_queue() -> None:

@@ -100,8 +100,12 @@ def test_split_packets_still_work(
 def test_dropped_answer_times_out(
     adb_terminal: Terminal, adb_driver: AdbDriverFactory, attach: str
 ) -> None:
-    """The device's whole answer to an OPEN (OKAY, WRTE, CLSE) is lost."""
-    terminal = adb_terminal("activated", attach=attach, drop_packets=3)
+    """The device's whole answer to an OPEN (OKAY, WRTE) is lost.
+
+    Its CLSE would follow the host's OKAY for the WRTE (adbd closes only once its last write is
+    acknowledged), so with the WRTE lost it never comes.
+    """
+    terminal = adb_terminal("activated", attach=attach, drop_packets=2)
     driver = adb_driver(terminal, timeout=TIMEOUT)
     start = time.monotonic()
 
@@ -109,7 +113,7 @@ def test_dropped_answer_times_out(
         driver.shell("getprop ro.serialno")
 
     assert TIMEOUT <= time.monotonic() - start < HANG
-    assert terminal.state.faults.drop_packets == 0  # all three were dropped
+    assert terminal.state.faults.drop_packets == 0  # both were dropped
 
 
 @pytest.mark.parametrize("dropped", [1, 2])

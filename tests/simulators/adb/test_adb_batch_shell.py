@@ -48,9 +48,9 @@ def test_a_line_interleaves_stdout_and_stderr_per_command_for_a_legacy_shell() -
     result = sh.run("echo a; ls /sdcard/nowhere/; echo b")
     assert (result.stdout, result.stderr) == (
         "a\nb\n",
-        "ls: /sdcard/nowhere: No such file or directory\n",
+        "ls: /sdcard/nowhere/: No such file or directory\n",  # toybox: the operand as given
     )
-    assert result.merged == "a\nls: /sdcard/nowhere: No such file or directory\nb\n"
+    assert result.merged == "a\nls: /sdcard/nowhere/: No such file or directory\nb\n"
     single = sh.run("ls /sdcard/nowhere/")
     assert single.merged == single.stdout + single.stderr
 

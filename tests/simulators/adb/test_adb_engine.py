@@ -44,7 +44,12 @@ from posdiag.drivers.adb.sync import (
 from posdiag.drivers.errors import PosdiagError
 from posdiag.drivers.transport.memory import MemoryTransport
 from posdiag.simulators import registry
-from posdiag.simulators.adb.engine import FILE_MODE, AdbSimulator
+from posdiag.simulators.adb.engine import (
+    REBOOT_REFUSED,
+    REMOUNT_REFUSED,
+    ROOT_REFUSED,
+    AdbSimulator,
+)
 from posdiag.simulators.adb.state import AdbScenarioError, load_android
 from posdiag.simulators.attach import MemoryAttachment
 from posdiag.simulators.pytest_plugin import AdbDriverFactory, SimulatedAdb
@@ -247,18 +252,11 @@ def test_exec_service_is_raw(host: Callable[..., Host]) -> None:
 @pytest.mark.parametrize(
     "service",
     [
-        "reboot:",
-        "reboot:recovery",
-        "reboot:bootloader",
-        "root:",
-        "unroot:",
-        "remount:",
         "tcp:5555",
         "localabstract:jdwp-control",
         "framebuffer:",
         "shell:",  # an interactive PTY shell
         "exec:",
-        "sync:extra",
     ],
 )
 def test_other_services_are_refused(host: Callable[..., Host], service: str) -> None:
@@ -292,6 +290,74 @@ def test_shell_commands_change_the_shared_state(host: Callable[..., Host]) -> No
         second.stop()
 
 
+@pytest.mark.parametrize(
+    ("service", "answer"),
+    [
+        ("root:", ROOT_REFUSED),
+        ("remount:", REMOUNT_REFUSED),
+        ("unroot:", b"adbd not running as root\n"),
+        ("reboot:bootloader", REBOOT_REFUSED),
+        ("reboot:sideload", b"'adb root' is required for 'adb reboot sideload'.\n"),
+    ],
+)
+def test_production_build_answers(host: Callable[..., Host], service: str, answer: bytes) -> None:
+    link = host()
+    link.connect()
+
+    reply = link.open(service)
+
+    assert reply.opened and reply.closed
+    assert reply.data == answer
+    assert link.simulator.reboots == 0
+
+
+def test_reboot_drops_the_link_and_refuses_until_back(host: Callable[..., Host]) -> None:
+    link = host(overrides={"device": {"reboot_seconds": 0.4, "scale": 1.0}})
+    link.connect()
+    state = link.simulator.state
+    state.tree.write("/data/local/tmp/kept", b"1")
+
+    local_id = link.conn.open_stream("reboot:")
+    link.flush()
+    assert link.event() == StreamOpened(local_id)
+    with pytest.raises(PosdiagError):  # the link drops, no CLSE
+        link.event()
+    assert link.simulator.reboots == 1
+
+    early = Host(link.simulator)  # still booting: dropped without a word
+    try:
+        with pytest.raises(PosdiagError):
+            early.hello()
+            early.event(timeout=0.3)
+    finally:
+        early.stop()
+    time.sleep(0.4)
+    back = Host(link.simulator)
+    try:
+        assert isinstance(back.connect(), Connected)
+        assert state.tree.read("/data/local/tmp/kept") == b"1"
+    finally:
+        back.stop()
+
+
+def test_banner_and_payload_follow_the_release(host: Callable[..., Host]) -> None:
+    old = host("activated", "pax-a920-android7").connect()
+    assert old.features == frozenset({"shell_v2", "cmd"})
+    assert old.max_payload == 256 * 1024
+    assert old.version == 0x01000000
+    new = host("activated", "sunmi-p2").connect()
+    assert {"shell_v2", "stat_v2", "ls_v2", "fixed_push_mkdir"} <= new.features
+    assert "sendrecv_v2" not in new.features  # not simulated: never advertised
+    assert new.max_payload == 1024 * 1024
+
+
+def test_debugging_disabled_drops_every_connection(host: Callable[..., Host]) -> None:
+    link = host("debugging-disabled")
+    with pytest.raises(PosdiagError):
+        link.hello()
+        link.event(timeout=0.5)
+
+
 # --- sync ----------------------------------------------------------------------------------------
 
 
@@ -323,7 +389,7 @@ def test_sync_stat_and_recv_of_a_file(host: Callable[..., Host]) -> None:
     stat = events[0]
     assert isinstance(stat, SyncStat)
     assert stat.exists
-    assert stat.mode == FILE_MODE
+    assert stat.mode == 0o100660  # shared storage (sdcardfs): root:sdcard_rw 0660
     assert stat.size == len(content)
     assert stat.mtime > 0
     assert events[1:] == [SyncData(content), SyncDone()]
@@ -343,7 +409,7 @@ def test_sync_of_a_missing_file(host: Callable[..., Host]) -> None:
     stat = events[0]
     assert stat == SyncStat(0, 0, 0)
     assert isinstance(stat, SyncStat) and not stat.exists
-    assert events[1] == SyncFail("No such file or directory")
+    assert events[1] == SyncFail("open failed: No such file or directory")
 
 
 def test_sync_cannot_read_other_apps_data(host: Callable[..., Host]) -> None:
