@@ -225,7 +225,7 @@ def _exit_code(reports: list[DeviceReport]) -> int:
     type=SECONDS,
     default=None,
     help="Seconds one terminal's check may take in all (default per family: ZVT 120, "
-    "Android 90); a terminal still busy then is unreachable.",
+    "Android 90, nexo 120); a terminal still busy then is unreachable.",
 )
 @click.option(
     "--quick",
@@ -253,10 +253,11 @@ def check(
     """Check terminals: identity, activation, firmware, network, battery, merchant data.
 
     ADDRESSES are e.g. zvt+serial:///dev/ttyUSB0?baud=9600, zvt+tcp://10.0.0.5:20007,
-    /dev/ttyACM0 or zvt+sim://activated; sn:SERIAL, tusn:TUSN or a label pasted from a barcode
-    scanner checks a unit no cable reaches in its backends. Without an address, every attached
-    terminal is checked; with none attached, simulated terminals are checked to show what
-    posdiag does. Configured backends (TMS, acquirer platform) are consulted for every terminal.
+    /dev/ttyACM0, zvt+sim://activated or nexo+https://10.0.0.7 (an Adyen terminal); sn:SERIAL,
+    tusn:TUSN or a label pasted from a barcode scanner checks a unit no cable reaches in its
+    backends. Without an address, every attached terminal is checked; with none attached,
+    simulated terminals are checked to show what posdiag does. Configured backends (TMS,
+    acquirer platform) are consulted for every terminal.
     """
     if quick and full:
         raise click.UsageError(_("--quick and --full exclude each other: choose one."))

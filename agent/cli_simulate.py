@@ -1,4 +1,4 @@
-"""``posdiag simulate``: simulated terminals (ZVT, Android) and backends, run until interrupted."""
+"""``posdiag simulate``: simulated terminals (ZVT, Android, Adyen) and backends, until stopped."""
 
 from __future__ import annotations
 
@@ -33,9 +33,11 @@ def _parse_fault(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command()
-@click.argument("family", type=click.Choice(["zvt", "adb", "backend"]))
+@click.argument("family", type=click.Choice(["zvt", "adb", "nexo", "backend"]))
 @click.option("--scenario", default="activated", show_default=True, help="Scenario name.")
-@click.option("--model", default=None, help="adb: model profile (pax-a920, sunmi-p2, …).")
+@click.option(
+    "--model", default=None, help="adb: model profile (pax-a920, sunmi-p2, …); nexo: V400m, …"
+)
 @click.option("--pty", "use_pty", is_flag=True, help="zvt: attach to a pseudo terminal (default).")
 @click.option("--tcp", "tcp", metavar="HOST:PORT", help="Listen on TCP (port 0 picks a free one).")
 @click.option(
@@ -66,8 +68,13 @@ def _parse_fault(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--tms",
     metavar="URL",
-    help="adb: the simulated backend this terminal syncs with (a release there drops its device "
-    "owner at the next sync).",
+    help="adb, nexo: the simulated backend this terminal syncs with (a release there drops its "
+    "device owner, a reassignment to inventory its merchant account, at the next sync).",
+)
+@click.option(
+    "--event-url",
+    metavar="URL",
+    help="nexo: where the terminal POSTs its EventNotifications (no retry).",
 )
 @guarded
 def simulate(
@@ -85,6 +92,7 @@ def simulate(
     kind: str,
     terminals: tuple[str, ...],
     tms: str | None,
+    event_url: str | None,
 ) -> None:
     """Run a simulated terminal (or backend) until interrupted; the first line is its address.
 
@@ -100,6 +108,11 @@ def simulate(
     Wipe faults (both): fail_command=CMD, power_loss_at=CMD, lie_about=CMD, where CMD is a
     ZVT command name or hex code ("Set/Reset Terminal-ID", 061B) or an Android command prefix
     ("pm clear", "cmd wifi forget-network", rm).
+
+    FAMILY nexo runs an Adyen terminal (nexo Retailer JSON over HTTPS, encrypted with a shared
+    key); its first line is nexo+https://HOST:PORT?poiid=…&ca=CA.pem&key=KEY.toml. nexo
+    faults: wrong_key, no_key, malformed_json=N, slow=S, drop=N; options allow_cleartext=0
+    (a LIVE terminal), additional_format=base64-json.
     """
     if family == "backend":
         from .cli_backend import serve_until_stopped, start_simulated_backend
@@ -122,6 +135,26 @@ def simulate(
         return
     if use_pty and tcp:
         raise click.UsageError(_("choose one of --pty and --tcp"))
+    if event_url and family != "nexo":
+        raise click.UsageError(_("--event-url is for simulated Adyen terminals (nexo)"))
+    if family == "nexo":
+        if use_pty or password:
+            raise click.UsageError(
+                _("simulated Adyen terminals listen on HTTPS (--tcp HOST:PORT), with no password")
+            )
+        if serial is not None:
+            from posdiag.simulators.registry import validate_serial
+
+            try:
+                validate_serial(serial, "nexo")  # half of the POIID: letters and digits
+            except ValueError as exc:
+                fail(f"--serial: {exc}", EXIT_USAGE, ctx)
+        options = {"time_scale": str(time_scale), **_parse_fault(faults)}
+        for name, value in (("serial", serial), ("tms", tms), ("event_url", event_url)):
+            if value is not None:
+                options[name] = value
+        _simulate_nexo(ctx, scenario, model or "V400m", tcp, options)
+        return
     if family == "adb" and use_pty:
         raise click.UsageError(_("simulated Android terminals listen on TCP (--tcp HOST:PORT)"))
     if family == "zvt" and model:
@@ -140,19 +173,17 @@ def simulate(
         options["serial"] = serial
     if tms:
         if family != "adb":
-            raise click.UsageError(_("--tms is for simulated Android terminals (adb)"))
+            raise click.UsageError(
+                _("--tms is for simulated Android (adb) and Adyen (nexo) terminals")
+            )
         options["tms"] = tms
     simulator, description = _build_simulator(ctx, family, scenario, model, options, tcp)
     from posdiag.simulators.attach import PtyAttachment, TcpAttachment
 
     attachment: PtyAttachment | TcpAttachment
     if tcp or family == "adb":
-        host, sep, port_text = (tcp or "127.0.0.1:0").rpartition(":")
-        if not sep or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
-            raise click.UsageError(
-                _("--tcp wants HOST:PORT (port 0 to 65535), got {tcp!r}").format(tcp=tcp)
-            )
-        attachment = TcpAttachment(simulator, host.strip("[]") or "127.0.0.1", int(port_text))
+        host, port = _host_port(tcp)
+        attachment = TcpAttachment(simulator, host, port)
         try:
             bound_host, bound_port = attachment.start()
         except OSError as exc:
@@ -165,6 +196,21 @@ def simulate(
     else:
         attachment = PtyAttachment(simulator)
         address = f"zvt+serial://{attachment.start()}"
+    _announce_and_wait(address, description, attachment.stop)
+
+
+def _host_port(tcp: str | None) -> tuple[str, int]:
+    """``--tcp HOST:PORT`` (default ``127.0.0.1:0``, a free port); usage error when malformed."""
+    host, sep, port_text = (tcp or "127.0.0.1:0").rpartition(":")
+    if not sep or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
+        raise click.UsageError(
+            _("--tcp wants HOST:PORT (port 0 to 65535), got {tcp!r}").format(tcp=tcp)
+        )
+    return host.strip("[]") or "127.0.0.1", int(port_text)
+
+
+def _announce_and_wait(address: str, description: str, stop: Any) -> None:
+    """Print the address (first line), then run until Ctrl-C or SIGTERM, then ``stop()``."""
     # Handle SIGTERM before announcing the address: a supervisor may signal as soon as it reads it.
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -176,10 +222,51 @@ def simulate(
     except KeyboardInterrupt:
         pass
     finally:
-        attachment.stop()
+        stop()
+
+
+def _simulate_nexo(
+    ctx: Context, scenario: str, model: str, tcp: str | None, options: dict[str, str]
+) -> None:
+    """``posdiag simulate nexo``: an Adyen terminal on HTTPS until interrupted."""
+    from posdiag.simulators.registry import create_nexo
+    from posdiag.simulators.scenario_data import ScenarioError
+
+    host, port = _host_port(tcp)
+    try:
+        simulator = create_nexo(scenario, model, options)
+    except ScenarioError as exc:
+        fail(str(exc), EXIT_USAGE, ctx)
+    except (TypeError, ValueError, PosdiagError) as exc:
+        fail(_("bad fault option: {exc}").format(exc=exc), EXIT_USAGE, ctx)
+    simulator.host, simulator.port = host, port
+    try:
+        simulator.start()
+    except OSError as exc:
+        fail(
+            _("cannot listen on {tcp}: {value}").format(
+                tcp=f"{host}:{port}", value=exc.strerror or exc
+            ),
+            EXIT_USAGE,
+            ctx,
+        )
+    s = simulator.state
+    description = (
+        f"Simulated Adyen {s.model} (POIID {s.poiid}, firmware {s.firmware}), "
+        f"scenario {scenario}: {s.description}."
+    )
+    _announce_and_wait(simulator.address, description, simulator.stop)
 
 
 def _list_scenarios(family: str) -> None:
+    if family == "nexo":
+        from posdiag.simulators.nexo.state import available_profiles as nexo_models
+        from posdiag.simulators.nexo.state import available_scenarios as nexo_scenarios
+
+        for name in nexo_scenarios():
+            click.echo(name)
+        click.echo(f"models: {', '.join(nexo_models())}")
+        return
     if family == "zvt":
         from posdiag.simulators.zvt.state import available_scenarios
 

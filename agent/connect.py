@@ -3,6 +3,10 @@
 The only place that knows which transport and driver an address needs. Simulated terminals
 (``zvt+sim://SCENARIO``) are reached through pyserial's ``possim://`` URL handler, so a check
 against a simulator goes through exactly the same serial code path as a real RS-232 cable.
+nexo terminals (``nexo+https://HOST:8443/nexo``) take their shared key and CA from the address,
+else from the station settings' ``[nexo]`` table (:func:`use_nexo_settings`, set when the
+settings are read), else from ``POSDIAG_NEXO_*`` variables; a simulated one is a real HTTPS
+address on loopback, so a check against it runs the real TLS and HTTP code.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from urllib.parse import urlencode
 from posdiag.drivers.errors import AddressError, PosdiagError
 from posdiag.drivers.i18n import _
 
+from .logs import get_logger
+
 # Each family's driver and transports are imported where that family is opened: a ZVT check
 # never loads the ADB driver (cryptography for its keys) or pyusb, an Android one never loads
 # the ZVT protocol, and a `posdiag check` process starts in a fraction of the time.
@@ -22,13 +28,62 @@ if TYPE_CHECKING:
     from posdiag.drivers.address import Address
     from posdiag.drivers.catalogue import Catalogue
     from posdiag.drivers.model import Terminal
+    from posdiag.drivers.nexo.keys import NexoSettings
     from posdiag.drivers.transport.base import Transport
     from posdiag.drivers.zvt.connection import Link
     from posdiag.drivers.zvt.driver import ZvtTimers
 
+log = get_logger(__name__)
+
 PASSWORD_ENV = "POSDIAG_ZVT_PASSWORD"
 DEFAULT_PASSWORD = "000000"
 DRIVER_OPTIONS = frozenset({"password", "t1", "t2", "t3", "t4", "currency", "trace"})
+NEXO_TIMEOUT_S = 15.0
+"""One nexo request's time limit unless the address says ``?timeout=`` (a host diagnosis has
+its own, longer one)."""
+
+_nexo_settings: NexoSettings | None = None
+
+
+def use_nexo_settings(settings: NexoSettings | None) -> None:
+    """The station settings' ``[nexo]`` table for every nexo terminal opened from now on.
+
+    Set once when the settings are read (:func:`posdiag.agent.settings.apply_settings`); a
+    station's workers read it from their threads, where click's context is not available.
+    """
+    global _nexo_settings
+    _nexo_settings = settings
+
+
+def nexo_terminal(address: Address, settings: NexoSettings | None = None) -> Terminal:
+    """A nexo (Adyen Terminal API) terminal over HTTPS.
+
+    Args:
+        address: ``nexo+https://HOST[:PORT][/PATH]?poiid=&ca=&key=``.
+        settings: the ``[nexo]`` settings (default: the station's, :func:`use_nexo_settings`).
+
+    Raises:
+        AddressError: no CA for the certificate, or a key file or setting that cannot be used
+            (``NexoConfigError``), before anything is sent.
+    """
+    from posdiag.drivers.catalogue import load_catalogue
+    from posdiag.drivers.nexo.driver import NexoDriver, default_sale_id
+    from posdiag.drivers.nexo.keys import resolve_ca, resolve_key
+    from posdiag.drivers.nexo.terminal import NexoTerminal
+    from posdiag.drivers.nexo.transport import HttpsTransport
+
+    settings = settings if settings is not None else _nexo_settings
+    timeout = address.option_float("timeout", NEXO_TIMEOUT_S, maximum=600.0)
+    ca_file, _adyen_roots = resolve_ca(address.options.get("ca"), settings)
+    key, source = resolve_key(address.options.get("key"), settings)
+    poiid = address.options.get("poiid")
+    host, port = address.host_port
+    transport = HttpsTransport(
+        host, port, address.url_path, ca_file=ca_file, poiid=poiid, timeout_s=timeout
+    )
+    driver = NexoDriver(transport, key=key, poiid=poiid, sale_id=default_sale_id())
+    log.info("nexo.open", address=str(address), key_from=source, encrypted=key is not None)
+    return NexoTerminal(driver, str(address), load_catalogue())
 
 
 def zvt_password(address: Address, override: str | None = None) -> str:
@@ -216,6 +271,8 @@ def open_terminal(
     """A Terminal for the address (not yet connected: the first probe opens the line)."""
     if address.family == "adb":
         return adb_terminal(address, on_auth_prompt=on_auth_prompt)
+    if address.family == "nexo":
+        return nexo_terminal(address)
     if address.family != "zvt":
         raise AddressError(
             _("no driver for the {family!r} family yet").format(family=address.family)

@@ -43,9 +43,10 @@ PROBES = (
     "health",
 )
 FIELD = {"identify": "identity"}
-DEFAULT_DEADLINE_S = {"zvt": 120.0, "adb": 90.0}
+DEFAULT_DEADLINE_S = {"zvt": 120.0, "adb": 90.0, "nexo": 120.0}
 """Seconds a check may take per family when the caller names no deadline: a ZVT session is a
-handful of commands at 9600 baud plus a host dial-up; an ADB one a dozen shell commands."""
+handful of commands at 9600 baud plus a host dial-up; an ADB one a dozen shell commands; a nexo
+one five HTTPS requests, one of them a host diagnosis of up to a minute."""
 FALLBACK_DEADLINE_S = 120.0
 """For a family without its own default."""
 
@@ -80,7 +81,7 @@ def unreachable_reason(address: str, error: BaseException | None = None) -> str:
             "network debugging is off, as on production-locked units. Its binding can still be "
             "checked through its backend (posdiag check with its TMS backend configured)."
         )
-    if link == "tcp":
+    if link in ("tcp", "https"):
         return _(
             "The terminal cannot be reached on the network: check that it is switched on, on "
             "the same network, and that the address and port are right; then try again."

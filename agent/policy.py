@@ -182,6 +182,14 @@ def decide(report: DeviceReport, policy: Policy) -> Verdict:
         pending = merchant.pending_transactions
         found["wipe_required"].append(
             ngettext(
+                "{count} payment not yet delivered to the acquirer: connect the terminal to the "
+                "internet and let it deliver it before wiping",
+                "{count} payments not yet delivered to the acquirer: connect the terminal to the "
+                "internet and let it deliver them before wiping",
+                pending.count,
+            ).format(count=pending.count)
+            if pending.undelivered
+            else ngettext(
                 "{count} unsettled transaction ({amount}): settle (End-of-Day) before wiping",
                 "{count} unsettled transactions ({amount}): settle (End-of-Day) before wiping",
                 pending.count,

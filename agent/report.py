@@ -101,6 +101,8 @@ def money_text(pending: PendingTransactions) -> str:
     """
     from posdiag.drivers.i18n import format_decimal, format_money
 
+    if pending.total_cents is None:
+        return _("amount not reported")
     minor = int(pending.total_cents)
     code = _currency_code(pending.currency)
     with localcontext() as context:

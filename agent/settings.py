@@ -15,6 +15,12 @@ names holds the station's usual answers::
     backends = "backends.toml"
     logo = "logo.png"
 
+    [nexo]                                  # nexo (Adyen Terminal API) terminals
+    key_identifier = "CryptoKeyIdentifier12345"
+    key_version = 1
+    passphrase_file = "nexo-passphrase"     # mode 600; or the passphrase in POSDIAG_NEXO_PASSPHRASE
+    ca_file = "adyen-roots.pem"             # Adyen's terminal roots, downloaded from Adyen
+
 They become the *defaults* of every command's options through click's ``default_map``, so the
 command line still overrides each of them, click reports where a value came from
 (``ctx.get_parameter_source``: ``posdiag station --show-config`` prints it), and a command only
@@ -30,13 +36,16 @@ import os
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
 from posdiag.drivers.backend.config import default_backends_path
 from posdiag.drivers.i18n import N_, _, normalise_language
+
+if TYPE_CHECKING:  # the nexo driver is loaded only when a [nexo] table is read
+    from posdiag.drivers.nexo.keys import NexoSettings
 
 __all__ = [
     "MAX_PARALLEL",
@@ -75,6 +84,9 @@ class Settings:
     backends: Path | None = None
     logo: Path | None = None
     """PNG or JPEG printed at the top of PDF certificates."""
+    nexo: NexoSettings | None = None
+    """The ``[nexo]`` table: the shared key and CA file for nexo terminals whose address names
+    none (read by :func:`posdiag.agent.connect.open_terminal`, not through an option)."""
     source: Path | None = None
     """The file these came from (None: no settings file)."""
 
@@ -114,6 +126,8 @@ _EXPECTED = {
     "count": N_("a whole number from 1 to {maximum}"),
     "language": N_('"en" or "zh-CN"'),
     "ledger": N_("a ledger database URL or a SQLite file path, in quotes"),
+    "table": N_("a table ([nexo] with key_identifier, key_version, passphrase_file, ca_file)"),
+    "version": N_("a whole number from 0"),
 }
 _KIND = {
     "operator": "text",
@@ -126,7 +140,16 @@ _KIND = {
     "max_parallel": "count",
     "backends": "path",
     "logo": "path",
+    "nexo": "table",
 }
+NEXO_KEYS = {
+    "key_identifier": "text",
+    "key_version": "count",
+    "passphrase_file": "path",
+    "ca_file": "path",
+}
+"""The ``[nexo]`` table's keys and their kinds (the passphrase itself never goes in the file:
+it names a private passphrase file, or the passphrase comes from the environment)."""
 _TOML_TYPES = (
     (bool, N_("true/false")),
     (int, N_("a number")),
@@ -216,6 +239,9 @@ def parse_settings(data: dict[str, Any], source: Path) -> Settings:
                 )
             )
         kind = _KIND[key]
+        if kind == "table":
+            settings.nexo = _nexo_table(source, value)
+            continue
         if kind == "count":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise _wrong(source, key, kind, value)
@@ -251,6 +277,61 @@ def parse_settings(data: dict[str, Any], source: Path) -> Settings:
         else:
             setattr(settings, key, text)
     return settings
+
+
+def _nexo_table(source: Path, value: Any) -> NexoSettings:
+    """The ``[nexo]`` table: known keys, right types, paths relative to the settings file.
+
+    Raises:
+        ValueError: one line naming the file, the key and what is expected.
+    """
+    from posdiag.drivers.nexo.keys import NexoSettings
+
+    if not isinstance(value, dict):
+        raise _wrong(source, "nexo", "table", value)
+    values: dict[str, Any] = {}
+    for key, item in value.items():
+        name = f"nexo.{key}"
+        kind = NEXO_KEYS.get(key)
+        if kind is None:
+            raise ValueError(
+                _("settings file {file}: unknown setting {key} (known: {known})").format(
+                    file=source, key=name, known=", ".join(f"nexo.{k}" for k in NEXO_KEYS)
+                )
+            )
+        if kind == "count":
+            if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < 2**31:
+                raise ValueError(
+                    _("settings file {file}: {key} must be {expected}").format(
+                        file=source, key=name, expected=_(_EXPECTED["version"])
+                    )
+                )
+            values[key] = item
+            continue
+        if not isinstance(item, str):
+            raise _wrong(source, name, kind, item)
+        text = item.strip()
+        if not text or "\x00" in text:
+            raise ValueError(
+                _("settings file {file}: {key} is empty (remove the line to leave it unset)")
+                .format(file=source, key=name)
+            )
+        values[key] = _resolve(source.parent, text) if kind == "path" else text
+    named = {"key_identifier", "key_version"} & set(values)
+    if named and len(named) != 2:
+        raise ValueError(
+            _("settings file {file}: set both nexo.key_identifier and nexo.key_version").format(
+                file=source
+            )
+        )
+    if "passphrase_file" in values and not named:
+        raise ValueError(
+            _(
+                "settings file {file}: nexo.passphrase_file needs nexo.key_identifier and "
+                "nexo.key_version"
+            ).format(file=source)
+        )
+    return NexoSettings(source=source, **values)
 
 
 def load_settings(path: Path) -> Settings:
@@ -321,13 +402,17 @@ def apply_settings(click_ctx: click.Context, config_file: Path | None) -> Settin
     Raises:
         ValueError: one line naming the file, the key and what is expected.
     """
+    from .connect import use_nexo_settings
+
     if config_file is None:
         path = default_settings_path()
         if not path.exists():
+            use_nexo_settings(None)
             return Settings()
     else:
         path = config_file
     settings = load_settings(path)
+    use_nexo_settings(settings.nexo)
     merged: dict[str, Any] = dict(click_ctx.default_map or {})
     for command, values in settings_default_map(click_ctx.command, settings).items():
         merged[command] = {**values, **dict(merged.get(command) or {})}

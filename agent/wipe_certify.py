@@ -235,6 +235,13 @@ def _method(family: str) -> str:
             "ZVT de-provisioning over the terminal's ECR interface: End-of-Day when consented, "
             "Terminal-ID reset (06 1B), Log-Off (06 02), vendor factory reset where available"
         )
+    if family == "nexo":
+        return _(
+            "nexo Retailer (Adyen Terminal API) over HTTPS: every POS system logged out "
+            "(Logout); the merchant binding released in Adyen by reassigning the terminal to "
+            "the depot's inventory (Management API) when a release was run, after which the "
+            "terminal removes its configuration when it synchronises"
+        )
     return _(
         "Android shell over ADB: payment/merchant app data cleared (pm clear), saved Wi-Fi "
         "networks forgotten, merchant files deleted, factory reset where available"

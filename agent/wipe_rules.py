@@ -18,7 +18,9 @@ from .wipe_types import WipeOptions, WipeResult
 __all__ = ["UNVERIFIABLE_EVIDENCE", "guard_reasons", "read_back_problems"]
 
 # Activation evidence posdiag cannot remove over the cable: released in the TMS, not wiped.
-UNVERIFIABLE_EVIDENCE = ("device policy", "accounts")
+# "account assignment" is a nexo terminal's merchant account and store (the same words as
+# posdiag.drivers.nexo.terminal.ASSIGNMENT_SOURCE; not imported, to keep the driver unloaded).
+UNVERIFIABLE_EVIDENCE = ("device policy", "accounts", "account assignment")
 # An "app data" fact naming a package is data an app still holds; the other kind is the note
 # that sizes could not be read. Facts are in the reader's language, package names never are.
 _PACKAGE = re.compile(r"\b[a-z][a-z0-9_]*(?:\.[A-Za-z0-9_]+)+\b")
@@ -58,7 +60,21 @@ def guard_reasons(
             ).format(serial=serial, confirmed=options.serial.strip())
         )
     pending = report.merchant_data.pending_transactions if report.merchant_data else None
-    if pending is not None and pending.count and not (options.settle and can_settle):
+    if pending is not None and pending.count and pending.undelivered:
+        # payments the terminal has not delivered to Adyen yet: only the terminal can deliver
+        # them (nothing posdiag may send settles or closes anything), so the wipe waits for it
+        reasons.append(
+            ngettext(
+                "{count} payment is still waiting on the terminal to be delivered to Adyen: "
+                "connect the terminal to the internet and let it deliver it, then check again "
+                "before wiping",
+                "{count} payments are still waiting on the terminal to be delivered to Adyen: "
+                "connect the terminal to the internet and let it deliver them, then check again "
+                "before wiping",
+                pending.count,
+            ).format(count=pending.count)
+        )
+    elif pending is not None and pending.count and not (options.settle and can_settle):
         money = money_text(pending)
         if can_settle:
             reason = ngettext(

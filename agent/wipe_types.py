@@ -62,7 +62,7 @@ CERTIFIED_OUTCOMES = frozenset({Outcome.ERASED, Outcome.ERASED_WITH_EXCEPTIONS, 
 # How long a whole wipe (inspection, steps, read-back) may take unless the operator says
 # otherwise: a ZVT End-of-Day with a slow host, an Android factory reset and its reboot fit well
 # within it; a terminal that never stops talking does not get longer.
-DEFAULT_DEADLINE_S = {"zvt": 900.0, "adb": 900.0}
+DEFAULT_DEADLINE_S = {"zvt": 900.0, "adb": 900.0, "nexo": 600.0}
 FALLBACK_DEADLINE_S = 900.0
 MAX_DEADLINE_S = 24 * 3600.0
 

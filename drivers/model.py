@@ -110,11 +110,23 @@ class Battery:
 
 @dataclass(frozen=True)
 class PendingTransactions:
-    """Unsettled money held in the terminal's turnover store."""
+    """Unsettled money held in the terminal's turnover store.
+
+    Attributes:
+        count: how many transactions wait.
+        total_cents: their total in minor units, or None when the terminal reports only the
+            count (a nexo terminal's offline backlog, ``unconfirmedBatchCount``).
+        currency: ISO 4217 code of the total, when known.
+        undelivered: the transactions were never delivered to the acquirer (an offline
+            backlog): only the terminal can deliver them, once it reaches its host again, so
+            the operator reconnects it instead of settling (End-of-Day); nothing posdiag may send
+            delivers or settles them.
+    """
 
     count: int
-    total_cents: int
+    total_cents: int | None
     currency: str | None = None
+    undelivered: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Installing posdiag makes these fixtures available to any test suite, no ``conftest.py`` needed
 (``adb_terminal`` and ``adb_driver``, for Android smart POS, are defined in
-:mod:`posdiag.simulators.pytest_adb` and registered from here):
+:mod:`posdiag.simulators.pytest_adb`, ``nexo_terminal``, for Adyen terminals speaking nexo over
+HTTPS, in :mod:`posdiag.simulators.nexo.pytest_fixtures`; both are registered from here):
 
 ``zvt_terminal``
     A factory: ``zvt_terminal("unsettled", attach="pty", drop_ack=1)`` starts a simulated Feig
@@ -57,6 +58,11 @@ from posdiag.simulators.attach import (
     TcpAttachment,
     register_url_handler,
 )
+from posdiag.simulators.nexo.pytest_fixtures import (
+    NEXO_TEST_TIMEOUT,
+    SimulatedNexo,
+    nexo_terminal,
+)
 from posdiag.simulators.pytest_adb import (
     ADB_ATTACH_MODES,
     ADB_TEST_AUTH_TIMEOUT,
@@ -78,18 +84,21 @@ from posdiag.simulators.pytest_support import (
 from posdiag.simulators.zvt.engine import ZvtSimulator
 from posdiag.simulators.zvt.state import TerminalState
 
-__all__ = [  # the ADB names are defined in pytest_adb and registered from here
+__all__ = [  # the ADB and nexo names are defined in pytest_adb / nexo and registered from here
     "ADB_ATTACH_MODES",
     "ADB_TEST_AUTH_TIMEOUT",
     "ADB_TEST_TIMEOUT",
     "ATTACH_MODES",
+    "NEXO_TEST_TIMEOUT",
     "TEST_TIMERS",
     "AdbDriverFactory",
     "SimulatedAdb",
+    "SimulatedNexo",
     "SimulatedZvt",
     "UnknownFaultError",
     "adb_driver",
     "adb_terminal",
+    "nexo_terminal",
     "zvt_driver",
     "zvt_terminal",
 ]

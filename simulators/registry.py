@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from posdiag.drivers.zvt.connection import Link
 
     from .adb.engine import AdbSimulator
+    from .nexo.simulator import NexoSimulator
     from .zvt.engine import ZvtSimulator
 
 FAMILIES = ("zvt",)
@@ -62,8 +63,12 @@ COMMON_OPTIONS = frozenset(
     }
 )
 """Options a simulated terminal's address may carry besides fault names."""
+NEXO_OPTIONS = frozenset({"event_url", "allow_cleartext", "additional_format"})
+"""Options only a simulated nexo (Adyen) terminal takes, besides COMMON_OPTIONS and faults."""
 _SERIAL = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _ZVT_SERIAL = re.compile(r"(?:[0-9A-Fa-f]{2}){1,4}")
+_NEXO_SERIAL = re.compile(r"[A-Za-z0-9]{1,32}")
+_HTTP_URL = re.compile(r"https?://[A-Za-z0-9.:\[\]_-]{1,200}(/[\x21-\x7e]{0,200})?")
 
 
 def validate_serial(text: str, family: str | None = None) -> str:
@@ -86,11 +91,20 @@ def validate_serial(text: str, family: str | None = None) -> str:
         raise ValueError(
             f"invalid serial {text!r} for a ZVT terminal: use 2 to 8 hex digits, e.g. 17F59B1F"
         )
+    if family == "nexo" and not _NEXO_SERIAL.fullmatch(text):
+        raise ValueError(
+            f"invalid serial {text!r} for a nexo terminal: it is half of the POIID "
+            "(MODEL-SERIAL), so use 1 to 32 letters or digits, e.g. 324688179"
+        )
     return text
 
 
 def fault_names(family: str) -> list[str]:
     """The fault names a simulated terminal of ``family`` understands, sorted."""
+    if family == "nexo":
+        from .nexo.state import Faults as NexoFaults
+
+        return sorted(NexoFaults.__dataclass_fields__)
     fields = Faults.__dataclass_fields__ if family == "zvt" else AdbFaults.__dataclass_fields__
     return sorted(fields)
 
@@ -105,9 +119,10 @@ def check_fault_names(family: str, options: dict[str, Any]) -> None:
         AddressError: one line naming the unknown option and listing the valid fault names.
     """
     known = set(fault_names(family))
+    extra = NEXO_OPTIONS if family == "nexo" else frozenset()
     for name in options:
         key = name.replace("-", "_")
-        if key not in known and key not in COMMON_OPTIONS:
+        if key not in known and key not in COMMON_OPTIONS and key not in extra:
             raise AddressError(
                 f"unknown fault {name!r} for a simulated {family} terminal "
                 f"(faults: {', '.join(sorted(known))})"
@@ -212,15 +227,98 @@ def create_engine(family: str, scenario: str, options: dict[str, str]) -> ZvtSim
     return create_zvt(scenario, options)  # serial framing: what pyserial's possim:// carries
 
 
+def _http_url(options: dict[str, str], name: str) -> str:
+    """An http(s) URL option ("" when absent), one line when malformed."""
+    url = options.get(name, "")
+    if url and not _HTTP_URL.fullmatch(url):
+        raise AddressError(f"{name} must be an http(s) URL, not {url[:60]!r}")
+    return url
+
+
+def _flag(raw: str) -> bool:
+    return raw.strip().lower() in ("1", "true", "yes", "")
+
+
+def create_nexo(
+    scenario: str,
+    model: str = "V400m",
+    options: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> NexoSimulator:
+    """A simulated Adyen (nexo) terminal, not started: a scenario applied to a model profile.
+
+    Options: ``time_scale``/``scale`` and ``latency`` (timing), ``serial``, ``tms`` (a
+    simulated Adyen backend's URL), ``event_url`` (where EventNotifications go),
+    ``allow_cleartext`` (0: play a LIVE terminal that refuses cleartext),
+    ``additional_format`` (``form`` or ``base64-json``) and the faults of
+    :class:`posdiag.simulators.nexo.state.Faults`. ``overrides`` (TOML layout) go on top.
+
+    Raises:
+        AddressError: an unknown or malformed option (NexoScenarioError for scenario/model).
+    """
+    from .nexo.simulator import NexoSimulator
+    from .nexo.state import Faults as NexoFaults
+    from .nexo.state import load_nexo
+    from .scenario_data import deep_merge
+
+    options = options or {}
+    check_fault_names("nexo", options)
+    given: dict[str, Any] = {}
+    terminal: dict[str, Any] = {}
+    faults: dict[str, Any] = {}
+    for name, raw in options.items():
+        key = name.replace("-", "_")
+        if key not in NexoFaults.__dataclass_fields__:
+            continue
+        default = getattr(NexoFaults(), key)
+        if isinstance(default, bool):
+            faults[key] = _flag(raw)
+        elif isinstance(default, float):
+            faults[key] = _number(options, name)
+        else:
+            faults[key] = _count(options, name)
+    if faults:
+        given["faults"] = faults
+    timing: dict[str, Any] = {}
+    for option, key in (("time_scale", "scale"), ("scale", "scale"), ("latency", "latency")):
+        value = _number(options, option)
+        if value is not None:
+            timing[key] = value
+    if timing:
+        given["timing"] = timing
+    serial = _serial_option(options, "nexo")
+    if serial:
+        terminal["serial"] = serial
+    for option, key in (("tms", "tms_url"), ("event_url", "event_url")):
+        url = _http_url(options, option)
+        if url:
+            terminal[key] = url
+    layout = options.get("additional_format")
+    if layout is not None:
+        if layout not in ("form", "base64-json"):
+            raise AddressError(f"additional_format must be form or base64-json, not {layout!r}")
+        terminal["additional_response_format"] = layout
+    if terminal:
+        given["terminal"] = terminal
+    if "allow_cleartext" in options:
+        given["key"] = {"allow_cleartext": _flag(options["allow_cleartext"])}
+    return NexoSimulator(load_nexo(scenario, model, deep_merge(given, overrides or {})))
+
+
 def require_scenario(family: str, scenario: str) -> None:
     """Refuse an unknown scenario name with the list of known ones (a typo, not a dead unit).
 
     Raises:
         AddressError: no such scenario in the family.
     """
-    known = available_scenarios() if family == "zvt" else android_scenarios()
+    if family == "nexo":
+        from .nexo.state import available_scenarios as nexo_scenarios
+
+        known = nexo_scenarios()
+    else:
+        known = available_scenarios() if family == "zvt" else android_scenarios()
     if scenario not in known:
-        kind = "scenario" if family == "zvt" else "Android scenario"
+        kind = {"zvt": "scenario", "nexo": "nexo scenario"}.get(family, "Android scenario")
         raise AddressError(f"unknown simulated {kind} {scenario!r} (available: {', '.join(known)})")
 
 

@@ -7,7 +7,10 @@ is a data change.
 Android terminals (family ``adb``) carry more than a ZVT model: how getprop identifies them,
 where their serial lives, which apps and paths hold merchant data, what proves activation and
 how they can be wiped. Their entries are :class:`AdbModelEntry`, a :class:`ModelEntry` with
-those extra fields, so ``by_name``/``by_usb``/``generic`` work for every family alike.
+those extra fields, so ``by_name``/``by_usb``/``generic`` work for every family alike. nexo
+terminals (family ``nexo``, Adyen's Terminal API on the shop network) are
+:class:`NexoModelEntry`: named by the model part of their POIID, with what they say about a
+battery.
 """
 
 from __future__ import annotations
@@ -240,6 +243,36 @@ class AdbModelEntry(ModelEntry):
         return None
 
 
+NEXO_BATTERIES = ("yes", "no", "unknown")
+"""Whether a nexo model runs on a battery (see ``nexo.toml``)."""
+
+
+@dataclass(frozen=True)
+class NexoModelEntry(ModelEntry):
+    """A nexo (Adyen Terminal API) terminal model, named by its POIID's model part.
+
+    A POIID is ``[device model]-[serial number]`` (``V400m-324688179``), so ``match_names`` are
+    the exact model parts (case-insensitive): ``P400`` must not take ``P400Plus``'s entry.
+
+    Attributes:
+        battery: ``yes`` (a portable model: Diagnosis reports ``batteryLevel``), ``no`` (mains
+            powered: no battery to judge) or ``unknown``.
+        hardware: the hardware as its maker names it, for the report.
+        verified: whether the entry was confirmed on a real unit.
+    """
+
+    battery: str = "unknown"
+    hardware: str = ""
+    verified: bool = False
+
+    def matches_name(self, name: str | None) -> bool:
+        """Whether a POIID's model part names this model (exact, case-insensitive)."""
+        if not name:
+            return False
+        wanted = name.strip().casefold()
+        return any(wanted == candidate.casefold() for candidate in self.match_names)
+
+
 @dataclass(frozen=True)
 class AdapterEntry:
     """A USB-serial adapter a terminal may sit behind (protocol unknown until probed)."""
@@ -436,6 +469,11 @@ def _parse_catalogue() -> Catalogue:
             where = f"{resource.name} model #{index + 1}"
             if isinstance(item, dict) and item.get("family") == "adb":
                 models.append(_adb_entry(item, where))
+            elif isinstance(item, dict) and item.get("family") == "nexo":
+                nexo = _entry(NexoModelEntry, item, where)
+                if nexo.battery not in NEXO_BATTERIES:
+                    raise CatalogueError(f"{where}: battery must be one of {NEXO_BATTERIES}")
+                models.append(nexo)
             else:
                 entry = _entry(ModelEntry, item, where)
                 if not _single_byte_charset(entry.charset):

@@ -10,6 +10,12 @@ stores), renders a terminal's ``assignment`` and applies ``POST /terminals/{id}/
   at a merchant account or store (``state = "bound"``);
 * a terminal already in an inventory moves at once (nothing on it to remove).
 
+The device-sync endpoint also serves simulated Adyen (nexo) terminals: a sync that names a
+``poiid`` registers an unseen terminal under that id (``[model]-[serial]``), boarded at the
+``merchantAccount``/``storeId`` it reports or in inventory without one, and the answer adds
+``assignment`` (the status above), ``merchantAccount`` and ``storeId``, which the terminal
+applies (:mod:`posdiag.simulators.nexo.tms`).
+
 Errors are Adyen ``RestServiceError`` bodies (``application/problem+json``).
 """
 
@@ -28,6 +34,8 @@ __all__ = ["STATES", "AdyenAccounts", "terminals_from_states"]
 
 STATES = ("bound", "unbound", "disabled", "deployed", "pending")
 _SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_POIID = re.compile(r"[A-Za-z0-9]{1,32}-[A-Za-z0-9]{1,32}")
+_ACCOUNT = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 
 
 def terminals_from_states(pairs: Iterable[str], model: str = "AMS1") -> list[SimTerminal]:
@@ -231,3 +239,54 @@ class AdyenAccounts(BackendSimulator):
                 "inventory": True,
             }
             self._arrive(terminal, target)
+
+    # -- device sync of simulated Adyen terminals --------------------------------------------
+
+    def _sync(self, request: Request) -> Response:
+        """The shared device sync, plus what a nexo terminal needs (``poiid`` in the query).
+
+        An unseen terminal is registered under its POIID, boarded where it says it is
+        (``merchantAccount``, ``storeId``) or in inventory; a known one is renamed to its POIID
+        (a unit seeded as ``SERIAL=STATE`` gets its real model). The answer adds
+        ``assignment``, and ``merchantAccount``/``storeId`` while it is boarded or deployed.
+        """
+        query = request.query
+        serial, poiid = query.get("serial", ""), query.get("poiid")
+        if poiid is None:
+            return super()._sync(request)
+        if not _SERIAL.fullmatch(serial) or not _POIID.fullmatch(poiid):
+            return Response.json(400, {"error": "serial and poiid required"})
+        model = poiid.partition("-")[0]
+        with self.lock:
+            terminal = self.terminals.get(serial)
+            if terminal is None and serial not in self.forgotten:
+                merchant = query.get("merchantAccount")
+                merchant = merchant if merchant and _ACCOUNT.fullmatch(merchant) else None
+                store = query.get("storeId")
+                store = store if merchant and store and _ACCOUNT.fullmatch(store) else None
+                terminal = SimTerminal(
+                    serial=serial,
+                    state="bound" if merchant else "unbound",
+                    merchant=merchant,
+                    store=store,
+                    model=model,
+                    battery_pct=None,
+                    backend_id=poiid,
+                )
+                self.add(terminal)
+            elif terminal is not None and terminal.backend_id != poiid:
+                terminal.model, terminal.backend_id = model, poiid
+            firmware = query.get("firmware", "")
+            if terminal is not None and 0 < len(firmware) <= 64 and firmware.isprintable():
+                terminal.firmware = firmware  # a terminal reports its firmware when it syncs
+            answer = super()._sync(request)
+            terminal = self.terminals.get(serial)
+            if answer.status != 200 or terminal is None:
+                return answer
+            payload = json.loads(answer.body)
+            assignment = self._assignment(terminal)
+            payload["assignment"] = assignment["status"]
+            if assignment["status"] in ("boarded", "deployed", "reassignmentInProgress"):
+                payload["merchantAccount"] = terminal.merchant
+                payload["storeId"] = terminal.store
+            return Response.json(200, payload)

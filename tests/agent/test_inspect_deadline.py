@@ -39,7 +39,7 @@ def _zvt(sim: SimulatedZvt) -> ZvtTerminal:
 
 
 def test_defaults_per_family() -> None:
-    assert DEFAULT_DEADLINE_S == {"zvt": 120.0, "adb": 90.0}
+    assert DEFAULT_DEADLINE_S == {"zvt": 120.0, "adb": 90.0, "nexo": 120.0}
 
 
 def test_endless_zvt_terminal_is_unreachable_at_the_deadline(

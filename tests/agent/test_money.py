@@ -89,6 +89,7 @@ def test_the_json_keeps_what_the_terminal_said() -> None:
         "count": 3,
         "total_cents": 4757,
         "currency": "CNY",
+        "undelivered": False,
     }
 
 
@@ -105,3 +106,19 @@ def test_the_verdict_reason_names_the_money_in_its_currency(lang: str, amount: s
     verdict = decide(report, load_policy())
     assert any(amount in reason for reason in verdict.reasons), verdict.reasons
     assert not any("CNY" in reason for reason in verdict.reasons)
+
+
+def test_a_backlog_without_an_amount_says_so_and_asks_to_deliver_not_settle() -> None:
+    """A nexo terminal counts its undelivered payments but does not sum them: never "0.00"."""
+    backlog = PendingTransactions(3, None, undelivered=True)
+    assert money_text(backlog) == "amount not reported"
+    report = DeviceReport(
+        address="nexo+https://127.0.0.1:8443",
+        family="nexo",
+        checked_at="2026-12-05T08:00:00Z",
+        identity=Identity(vendor="Adyen", model="V400m", serial="324688179"),
+        merchant_data=MerchantData(pending_transactions=backlog),
+    )
+    reasons = decide(report, load_policy()).reasons
+    assert any("3 payments not yet delivered to the acquirer" in r for r in reasons), reasons
+    assert not any("End-of-Day" in r or "0.00" in r for r in reasons), reasons

@@ -51,7 +51,7 @@ def test_entries_are_well_formed() -> None:
     for model in CATALOGUE.models:
         assert isinstance(model.match_names, tuple)
         assert isinstance(model.usb, tuple)
-        assert model.family in ("zvt", "adb")
+        assert model.family in ("zvt", "adb", "nexo")
         if model.family != "zvt":
             continue
         assert (labels / f"{model.label_set}.toml").is_file(), model.id
