@@ -54,6 +54,7 @@ LAZY_COMMANDS = {
     "station-key": "posdiag.agent.cli_records:station_key",
     "verify": "posdiag.agent.cli_records:verify",
     "lost": "posdiag.agent.cli_backend:lost",
+    "nexo-events": "posdiag.agent.cli_nexo_events:nexo_events",
     "simulate": "posdiag.agent.cli_simulate:simulate",
     "station": "posdiag.agent.cli_station:station",
 }

@@ -117,6 +117,13 @@ from .policy import check_scope, load_policy
     help="Wipe mode: release each erased unit in its backend (TMS/acquirer), verified.",
 )
 @click.option(
+    "--nexo-events",
+    "nexo_events",
+    metavar="HOST:PORT",
+    help="Receive nexo (Adyen) terminals' events here while the station runs (default: [nexo] "
+    "event_listen in the settings): a SecurityAlarm makes the terminal's check tampered.",
+)
+@click.option(
     "--show-config",
     is_flag=True,
     help="Print every setting in force and where it came from (settings file, command line, "
@@ -149,6 +156,7 @@ def station(
     as_json: bool,
     scan: bool,
     release: bool,
+    nexo_events: str | None,
     show_config: bool,
     backends_file: Path | None,
 ) -> None:
@@ -311,7 +319,17 @@ def station(
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[int(signum)] = signal.signal(signum, lambda *_args: stop.set())
+    listen = nexo_events or (settings.nexo.event_listen if settings.nexo else None)
+    receiver = None
     try:
+        if listen:
+            from .cli_nexo_events import start_receiver
+
+            receiver = start_receiver(ctx, listen, settings)
+            err.print(
+                Text(_("Receiving nexo terminal events at {url}").format(url=receiver.url)),
+                highlight=False,
+            )
         if live_view:
             from rich.live import Live
 
@@ -330,6 +348,8 @@ def station(
         for number, handler in previous.items():
             signal.signal(number, handler)
         backends.close()
+        if receiver is not None:
+            receiver.stop()
     summary = summarise(results, batch=worker.batch, mode=worker.mode, operator=operator)
     summary["ledger"] = _ledger_integrity(ledger_url)
     if not summary["ledger"]["verified"]:

@@ -34,8 +34,9 @@ SOURCE_WORDS = {
     "default_map": N_("defaults given by the program calling posdiag"),
     "default": N_("built-in default"),
 }
-SKIPPED = frozenset({"show_config", "as_json"})
-"""Station options that choose this output, not how the station works."""
+SKIPPED = frozenset({"show_config", "as_json", "nexo_events"})
+"""Station options that choose this output, not how the station works (and ``--nexo-events``,
+shown as the ``nexo.event_listen`` row it overrides)."""
 
 
 def _source_id(source: ParameterSource | None, settings: Settings, key: str | None) -> str:
@@ -135,9 +136,66 @@ def config_rows(click_ctx: click.Context, settings: Settings) -> list[dict[str, 
             "source": "settings_file" if settings.logo else "default",
         }
     )
+    rows.extend(_nexo_rows(click_ctx, settings))
     file = str(settings.source) if settings.source else None
     for row in rows:
         row["file"] = file if row["source"] == "settings_file" else None
+    return rows
+
+
+def _nexo_rows(click_ctx: click.Context, settings: Settings) -> list[dict[str, Any]]:
+    """The ``[nexo]`` table's keys (nexo terminals whose address names no key or CA).
+
+    The passphrase is never shown: only where it would come from (its file, or the
+    environment variable and whether it is set), so the table can be pasted into a ticket.
+    ``nexo.event_listen`` is one row with the ``--nexo-events`` option that overrides it.
+    """
+    nexo = settings.nexo
+    env = os.environ
+    passphrase: Any
+    if nexo is not None and nexo.passphrase_file is not None:
+        passphrase, passphrase_source = str(nexo.passphrase_file), "settings_file"
+    elif env.get("POSDIAG_NEXO_PASSPHRASE"):
+        passphrase, passphrase_source = _("set (POSDIAG_NEXO_PASSPHRASE)"), "environment"
+    else:
+        passphrase, passphrase_source = None, "default"
+    values = {
+        "nexo.key_identifier": nexo.key_identifier if nexo else None,
+        "nexo.key_version": nexo.key_version if nexo else None,
+        "nexo.ca_file": str(nexo.ca_file) if nexo and nexo.ca_file else None,
+    }
+    rows = [
+        {
+            "name": name,
+            "option": None,
+            "value": value,
+            "source": "settings_file" if value is not None else "default",
+        }
+        for name, value in values.items()
+    ]
+    rows.append(
+        {
+            "name": "nexo.passphrase_file",
+            "option": None,
+            "value": passphrase,
+            "source": passphrase_source,
+        }
+    )
+    typed = click_ctx.params.get("nexo_events")
+    if typed and click_ctx.get_parameter_source("nexo_events") is ParameterSource.COMMANDLINE:
+        listen, listen_source = typed, "command_line"
+    elif nexo is not None and nexo.event_listen:
+        listen, listen_source = nexo.event_listen, "settings_file"
+    else:
+        listen, listen_source = None, "default"
+    rows.append(
+        {
+            "name": "nexo.event_listen",
+            "option": "--nexo-events",
+            "value": listen,
+            "source": listen_source,
+        }
+    )
     return rows
 
 

@@ -20,6 +20,7 @@ names holds the station's usual answers::
     key_version = 1
     passphrase_file = "nexo-passphrase"     # mode 600; or the passphrase in POSDIAG_NEXO_PASSPHRASE
     ca_file = "adyen-roots.pem"             # Adyen's terminal roots, downloaded from Adyen
+    event_listen = "0.0.0.0:8090"           # receive the terminals' events (posdiag station)
 
 They become the *defaults* of every command's options through click's ``default_map``, so the
 command line still overrides each of them, click reports where a value came from
@@ -126,7 +127,11 @@ _EXPECTED = {
     "count": N_("a whole number from 1 to {maximum}"),
     "language": N_('"en" or "zh-CN"'),
     "ledger": N_("a ledger database URL or a SQLite file path, in quotes"),
-    "table": N_("a table ([nexo] with key_identifier, key_version, passphrase_file, ca_file)"),
+    "table": N_(
+        "a table ([nexo] with key_identifier, key_version, passphrase_file, ca_file, "
+        "event_listen)"
+    ),
+    "listen": N_('HOST:PORT in quotes (e.g. "0.0.0.0:8090")'),
     "version": N_("a whole number from 0"),
 }
 _KIND = {
@@ -147,6 +152,7 @@ NEXO_KEYS = {
     "key_version": "count",
     "passphrase_file": "path",
     "ca_file": "path",
+    "event_listen": "listen",
 }
 """The ``[nexo]`` table's keys and their kinds (the passphrase itself never goes in the file:
 it names a private passphrase file, or the passphrase comes from the environment)."""
@@ -316,6 +322,17 @@ def _nexo_table(source: Path, value: Any) -> NexoSettings:
                 _("settings file {file}: {key} is empty (remove the line to leave it unset)")
                 .format(file=source, key=name)
             )
+        if kind == "listen":
+            from .nexo_events import parse_listen
+
+            try:
+                parse_listen(text)
+            except ValueError:
+                raise ValueError(
+                    _("settings file {file}: {key} must be {expected}").format(
+                        file=source, key=name, expected=_(_EXPECTED["listen"])
+                    )
+                ) from None
         values[key] = _resolve(source.parent, text) if kind == "path" else text
     named = {"key_identifier", "key_version"} & set(values)
     if named and len(named) != 2:

@@ -88,6 +88,8 @@ class NexoSettings:
         key_version: its version.
         passphrase_file: a private file holding the passphrase alone.
         ca_file: Adyen's root certificates (PEM), for terminals whose address names no CA.
+        event_listen: ``HOST:PORT`` where the station receives the terminals' EventNotifications
+            (``posdiag.agent.nexo_events``), checked by the settings reader.
         source: the settings file, for messages.
     """
 
@@ -95,6 +97,7 @@ class NexoSettings:
     key_version: int | None = None
     passphrase_file: Path | None = None
     ca_file: Path | None = None
+    event_listen: str | None = None
     source: Path | None = None
 
     @property

@@ -36,9 +36,12 @@ from .failures import NexoConfigError
 __all__ = [
     "MAX_PER_TERMINAL",
     "MAX_TERMINALS",
+    "POIID_FILE_NAME",
     "RETENTION_S",
     "ServiceIdStore",
+    "data_dir",
     "default_service_id_dir",
+    "make_private_dirs",
     "random_service_id",
 ]
 
@@ -54,7 +57,8 @@ MAX_FILE = MAX_PER_TERMINAL * 32
 """A terminal file's byte bound (a line is under 25 bytes)."""
 _ALPHABET = string.ascii_letters + string.digits
 _LINE = re.compile(r"([A-Za-z0-9]{1,10}) (\d{1,12}(?:\.\d{1,6})?)")
-_FILE_NAME = re.compile(r"[A-Za-z0-9]{1,32}-[A-Za-z0-9]{1,32}")
+POIID_FILE_NAME = re.compile(r"[A-Za-z0-9]{1,32}-[A-Za-z0-9]{1,32}")
+"""A POIID fit to be a file name (``V400m-324688179``): what the per-terminal stores accept."""
 _DRAWS = 64
 """Draws before giving up (a generator that keeps repeating itself is broken)."""
 
@@ -64,18 +68,23 @@ def random_service_id() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(10))
 
 
-def default_service_id_dir() -> Path:
-    """``$XDG_DATA_HOME/posdiag/nexo-service-ids`` (``~/.local/share/…`` without it).
+def data_dir() -> Path:
+    """``$XDG_DATA_HOME/posdiag`` (``~/.local/share/posdiag`` without it): the nexo stores' base.
 
     A relative ``XDG_DATA_HOME`` is ignored, as the XDG specification requires (and as the
     ledger's default path does).
     """
     xdg = os.environ.get("XDG_DATA_HOME", "")
     base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base / "posdiag" / "nexo-service-ids"
+    return base / "posdiag"
 
 
-def _make_private_dirs(folder: Path) -> None:
+def default_service_id_dir() -> Path:
+    """``$XDG_DATA_HOME/posdiag/nexo-service-ids`` (``~/.local/share/…`` without it)."""
+    return data_dir() / "nexo-service-ids"
+
+
+def make_private_dirs(folder: Path) -> None:
     """Create ``folder`` and its missing parents as 0700 whatever the umask."""
     missing: list[Path] = []
     probe = folder
@@ -120,7 +129,7 @@ class ServiceIdStore:
                 disk): sending without recording could repeat an ID, so nothing is sent.
             ValueError: ``poiid`` is not a POIID, or the generator keeps repeating itself.
         """
-        if not _FILE_NAME.fullmatch(poiid):
+        if not POIID_FILE_NAME.fullmatch(poiid):
             raise ValueError("not a POIID")
         with self._lock:
             try:
@@ -134,7 +143,7 @@ class ServiceIdStore:
 
     def used(self, poiid: str) -> set[str]:
         """The ServiceIDs recorded for ``poiid`` within the last 48 hours."""
-        if not _FILE_NAME.fullmatch(poiid):
+        if not POIID_FILE_NAME.fullmatch(poiid):
             return set()
         path = self.folder / poiid
         with self._lock:
@@ -144,7 +153,7 @@ class ServiceIdStore:
             return {sid for sid, when in self._read(path) if now - when < RETENTION_S}
 
     def _new(self, poiid: str) -> str:
-        _make_private_dirs(self.folder)
+        make_private_dirs(self.folder)
         path = self.folder / poiid
         with self._locked(path):
             now = self.clock()
@@ -218,7 +227,9 @@ class ServiceIdStore:
                 for count, entry in enumerate(listing):
                     if count > 4 * MAX_TERMINALS:
                         break  # a folder someone filled with other files: do not walk it all
-                    if entry.is_file(follow_symlinks=False) and _FILE_NAME.fullmatch(entry.name):
+                    if entry.is_file(follow_symlinks=False) and POIID_FILE_NAME.fullmatch(
+                        entry.name
+                    ):
                         files.append((entry.stat(follow_symlinks=False).st_mtime, Path(entry)))
         except OSError:
             return

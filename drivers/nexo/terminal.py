@@ -66,6 +66,7 @@ from ..model import (
 )
 from ..text import clean_text, cleaned, mask_identifier
 from .driver import NexoDriver
+from .event_log import NexoEventLog, alarm_sentences
 from .failures import NexoBusyError, NexoCommandError
 from .readers import Diagnosis, LoginResult, TotalsResult
 
@@ -123,16 +124,23 @@ class NexoTerminal:
         driver: the driver (the transport is prepared on first use).
         address: the address string, for reports.
         catalogue: model entries (defaults to the shipped catalogue).
+        events: the events terminals sent to the station (default: the user's data folder),
+            read for SecurityAlarms.
     """
 
     family = "nexo"
 
     def __init__(
-        self, driver: NexoDriver, address: str, catalogue: Catalogue | None = None
+        self,
+        driver: NexoDriver,
+        address: str,
+        catalogue: Catalogue | None = None,
+        events: NexoEventLog | None = None,
     ) -> None:
         self.driver = driver
         self.address = address
         self.catalogue = catalogue or load_catalogue()
+        self.events = events or NexoEventLog()
         self._facts: NexoFacts | None = None
         self._scope = CheckScope()
         self._gathered_quick = False
@@ -430,14 +438,33 @@ class NexoTerminal:
 
     @cleaned
     def tamper(self) -> Tamper:
-        """``SecurityOKFlag`` false is the terminal's own tamper verdict."""
-        d = self._diagnosis()
+        """``SecurityOKFlag`` false, or any ``SecurityAlarm`` the terminal sent the station.
+
+        The flag is the terminal's verdict now (a terminal may leave it out); an alarm is what
+        it said when it happened, POSTed to the station's event receiver
+        (``posdiag station --nexo-events``, ``posdiag nexo-events``) and kept per POIID
+        (:mod:`.event_log`). Every alarm still recorded counts, however old: posdiag cannot tell
+        from here whether the unit was examined since, and a tamper alarm must not expire by
+        itself, so the unit stays quarantined (its flag true again after a restart or not) until
+        someone removes its events after the examination (``posdiag nexo-events --forget``).
+        A terminal keeps its newest 200 events, alarms last to go.
+        """
+        f = self.facts()
+        d = f.diagnosis
+        details: list[str] = []
+        if d is not None and d.security_ok is False:
+            details.append(_("the terminal reports a security fault (SecurityOKFlag false)"))
+        if f.poiid:
+            alarms = self.events.recent(f.poiid, ("SecurityAlarm",))
+            if alarms:
+                log.info("nexo.security_alarms", poiid=f.poiid, count=len(alarms))
+            details.extend(alarm_sentences(alarms))
+        if details:
+            return Tamper(True, tuple(details))
+        if d is None:
+            raise UnsupportedError(_("the terminal did not answer its diagnosis"))
         if d.security_ok is None:
             raise UnsupportedError(_("the terminal did not report its security state"))
-        if not d.security_ok:
-            return Tamper(
-                True, (_("the terminal reports a security fault (SecurityOKFlag false)"),)
-            )
         return Tamper(False)
 
     @cleaned

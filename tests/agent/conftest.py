@@ -16,6 +16,7 @@ from posdiag.agent import (
     cli_backend,
     cli_common,
     cli_doctor,
+    cli_nexo_events,
     cli_records,
     cli_simulate,
     cli_station,
@@ -38,6 +39,7 @@ def plain_consoles(monkeypatch: pytest.MonkeyPatch) -> None:
         cli_backend,
         cli_doctor,
         cli_records,
+        cli_nexo_events,
     ):
         for name, console in (("out", out), ("err", err)):
             if hasattr(module, name):

@@ -169,9 +169,9 @@ def test_json_report(invoke: Invoke, scenario: str) -> None:
     assert data["battery"]["voltage_mv"] == (2410 if scenario == "low-battery" else 3120)
     pending = data["merchant_data"]["pending_transactions"]
     assert pending == (
-        {"count": 3, "total_cents": 4757, "currency": "EUR"}
+        {"count": 3, "total_cents": 4757, "currency": "EUR", "undelivered": False}
         if scenario == "unsettled"
-        else {"count": 0, "total_cents": 0, "currency": "EUR"}
+        else {"count": 0, "total_cents": 0, "currency": "EUR", "undelivered": False}
     )
     assert data["verdict"]["status"] == status
     assert data["verdict"]["reasons"]

@@ -124,6 +124,7 @@ def test_shape_and_values() -> None:
         "count": 3,
         "total_cents": 4757,
         "currency": "EUR",
+        "undelivered": False,
     }
     assert data["tamper"] == {"tampered": False, "details": []}
     assert data["health"] == {"faults": [], "status": "ready", "temperature_c": None}

@@ -279,3 +279,32 @@ def test_the_readme_settings_example_is_a_valid_settings_file(tmp_path: Path) ->
         "operator", "organisation", "location", "language", "ledger", "certificates",
         "policy", "max_parallel", "backends", "logo",
     }
+
+
+def test_show_config_names_the_nexo_key_but_never_its_passphrase(
+    cli_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = default_settings_path().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    secret = folder / "nexo-passphrase"
+    secret.write_text("Depot-Secret-Pass-1!\n")
+    secret.chmod(0o600)
+    write(
+        default_settings_path(),
+        '[nexo]\nkey_identifier = "DepotKey"\nkey_version = 3\n'
+        'passphrase_file = "nexo-passphrase"\n',
+    )
+    result = invoke("station", "--show-config", "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)["settings"]
+    assert shown["nexo.key_identifier"]["value"] == "DepotKey"
+    assert shown["nexo.key_version"]["source"] == "settings_file"
+    assert shown["nexo.passphrase_file"]["value"] == str(secret)
+    assert shown["nexo.ca_file"]["value"] is None
+    assert shown["nexo.ca_file"]["source"] == "default"
+    assert "Depot-Secret-Pass-1!" not in result.output
+    write(default_settings_path(), "max_parallel = 3\n")
+    monkeypatch.setenv("POSDIAG_NEXO_PASSPHRASE", "Env-Secret-Pass-2!")
+    result = invoke("station", "--show-config")
+    assert "POSDIAG_NEXO_PASSPHRASE" in result.output
+    assert "Env-Secret-Pass-2!" not in result.output

@@ -194,6 +194,7 @@ def test_check_reads_the_cny_batch_and_masks_the_merchant(invoke: Any) -> None:
         "count": 3,
         "total_cents": 4757,
         "currency": "CNY",
+        "undelivered": False,
     }
     assert data["merchant_data"]["network_profiles"] == ["好又多… (6 chars)"]
     assert data["network"] is not None
