@@ -313,6 +313,7 @@ def station(
         location=location,
         logo=getattr(ctx.settings, "logo", None),
         scope=check_scope(policy, quick=True) if quick else None,
+        simulated=fleet is not None,
     )
     worker.stop_event = stop
     previous: dict[int, Any] = {}

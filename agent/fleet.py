@@ -10,17 +10,25 @@ Fleet file::
 
     [[terminal]]
     scenario = "activated"       # required: a simulator scenario
-    family = "zvt"               # zvt (default) or adb
-    model = "pax-a920"           # adb: the model profile
+    family = "zvt"               # zvt (default), adb or nexo
+    model = "pax-a920"           # adb or nexo: the model profile (nexo: V400m, P400Plus, S1F2)
     count = 2                    # this many such terminals (default 1)
     name = "counter-a"           # names the entry (default terminal-N); count adds -K
     options = { time_scale = "1" }   # simulator options: timing, faults
-                                 # adb: tms = "URL" syncs with a simulated TMS
-                                 # (posdiag simulate backend), so --release shows on it
+                                 # adb, nexo: tms = "URL" syncs with a simulated TMS or
+                                 # Adyen backend (posdiag simulate backend), so --release
+                                 # shows on it
     plugged = true               # plugged in at the start (default true)
     plug_at = 3.0                # or: plugged in this many seconds after the start
     unplug_at = 5.0              # pulled out at this time…
     replug_at = 9.0              # …and plugged back in at this one
+
+A nexo (Adyen) terminal is a network device: each one gets an HTTPS simulator on a loopback
+port, found at its real ``nexo+https://127.0.0.1:PORT?poiid=…&ca=…&key=…`` address. Pulling it
+out stops the server and cuts its open connections; plugging it back serves the same state on
+the same port. Its scenarios: fresh, activated, unsettled, no-network, low-battery,
+printer-fault, tampered, busy. Every unit gets a serial of its own (a nexo serial is letters
+and digits only: it is half of the POIID).
 """
 
 from __future__ import annotations
@@ -66,6 +74,8 @@ MAX_SECONDS = 86_400.0
 TIMING_OPTIONS = frozenset({"time_scale", "scale", "latency"})
 """Simulator options that are numbers of seconds or time factors (finite, 0..one day)."""
 FOLLOW_INTERVAL_S = 0.5
+FAMILIES = ("zvt", "adb", "nexo")
+"""Fleet families: ``nexo`` units are put on the bus as ``nexo+sim://SCENARIO`` (bus-only)."""
 
 
 class FleetError(PosdiagError):
@@ -143,6 +153,31 @@ def _options(raw: Any, where: str) -> dict[str, str]:
     return options
 
 
+def _check_nexo(where: str, model: str | None, options: dict[str, str]) -> None:
+    """A nexo entry's model profile and serial, refused here with the entry named."""
+    from posdiag.simulators.nexo.state import available_profiles
+    from posdiag.simulators.registry import validate_serial
+
+    models = available_profiles()
+    if model is not None and model not in models:
+        raise FleetError(
+            _("{where}: unknown nexo model {model} (available: {models})").format(
+                where=where, model=repr(model), models=", ".join(models)
+            )
+        )
+    serial = options.get("serial")
+    if serial is not None:
+        try:
+            validate_serial(serial, "nexo")
+        except ValueError:
+            raise FleetError(
+                _(
+                    "{where}: a nexo serial is half of the POIID: use 1 to 32 letters or "
+                    "digits, not {serial}"
+                ).format(where=where, serial=repr(serial))
+            ) from None
+
+
 def _address(family: str, scenario: str, model: str | None, options: dict[str, str]) -> str:
     query = dict(options)
     if model:
@@ -184,18 +219,22 @@ def parse_fleet(data: dict[str, Any], source: str = "fleet") -> list[FleetTermin
                 )
             )
         family = entry.get("family", "zvt")
-        if family not in ("zvt", "adb"):
+        if family not in FAMILIES:
             raise FleetError(
-                _("{where}: family must be zvt or adb, not {family}").format(
+                _("{where}: family must be zvt, adb or nexo, not {family}").format(
                     where=where, family=repr(family)
                 )
             )
         model = entry.get("model")
-        if model is not None and (family != "adb" or not isinstance(model, str)):
+        if model is not None and (family == "zvt" or not isinstance(model, str)):
             raise FleetError(
-                _("{where}: model is an adb option and must be a string").format(where=where)
+                _("{where}: model is an adb or nexo option and must be a string").format(
+                    where=where
+                )
             )
         text_options = _options(entry.get("options", {}), where)
+        if family == "nexo":
+            _check_nexo(where, model, text_options)
         count = entry.get("count", 1)
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_TERMINALS:
             raise FleetError(

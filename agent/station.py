@@ -176,6 +176,7 @@ class Station:
         logo: Path | None = None,
         scope: Any = None,
         processes: int | None = None,
+        simulated: bool = False,
     ) -> None:
         if mode not in ("check", "wipe"):
             raise ValueError(f"mode must be check or wipe, not {mode!r}")
@@ -226,6 +227,9 @@ class Station:
         self.processes = processes
         """Worker processes for :meth:`run` (None: as many as the terminals need, see
         ``station_shards.process_count``; 1: this process only)."""
+        self.simulated = simulated
+        """Every terminal is a simulator (a simulated fleet), whatever its address: a simulated
+        nexo unit's address is a real ``nexo+https://`` one, yet its records are flagged."""
         self.assigned_batch: str | None = None
         """The id a new batch takes (a station run by another process's shard), else a new one."""
         self._ask_lock = threading.Lock()
@@ -596,7 +600,7 @@ class Station:
         address = parse_address(slot.open_address or slot.address)
         terminal = self.opener(address, password=self.password)
         slot.terminal = terminal
-        simulated = address.link == "sim"
+        simulated = self.simulated or address.link == "sim"
         if self.mode == "check":
             try:
                 self._stage(slot, "inspecting")

@@ -8,7 +8,8 @@ correct CRC so the mutation reaches the APDU and message layers instead of dying
 
 Defects:
     exception: anything raised that is not the codec's documented typed error
-        (``ZvtDecodeError`` for ZVT decoders, ``AdbProtocolError`` for the ADB codecs).
+        (``ZvtDecodeError`` for ZVT decoders, ``AdbProtocolError`` for the ADB codecs,
+        ``NexoError`` for nexo bodies: :mod:`.codecs_nexo`, one JSON document at a time).
     whole != bytewise: the two feedings gave different events, output or errors (output is
         compared when no error ended the feeding: a connection that died drops its queue, and
         what it wrote before then depends on where the reads happened to end).
@@ -89,6 +90,7 @@ from posdiag.drivers.zvt.payloads import (
 )
 from posdiag.drivers.zvt.tlv import Tlv, decode_tlv
 
+from .codecs_nexo import feed_nexo, nexo_inputs
 from .common import CAPTURES, SectionResult, Settings
 
 KEY = "codecs"
@@ -519,6 +521,12 @@ def run(settings: Settings, outputs: Any = None) -> SectionResult:
                 feed_small,
                 random_bytes(rng) if rng.random() < 0.25 else mutate(base, rng),
             )
+    bodies = nexo_inputs()
+    for data in bodies:
+        check(result, "nexo JSON + crypto (both roles)", feed_nexo, data)
+    for _ in range(per_codec):
+        data = random_bytes(rng) if rng.random() < 0.1 else mutate(rng.choice(bodies), rng)
+        check(result, "nexo JSON + crypto (both roles)", feed_nexo, data)
     responses = sync_response_inputs()
     for _ in range(small + len(responses)):
         expect, base = rng.choice(responses)

@@ -8,6 +8,15 @@ simulator (over the same in-process memory link and, for ZVT, the same pyserial 
 unplugging severs every open link at once, exactly as a pulled cable does, so the driver sees
 the line die mid-exchange. Plugging it back in lets the next open reach the same state.
 
+A nexo (Adyen) terminal is a network device, added as ``nexo+sim://SCENARIO?model=V400m&…``
+(a bus-only spelling: no driver opens it). The bus starts its HTTPS simulator on a free loopback
+port, and the unit's address is the simulator's real ``nexo+https://127.0.0.1:PORT?poiid=…&ca=…
+&key=…`` one, which the normal nexo driver opens (``posdiag check`` takes it too). Plugged in
+means the server listens; pulling it out stops the server and cuts every open connection
+mid-request; plugging it back listens again on the same port with the same state, CA and key
+files, so the address stays valid and a half-done wipe resumes. :meth:`SimulatedBus.close`
+stops every server and removes its files.
+
 :meth:`SimulatedBus.discover` answers with the same :class:`~posdiag.drivers.found.Found`
 records as the agent's discovery of real ports, so a station watching the bus runs the same
 hotplug code as one watching real ports (and the simulators never import the agent).
@@ -20,11 +29,12 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 
 from posdiag.drivers.address import parse_address
-from posdiag.drivers.errors import AddressError, TransportOpenError
+from posdiag.drivers.errors import AddressError, PosdiagError, TransportOpenError
 from posdiag.drivers.found import Found
 
 from .attach import MemoryAttachment
@@ -35,6 +45,9 @@ BUS_OPTION = "bus"
 """The address option naming a bus terminal (``zvt+sim://activated?bus=3f2a…``)."""
 
 _DRIVER_OPTIONS = frozenset({"password", "t1", "t2", "t3", "t4", "currency", "trace", "timeout"})
+NEXO_PREFIX = "nexo+sim://"
+"""How a nexo terminal is added to the bus (its address on the bus is its ``nexo+https://`` one)."""
+NEXO_DEFAULT_MODEL = "V400m"
 
 
 @dataclass
@@ -46,6 +59,10 @@ class _Unit:
     engine: Any
     plugged: bool = False
     links: list[MemoryAttachment] = field(default_factory=list)
+    network: Any = None
+    """A nexo unit's NexoSimulator (its HTTPS server is the "cable"); None for zvt and adb."""
+    cable: threading.Lock = field(default_factory=threading.Lock)
+    """Held while plugging or pulling: a replug waits until the pull has closed the server."""
 
 
 _units: dict[str, _Unit] = {}
@@ -61,6 +78,7 @@ def _unit_serial(family: str) -> str:
     history.
     """
     number = next(_serials)
+    # adb and nexo alike: letters and digits only, as half of a nexo POIID must be
     return f"{0x5A000000 + number:08X}" if family == "zvt" else f"SIM{number:09d}"
 
 
@@ -75,6 +93,34 @@ def _build_engine(family: str, scenario: str, options: dict[str, str]) -> Any:
         sim_options.setdefault("time_scale", "0")
         return create_zvt(scenario, sim_options)
     return create_adb(scenario, options.get("model", "android-generic"), sim_options)
+
+
+def _start_nexo(address: str) -> Any:
+    """A started nexo simulator for ``nexo+sim://SCENARIO?model=…&options`` (bus-only spelling).
+
+    Raises:
+        AddressError: an unknown scenario, model, option or a bad serial.
+        OSError: no loopback port to listen on.
+    """
+    from .registry import create_nexo, require_scenario
+
+    parts = urlsplit(address)
+    scenario = parts.netloc or parts.path.lstrip("/")
+    require_scenario("nexo", scenario)
+    options = {
+        k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _DRIVER_OPTIONS
+    }
+    model = options.pop("model", NEXO_DEFAULT_MODEL)
+    options.pop("unit", None)  # the fleet's unit number: identity comes from the serial
+    options.setdefault("serial", _unit_serial("nexo"))
+    options.setdefault("time_scale", "0")
+    try:
+        simulator = create_nexo(scenario, model, options)
+    except AddressError:
+        raise
+    except PosdiagError as exc:  # an unknown model: NexoScenarioError lists the known ones
+        raise AddressError(str(exc)) from None
+    return simulator.start()
 
 
 def open_link(bus_id: str, family: str) -> MemoryAttachment:
@@ -107,16 +153,19 @@ class SimulatedBus:
         self._lock = threading.Lock()
 
     def add(self, address: str, *, plugged: bool = True) -> str:
-        """Create a simulated terminal from a ``zvt+sim://`` or ``adb+sim://`` address.
+        """Create a simulated terminal from a ``zvt+sim://``, ``adb+sim://`` or ``nexo+sim://`` URL.
 
         Each gets a serial number of its own unless the address sets ``serial=``.
 
         Returns:
-            The terminal's bus address (the given one plus ``bus=ID``), stable across plugs.
+            The terminal's bus address, stable across plugs: the given one plus ``bus=ID``, or
+            for nexo the simulator's ``nexo+https://`` address.
 
         Raises:
-            AddressError: not a simulator address, or an unknown scenario.
+            AddressError: not a simulator address, or an unknown scenario (or nexo model).
         """
+        if address.startswith(NEXO_PREFIX):
+            return self._add_nexo(address, plugged)
         parsed = parse_address(address)
         if parsed.link != "sim":
             raise AddressError(f"{address!r} is not a simulated terminal (zvt+sim://, adb+sim://)")
@@ -132,22 +181,49 @@ class SimulatedBus:
         log.debug("bus.added", address=bus_address, plugged=plugged)
         return bus_address
 
-    def plug(self, address: str) -> None:
-        """Plug a terminal in: the next discovery lists it, opening it reaches its simulator."""
-        unit = self._unit(address)
+    def _add_nexo(self, address: str, plugged: bool) -> str:
+        simulator = _start_nexo(address)
+        if not plugged:
+            simulator.disconnect()
+        bus_address = str(simulator.address)
+        bus_id = secrets.token_hex(4)
         with _units_lock:
-            unit.plugged = True
-        log.info("bus.plugged", address=address)
+            _units[bus_id] = _Unit(bus_address, "nexo", simulator, plugged, network=simulator)
+        with self._lock:
+            self._ids.append(bus_id)
+        log.debug("bus.added", family="nexo", port=simulator.port, plugged=plugged)
+        return bus_address
+
+    def plug(self, address: str) -> None:
+        """Plug a terminal in: the next discovery lists it, opening it reaches its simulator.
+
+        A nexo terminal listens again on its port; when another program took the port meanwhile
+        it stays unplugged (logged), as a unit whose network never comes up.
+        """
+        unit = self._unit(address)
+        with unit.cable:
+            if unit.network is not None:
+                try:
+                    unit.network.reconnect()
+                except (OSError, RuntimeError) as exc:
+                    log.warning("bus.plug_failed", family="nexo", error=str(exc))
+                    return
+            with _units_lock:
+                unit.plugged = True
+        log.info("bus.plugged", address=_shown(unit))
 
     def unplug(self, address: str) -> None:
         """Pull a terminal out: every open link to it dies now, and it is no longer listed."""
         unit = self._unit(address)
-        with _units_lock:
-            unit.plugged = False
-            links, unit.links = unit.links, []
-        for link in links:
-            link.stop()
-        log.info("bus.unplugged", address=address)
+        with unit.cable:
+            with _units_lock:
+                unit.plugged = False
+                links, unit.links = unit.links, []
+            for link in links:
+                link.stop()
+            if unit.network is not None:
+                unit.network.disconnect()
+        log.info("bus.unplugged", address=_shown(unit))
 
     def plugged(self, address: str) -> bool:
         """Whether the terminal is plugged in now."""
@@ -172,12 +248,14 @@ class SimulatedBus:
         with _units_lock:
             units = [_units[i] for i in ids if i in _units and _units[i].plugged]
         for unit in units:
-            guess = "simulated ZVT terminal" if unit.family == "zvt" else "simulated Android POS"
+            guess = _GUESSES.get(unit.family, "simulated terminal")
+            if unit.network is not None:
+                guess += f" {unit.network.state.model}"
             found.append(Found(unit.address, unit.family, "simulator", guess, None, None))
         return found
 
     def close(self) -> None:
-        """Unplug everything and forget the terminals."""
+        """Unplug everything and forget the terminals (nexo: servers stopped, files removed)."""
         with self._lock:
             ids, self._ids = self._ids, []
         for bus_id in ids:
@@ -186,6 +264,10 @@ class SimulatedBus:
             if unit is not None:
                 for link in unit.links:
                     link.stop()
+                if unit.network is not None:
+                    with unit.cable:
+                        unit.network.disconnect()
+                        unit.network.stop()
 
     def __enter__(self) -> SimulatedBus:
         return self
@@ -194,9 +276,32 @@ class SimulatedBus:
         self.close()
 
     def _unit(self, address: str) -> _Unit:
+        with self._lock:
+            ids = list(self._ids)
+        with _units_lock:
+            for bus_id in ids:  # a nexo unit's address is its real one, without bus=
+                unit = _units.get(bus_id)
+                if unit is not None and unit.network is not None and unit.address == address:
+                    return unit
+        if address.startswith("nexo+"):
+            raise AddressError("this nexo terminal is not on this bus")
         bus_id = parse_address(address).options.get(BUS_OPTION, "")
         with _units_lock:
             unit = _units.get(bus_id)
         if unit is None:
             raise AddressError(f"{address!r} is not on this bus")
         return unit
+
+
+_GUESSES = {
+    "zvt": "simulated ZVT terminal",
+    "adb": "simulated Android POS",
+    "nexo": "simulated Adyen terminal",
+}
+
+
+def _shown(unit: _Unit) -> str:
+    """A unit's address for the log (a nexo address names files: its POIID and port instead)."""
+    if unit.network is not None:
+        return f"nexo {unit.network.state.poiid} on port {unit.network.port}"
+    return unit.address

@@ -15,7 +15,9 @@ connection open. This server takes all of them, on the standard library only
 * TLS with the simulator's leaf certificate; the handshake runs in the connection's own thread
   with the same deadline, so a client that never finishes it holds nothing but its thread;
 * at most :data:`MAX_REQUESTS_PER_CONNECTION` requests on one kept-alive connection, idle
-  connections closed after :data:`IDLE_TIMEOUT_S`, at most :data:`MAX_CONNECTIONS` at once.
+  connections closed after :data:`IDLE_TIMEOUT_S`, at most :data:`MAX_CONNECTIONS` at once;
+* :meth:`NexoHttpsServer.cut_connections` severs every open connection at once (a pulled
+  network cable, for the simulated bus), whatever request it is in the middle of.
 """
 
 from __future__ import annotations
@@ -252,6 +254,8 @@ class NexoHttpsServer(ThreadingHTTPServer):
         self.context = context
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._thread: threading.Thread | None = None
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
         super().__init__(address, _Handler)
 
     def get_request(self) -> tuple[Any, Any]:
@@ -266,9 +270,13 @@ class NexoHttpsServer(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         """Start the connection's thread once a slot is free (at most MAX_CONNECTIONS)."""
         self._slots.acquire()
+        with self._open_lock:  # before its thread starts: a cut right after stop() sees it
+            self._open.add(request)
         try:
             super().process_request(request, client_address)
         except BaseException:
+            with self._open_lock:
+                self._open.discard(request)
             self._slots.release()
             raise
 
@@ -277,7 +285,22 @@ class NexoHttpsServer(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
+            with self._open_lock:
+                self._open.discard(request)
             self._slots.release()
+
+    def cut_connections(self) -> int:
+        """Sever every open connection now (no TLS close_notify); how many were open.
+
+        The socket is shut down below TLS, so a connection thread blocked reading or writing
+        returns with an error and the client sees its line die mid-request.
+        """
+        with self._open_lock:
+            connections = list(self._open)
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        return len(connections)
 
     def drop(self, sock: socket.socket) -> None:
         """Close a connection at once, without a TLS close_notify (the ``drop`` fault)."""

@@ -6,7 +6,10 @@ directory holding ``ca.pem`` (the CA clients trust), the leaf certificate and ke
 ``key.toml`` (0600: the shared key's identifier, version and passphrase, for posdiag's
 ``key=`` address parameter), syncs once with its Adyen backend when it has one (registration),
 starts the HTTPS server and sends its start events. :meth:`~NexoSimulator.stop` undoes all of
-it, the directory included.
+it, the directory included. :meth:`~NexoSimulator.disconnect` and
+:meth:`~NexoSimulator.reconnect` pull and reconnect its network cable (the simulated bus):
+the server stops and every open connection is cut, then it listens again on the same port with
+the same state, CA and key files, so its address stays valid.
 
 The address it prints is the contract with posdiag's nexo driver::
 
@@ -95,6 +98,7 @@ class NexoSimulator:
         self.ca_path: Path | None = None
         self.key_path: Path | None = None
         self._server: NexoHttpsServer | None = None
+        self._context: ssl.SSLContext | None = None
 
     @staticmethod
     def _sync(state: NexoState) -> None:
@@ -107,8 +111,8 @@ class NexoSimulator:
 
     @property
     def address(self) -> str:
-        """The posdiag address of this terminal (see the module docstring)."""
-        if self._server is None or self.ca_path is None or self.key_path is None:
+        """The posdiag address of this terminal (module docstring), kept while disconnected."""
+        if self._context is None or self.ca_path is None or self.key_path is None:
             raise RuntimeError("the simulated nexo terminal is not running")
         host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
         shown = f"[{host}]" if ":" in host else host
@@ -137,6 +141,7 @@ class NexoSimulator:
             if self.state.tms_url:
                 tms.sync(self.state)  # registration: the unit reports to Adyen at power-on
             self._server = NexoHttpsServer((self.host, self.port), self.engine, context)
+            self._context = context
         except BaseException:
             self._remove_directory()
             raise
@@ -147,11 +152,44 @@ class NexoSimulator:
         self.events.send_async(list(self.state.start_events))
         return self
 
+    @property
+    def serving(self) -> bool:
+        """Whether the HTTPS server is listening (started and not disconnected)."""
+        return self._server is not None
+
+    def disconnect(self) -> None:
+        """Pull the network cable: stop listening and cut every open connection now.
+
+        The state, the port and the files stay: :meth:`reconnect` serves again at the same
+        address. Nothing happens when not serving.
+        """
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+            server.cut_connections()
+            log.info("sim.nexo.disconnected", poiid=self.state.poiid, port=self.port)
+
+    def reconnect(self) -> None:
+        """Plug the cable back in: listen again on the same port, with the same state and files.
+
+        Raises:
+            RuntimeError: never started, or stopped.
+            OSError: the port cannot be listened on again (another program took it).
+        """
+        if self._server is not None:
+            return
+        if self.directory is None or self._context is None:
+            raise RuntimeError("the simulated nexo terminal is not started")
+        self._server = NexoHttpsServer((self.host, self.port), self.engine, self._context)
+        self._server.start()
+        log.info("sim.nexo.reconnected", poiid=self.state.poiid, port=self.port)
+
     def stop(self) -> None:
         """Stop serving, let started event POSTs finish (bounded), remove the directory."""
         if self._server is not None:
             self._server.stop()
             self._server = None
+        self._context = None
         self.events.join()
         self._remove_directory()
 
