@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from posdiag.drivers.i18n import _
+from posdiag.drivers.nexo.http_body import BodyError, read_body
 from posdiag.drivers.text import clean_text
 
 from .logs import get_logger
@@ -79,10 +80,7 @@ EVENT_PATH = "/events"
 """The path announced; ``/events/`` and ``/`` are accepted too (a URL typed without it)."""
 _PATHS = frozenset({EVENT_PATH, EVENT_PATH + "/", "/"})
 MAX_CHUNKS = 4096
-MAX_CHUNK_LINE = 1024
-MAX_TRAILERS = 32
 _HOST = re.compile(r"[A-Za-z0-9.\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Fa-f:.]{2,45}")
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,8}")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -237,7 +235,7 @@ class EventReceiver:
         )
         from posdiag.drivers.nexo.failures import NexoConfigError
         from posdiag.drivers.nexo.jsonwire import loads
-        from posdiag.drivers.nexo.service_ids import POIID_FILE_NAME
+        from posdiag.drivers.private_files import POIID_FILE_NAME
 
         try:
             wire = loads(body)
@@ -443,53 +441,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes | int:
         """The request body, or the status that refuses it (411, 413, 400, 408)."""
-        transfer = self.headers.get("Transfer-Encoding")
-        length = self.headers.get("Content-Length")
         try:
-            if transfer is not None:
-                if length is not None or transfer.strip().lower() != "chunked":
-                    return 400  # both, or an encoding we do not speak: refuse, do not guess
-                return self._chunked()
-            if length is None:
-                return 411
-            text = length.strip()
-            if not (text.isascii() and text.isdigit()) or len(text) > 12:
-                return 400
-            size = int(text)
-            if size > MAX_BODY:
-                return 413
-            body = self.rfile.read(size)
-            return body if len(body) == size else 400
-        except (TimeoutError, OSError):
+            return read_body(
+                self.rfile, self.headers, max_body=MAX_BODY, strict=True, max_chunks=MAX_CHUNKS
+            )
+        except BodyError as exc:
+            return exc.status
+        except OSError:  # the connection's deadline cut it, or the peer reset it
             return 408
-
-    def _chunked(self) -> bytes | int:
-        """A chunked body (the Node library sends one), bounded in size, chunks and trailers."""
-        parts: list[bytes] = []
-        total = 0
-        for _chunk in range(MAX_CHUNKS):
-            line = self.rfile.readline(MAX_CHUNK_LINE + 1)
-            if not line.endswith(b"\n"):
-                return 400
-            size_text = line.split(b";", 1)[0].strip()
-            if not _HEX.fullmatch(size_text):
-                return 400
-            size = int(size_text, 16)
-            if size == 0:
-                break
-            total += size
-            if total > MAX_BODY:
-                return 413
-            data = self.rfile.read(size)
-            if len(data) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
-                return 400
-            parts.append(data)
-        else:
-            return 400
-        for _trailer in range(MAX_TRAILERS):
-            line = self.rfile.readline(MAX_CHUNK_LINE + 1)
-            if line in (b"\r\n", b"\n", b""):
-                return b"".join(parts)
-            if not line.endswith(b"\n"):
-                return 400
-        return 400

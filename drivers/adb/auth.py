@@ -27,7 +27,6 @@ import base64
 import binascii
 import contextlib
 import os
-import secrets
 import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ..errors import PosdiagError
+from ..private_files import make_private_dirs, write_temporary
 from .protocol import TOKEN_SIZE, AdbProtocolError
 
 # cryptography is imported where a key is made, read, used or checked: most devices (and every
@@ -281,30 +281,14 @@ def _load(path: Path) -> AdbKey:
     return AdbKey.from_pem(data, path)
 
 
-def _make_private_dirs(directory: Path) -> None:
-    missing: list[Path] = []
-    current = directory
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for folder in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(folder, 0o700)
-
-
 def _create(path: Path) -> AdbKey:
     key = AdbKey.generate()
     pem = key.to_pem()
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     try:
-        _make_private_dirs(path.parent)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        make_private_dirs(path.parent)
+        temporary = write_temporary(path, pem)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.link(temporary, path)
+            os.link(temporary, path)  # not replace: a key another process made first wins
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)

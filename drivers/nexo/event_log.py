@@ -34,10 +34,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,10 +44,18 @@ from typing import Any
 import structlog
 
 from ..i18n import _, ngettext
+from ..private_files import (
+    POIID_FILE_NAME,
+    data_dir,
+    locked,
+    make_private_dirs,
+    remove_with_lock,
+    replace_private,
+    terminal_files,
+)
 from ..text import clean_text
 from .failures import NexoConfigError
 from .readers import Event
-from .service_ids import POIID_FILE_NAME, data_dir, make_private_dirs
 
 __all__ = [
     "ALERT_KINDS",
@@ -347,7 +354,7 @@ class NexoEventLog:
             if not path.exists():
                 return 0
             try:
-                with self._locked(path):
+                with locked(path):
                     count = len(self._read(path, poiid))
                     path.unlink(missing_ok=True)
             except OSError as exc:
@@ -367,7 +374,7 @@ class NexoEventLog:
             self.folder.chmod(0o700)  # a folder made by hand with the umask's 755: close it
         path = self.folder / event.poiid
         created = not path.exists()
-        with self._locked(path):
+        with locked(path):
             entries = self._read(path, event.poiid)
             if any(entry.identity == event.identity for entry in entries):
                 return None
@@ -376,22 +383,6 @@ class NexoEventLog:
         if created:
             self._sweep(keep=path)
         return event
-
-    @contextlib.contextmanager
-    def _locked(self, path: Path) -> Iterator[None]:
-        """An exclusive ``flock`` on the terminal's lock file (where flock exists)."""
-        lock_path = path.with_name(f".{path.name}.lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        try:
-            try:
-                import fcntl
-
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except ImportError:  # pragma: no cover - not POSIX: the thread lock still holds
-                pass
-            yield
-        finally:
-            os.close(fd)
 
     @staticmethod
     def _read(path: Path, poiid: str) -> list[RecordedEvent]:
@@ -423,19 +414,7 @@ class NexoEventLog:
 
     @staticmethod
     def _write(path: Path, entries: list[RecordedEvent]) -> None:
-        """Replace the file atomically (temporary file, fsync, rename), mode 0600."""
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        text = "".join(_line(entry) for entry in entries)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+        replace_private(path, "".join(_line(entry) for entry in entries).encode("utf-8"))
 
     def _protected(self, path: Path) -> bool:
         """Whether a terminal file holds a SecurityAlarm (unreadable: assume it does)."""
@@ -446,22 +425,11 @@ class NexoEventLog:
 
     def _sweep(self, keep: Path) -> None:
         """Delete the oldest terminal files beyond MAX_TERMINALS, those without alarms first."""
-        files: list[tuple[float, Path]] = []
-        try:
-            with os.scandir(self.folder) as listing:
-                for count, entry in enumerate(listing):
-                    if count > 4 * MAX_TERMINALS:
-                        break  # a folder someone filled with other files: do not walk it all
-                    if entry.is_file(follow_symlinks=False) and POIID_FILE_NAME.fullmatch(
-                        entry.name
-                    ):
-                        files.append((entry.stat(follow_symlinks=False).st_mtime, Path(entry)))
-        except OSError:
-            return
+        files = terminal_files(self.folder, MAX_TERMINALS)
         excess = len(files) - MAX_TERMINALS
         if excess <= 0:
             return
-        oldest = [path for _when, path in sorted(files) if path != keep]
+        oldest = [path for _when, path in files if path != keep]
         doomed = [p for p in oldest[:_SWEEP_READS] if not self._protected(p)][:excess]
         if len(doomed) < excess:
             extra = [p for p in oldest if p not in doomed][: excess - len(doomed)]
@@ -469,6 +437,5 @@ class NexoEventLog:
             doomed.extend(extra)
         for path in doomed:
             with contextlib.suppress(OSError):
-                path.unlink()
-                path.with_name(f".{path.name}.lock").unlink(missing_ok=True)
+                remove_with_lock(path)
             log.debug("nexo.event_log_pruned", poiid=path.name)

@@ -19,29 +19,34 @@ file and a rename under an ``flock``, so two processes never lose each other's I
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import secrets
 import string
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
 
 from ..i18n import _
+from ..private_files import (
+    POIID_FILE_NAME,
+    data_dir,
+    locked,
+    make_private_dirs,
+    remove_with_lock,
+    replace_private,
+    terminal_files,
+)
 from .failures import NexoConfigError
 
 __all__ = [
     "MAX_PER_TERMINAL",
     "MAX_TERMINALS",
-    "POIID_FILE_NAME",
     "RETENTION_S",
     "ServiceIdStore",
-    "data_dir",
     "default_service_id_dir",
-    "make_private_dirs",
     "random_service_id",
 ]
 
@@ -57,8 +62,6 @@ MAX_FILE = MAX_PER_TERMINAL * 32
 """A terminal file's byte bound (a line is under 25 bytes)."""
 _ALPHABET = string.ascii_letters + string.digits
 _LINE = re.compile(r"([A-Za-z0-9]{1,10}) (\d{1,12}(?:\.\d{1,6})?)")
-POIID_FILE_NAME = re.compile(r"[A-Za-z0-9]{1,32}-[A-Za-z0-9]{1,32}")
-"""A POIID fit to be a file name (``V400m-324688179``): what the per-terminal stores accept."""
 _DRAWS = 64
 """Draws before giving up (a generator that keeps repeating itself is broken)."""
 
@@ -68,33 +71,9 @@ def random_service_id() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(10))
 
 
-def data_dir() -> Path:
-    """``$XDG_DATA_HOME/posdiag`` (``~/.local/share/posdiag`` without it): the nexo stores' base.
-
-    A relative ``XDG_DATA_HOME`` is ignored, as the XDG specification requires (and as the
-    ledger's default path does).
-    """
-    xdg = os.environ.get("XDG_DATA_HOME", "")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base / "posdiag"
-
-
 def default_service_id_dir() -> Path:
     """``$XDG_DATA_HOME/posdiag/nexo-service-ids`` (``~/.local/share/…`` without it)."""
     return data_dir() / "nexo-service-ids"
-
-
-def make_private_dirs(folder: Path) -> None:
-    """Create ``folder`` and its missing parents as 0700 whatever the umask."""
-    missing: list[Path] = []
-    probe = folder
-    while not probe.exists() and probe.parent != probe:
-        missing.append(probe)
-        probe = probe.parent
-    for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            path.mkdir(mode=0o700)
-        path.chmod(0o700)
 
 
 class ServiceIdStore:
@@ -155,7 +134,7 @@ class ServiceIdStore:
     def _new(self, poiid: str) -> str:
         make_private_dirs(self.folder)
         path = self.folder / poiid
-        with self._locked(path):
+        with locked(path):
             now = self.clock()
             # a line from the future (a clock set back) is kept: it may still be remembered
             kept = [(sid, when) for sid, when in self._read(path) if now - when < RETENTION_S]
@@ -170,22 +149,6 @@ class ServiceIdStore:
             self._write(path, kept[-MAX_PER_TERMINAL:])
         self._sweep(keep=path)
         return candidate
-
-    @contextlib.contextmanager
-    def _locked(self, path: Path) -> Iterator[None]:
-        """An exclusive ``flock`` on the terminal's lock file (where flock exists)."""
-        lock_path = path.with_name(f".{path.name}.lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        try:
-            try:
-                import fcntl
-
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except ImportError:  # pragma: no cover - not POSIX: the thread lock still holds
-                pass
-            yield
-        finally:
-            os.close(fd)
 
     @staticmethod
     def _read(path: Path) -> list[tuple[str, float]]:
@@ -204,40 +167,16 @@ class ServiceIdStore:
 
     @staticmethod
     def _write(path: Path, entries: list[tuple[str, float]]) -> None:
-        """Replace the file atomically (temporary file, fsync, rename), mode 0600."""
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
         text = "".join(f"{sid} {when:.3f}\n" for sid, when in entries)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+        replace_private(path, text.encode("ascii"))
 
     def _sweep(self, keep: Path) -> None:
         """Delete terminal files idle for 48 hours, and the oldest beyond MAX_TERMINALS."""
         now = self.clock()
-        files: list[tuple[float, Path]] = []
-        try:
-            with os.scandir(self.folder) as listing:
-                for count, entry in enumerate(listing):
-                    if count > 4 * MAX_TERMINALS:
-                        break  # a folder someone filled with other files: do not walk it all
-                    if entry.is_file(follow_symlinks=False) and POIID_FILE_NAME.fullmatch(
-                        entry.name
-                    ):
-                        files.append((entry.stat(follow_symlinks=False).st_mtime, Path(entry)))
-        except OSError:
-            return
-        files.sort()
+        files = terminal_files(self.folder, MAX_TERMINALS)
         stale = [path for when, path in files if now - when >= RETENTION_S]
         excess = [path for _when, path in files[: max(0, len(files) - MAX_TERMINALS)]]
         for path in {*stale, *excess} - {keep}:
             with contextlib.suppress(OSError):
-                path.unlink()
-                path.with_name(f".{path.name}.lock").unlink(missing_ok=True)
+                remove_with_lock(path)
             log.debug("nexo.service_ids_pruned", terminal=path.name[-4:])

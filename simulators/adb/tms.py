@@ -18,33 +18,20 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from ..tms_sync import ask_tms
+
 if TYPE_CHECKING:
     from .state import AndroidState
 
 log = structlog.get_logger(__name__)
 
-SYNC_PATH = "/_sim/device/sync"
-SYNC_TIMEOUT_S = 2.0
-
-
 def sync(state: AndroidState) -> bool:
     """Poll the TMS once and apply what it says; True when it answered."""
     if not state.tms_url:
         return False
-    import httpx  # here: a unit without a TMS (every plain simulated check) never loads httpx
-
     serial = state.vendor_serial or state.serial
-    try:
-        response = httpx.get(
-            state.tms_url.rstrip("/") + SYNC_PATH,
-            params={"serial": serial, "model": state.model},
-            timeout=SYNC_TIMEOUT_S,
-            trust_env=False,
-        )
-        answer = response.json() if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        answer = None
-    if not isinstance(answer, dict):
+    answer = ask_tms(state.tms_url, {"serial": serial, "model": state.model})
+    if answer is None:
         log.debug("sim.tms.offline", serial=serial)
         return False
     if answer.get("release_device_owner") is True and state.device_owner:

@@ -31,11 +31,19 @@ from urllib.parse import parse_qsl, urlsplit
 
 from posdiag.drivers.errors import AddressError
 
-__all__ = ["COMMON_FAULTS", "BackendSimulator", "Request", "Response", "SimTerminal"]
+from ..tms_sync import SYNC_PATH
+
+__all__ = [
+    "COMMON_FAULTS",
+    "SYNC_PATH",
+    "BackendSimulator",
+    "Request",
+    "Response",
+    "SimTerminal",
+]
 
 COMMON_FAULTS = ("rate_limit", "server_error", "slow", "garbage")
 MAX_BODY = 1024 * 1024
-SYNC_PATH = "/_sim/device/sync"
 
 
 @dataclass

@@ -33,6 +33,8 @@ from typing import Any
 
 import structlog
 
+from posdiag.drivers.nexo.http_body import BodyError, read_body
+
 from .engine import Answer, NexoEngine
 
 __all__ = ["MAX_BODY", "NexoHttpsServer"]
@@ -48,22 +50,11 @@ IDLE_TIMEOUT_S = 15.0
 MAX_REQUESTS_PER_CONNECTION = 1000
 MAX_CONNECTIONS = 64
 """Connections served at once; more wait in the listen backlog (a terminal is one device)."""
-MAX_CHUNK_LINE = 1024
-MAX_TRAILERS = 32
 LINGER_BYTES = 4 * MAX_BODY
 LINGER_S = 1.0
 """After refusing a body unread, read and discard at most this much, this long, before closing:
 closing with unread data resets the connection, and the client would lose the refusal."""
 PATHS = ("/nexo", "/nexo/")
-
-
-class _BodyError(Exception):
-    """The request body cannot be read: answer ``status`` and close."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 class _Deadline:
@@ -76,64 +67,8 @@ class _Deadline:
     def arm(self) -> None:
         left = self.end - time.monotonic()
         if left <= 0:
-            raise _BodyError(408, "request took too long")
+            raise BodyError(408, "request took too long")
         self.sock.settimeout(left)
-
-
-def _read_exact(handler: BaseHTTPRequestHandler, size: int, deadline: _Deadline) -> bytes:
-    parts: list[bytes] = []
-    left = size
-    while left > 0:
-        deadline.arm()
-        piece = handler.rfile.read1(min(left, 65536))
-        if not piece:
-            raise _BodyError(400, "body ended early")
-        parts.append(piece)
-        left -= len(piece)
-    return b"".join(parts)
-
-
-def _read_line(handler: BaseHTTPRequestHandler, deadline: _Deadline) -> bytes:
-    deadline.arm()
-    line: bytes = handler.rfile.readline(MAX_CHUNK_LINE + 1)
-    if len(line) > MAX_CHUNK_LINE or not line.endswith(b"\n"):
-        raise _BodyError(400, "bad chunk line")
-    return line
-
-
-def read_body(handler: BaseHTTPRequestHandler, deadline: _Deadline) -> bytes:
-    """The request body, chunked or by Content-Length, bounded in size and time."""
-    encoding = (handler.headers.get("Transfer-Encoding") or "").strip().lower()
-    if encoding:
-        if encoding != "chunked":
-            raise _BodyError(501, "unsupported transfer encoding")
-        body = bytearray()
-        while True:
-            size_text = _read_line(handler, deadline).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise _BodyError(400, "bad chunk size") from None
-            if size < 0 or len(body) + size > MAX_BODY:
-                raise _BodyError(413, "body too large")
-            if size == 0:
-                break
-            body += _read_exact(handler, size, deadline)
-            if _read_line(handler, deadline).strip():
-                raise _BodyError(400, "chunk not followed by CRLF")
-        for _ in range(MAX_TRAILERS):
-            if not _read_line(handler, deadline).strip():
-                return bytes(body)
-        raise _BodyError(400, "too many trailers")
-    length_text = handler.headers.get("Content-Length")
-    if length_text is None:
-        return b""
-    if not (length_text.strip().isascii() and length_text.strip().isdigit()):
-        raise _BodyError(400, "bad Content-Length")
-    length = int(length_text.strip()[:12])
-    if length > MAX_BODY:
-        raise _BodyError(413, "body too large")
-    return _read_exact(handler, length, deadline)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -213,16 +148,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         deadline = _Deadline(self.connection, READ_DEADLINE_S)
         try:
-            body = read_body(self, deadline)
-        except _BodyError as exc:
+            body = read_body(
+                self.rfile, self.headers, max_body=MAX_BODY, strict=False, arm=deadline.arm
+            )
+        except BodyError as exc:
             log.debug("sim.nexo.http.bad_body", status=exc.status, reason=exc.reason)
             self.close_connection = True
             self._send(exc.status, b'{"errors": ["' + exc.reason.encode() + b'"]}')
-            self._linger()
-            return
-        except TimeoutError:
-            self.close_connection = True
-            self._send(408, b'{"errors": ["request took too long"]}')
+            if exc.status != 408:  # a client too slow to send is not waited for again
+                self._linger()
             return
         self.connection.settimeout(READ_DEADLINE_S)  # for writing the answer
         answer: Answer = self.server.engine.respond(body)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from ..tms_sync import SYNC_PATH, ask_tms
 from .device import clear_merchant
 from .state import ASSIGNMENTS
 
@@ -33,8 +34,6 @@ __all__ = ["SYNC_PATH", "sync"]
 
 log = structlog.get_logger(__name__)
 
-SYNC_PATH = "/_sim/device/sync"
-SYNC_TIMEOUT_S = 2.0
 MAX_NAME = 80
 
 
@@ -49,8 +48,6 @@ def sync(state: NexoState) -> bool:
     """Ask the backend once and apply what it says; True when it answered."""
     if not state.tms_url:
         return False
-    import httpx  # here: a terminal without a backend never loads httpx
-
     params = {
         "serial": state.serial,
         "model": state.model,
@@ -61,17 +58,8 @@ def sync(state: NexoState) -> bool:
         params["merchantAccount"] = state.merchant_account
     if state.store:
         params["storeId"] = state.store
-    try:
-        response = httpx.get(
-            state.tms_url.rstrip("/") + SYNC_PATH,
-            params=params,
-            timeout=SYNC_TIMEOUT_S,
-            trust_env=False,
-        )
-        answer = response.json() if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        answer = None
-    if not isinstance(answer, dict):
+    answer = ask_tms(state.tms_url, params)
+    if answer is None:
         log.debug("sim.nexo.tms.offline", poiid=state.poiid)
         return False
     assignment = answer.get("assignment")
